@@ -1,0 +1,377 @@
+"""The `scheduler` command line. Human-readable output by default, `--json` for scripts.
+
+Every command reads the same environment variables as the app and the worker, and turns a
+SchedulerError into one line on stderr and the exit code listed in README.md.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+
+import click
+from sqlalchemy.exc import DBAPIError
+
+from app import crypto, logs
+from app.config import Settings
+from app.db import (
+    check_connection, check_schema, describe, explain_connect_error, make_engine,
+    make_session_factory,
+)
+from app.errors import DatabaseUnavailable, InvalidInput, NotFound, SchedulerError
+from app.timeutil import parse_instant, utcnow
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  done
+  2  the database cannot be reached, the login failed, or the server is too old
+  3  the schema is missing or out of date: run `scheduler db init`
+  4  a setting is malformed or out of range (the message names it)
+  5  not found;  6  invalid input;  7  conflict with the current state
+  1  anything else (a bug: the traceback is printed)"""
+
+
+def handle_errors(command):
+    """One place that turns the exception tree into a line on stderr and an exit code."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        logs.configure(os.environ.get("SCHEDULER_LOG_LEVEL", "INFO"))
+        try:
+            return command(*args, **kwargs)
+        except SchedulerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+    return wrapper
+
+
+class Context:
+    """What a command needs: the settings and, made on first use, the engine and sessions."""
+
+    def __init__(self, as_json: bool = False):
+        self.as_json = as_json
+        self.engine = None
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        return Settings.from_env()
+
+    def sessions(self, check_schema_first: bool = True):
+        if self.engine is None:
+            self.engine = make_engine(self.settings)
+            check_connection(self.engine)
+            if check_schema_first:
+                check_schema(self.engine)
+        return make_session_factory(self.engine)
+
+    def output(self, data, human: str) -> None:
+        click.echo(json.dumps(data, default=str, indent=None) if self.as_json else human)
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (or list) instead of text.")
+@click.pass_context
+def cli(ctx: click.Context, as_json: bool) -> None:
+    """Schedule social media posts; the database is the queue."""
+    ctx.obj = Context(as_json)
+
+
+def main() -> None:
+    cli(prog_name="scheduler")
+
+
+# -- db -------------------------------------------------------------------------------------
+
+@cli.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("init")
+@pass_ctx
+@handle_errors
+def db_init(ctx: Context) -> None:
+    """Create or upgrade the schema on DATABASE_URL (safe to run again)."""
+    from app.migrations import init_schema
+
+    ctx.sessions(check_schema_first=False)
+    try:
+        applied = init_schema(ctx.engine)
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(explain_connect_error(ctx.engine, exc)) from None
+    where = describe(ctx.engine)
+    human = (f"applied {', '.join(applied)} on {where}" if applied
+             else f"schema already up to date on {where}")
+    ctx.output({"applied": applied, "database": where}, human)
+
+
+# -- companies, keys, accounts --------------------------------------------------------------
+
+@cli.group()
+def company() -> None:
+    """Companies (tenants)."""
+
+
+@company.command("create")
+@click.argument("name")
+@pass_ctx
+@handle_errors
+def company_create(ctx: Context, name: str) -> None:
+    """Create a company and print its id and first API key (shown once)."""
+    from app.services.accounts import create_company
+
+    created, key = create_company(ctx.sessions(), name, utcnow())
+    ctx.output({"id": created.id, "name": created.name, "api_key": key},
+               f"company {created.id} ({created.name})\n"
+               f"API key (shown once, keep it safe): {key}")
+
+
+@cli.group()
+def apikey() -> None:
+    """API keys: create, list, revoke."""
+
+
+@apikey.command("create")
+@click.option("--company", "company_id", required=True, help="Company id.")
+@pass_ctx
+@handle_errors
+def apikey_create(ctx: Context, company_id: str) -> None:
+    """Create a new API key for a company (shown once)."""
+    from app.services.accounts import create_api_key
+
+    record, key = create_api_key(ctx.sessions(), company_id, utcnow())
+    ctx.output({"id": record.id, "prefix": record.prefix, "api_key": key},
+               f"key {record.id}\nAPI key (shown once, keep it safe): {key}")
+
+
+@apikey.command("list")
+@click.option("--company", "company_id", required=True, help="Company id.")
+@pass_ctx
+@handle_errors
+def apikey_list(ctx: Context, company_id: str) -> None:
+    """List a company's keys (prefixes only; the keys themselves are not stored)."""
+    from app.services.accounts import list_api_keys
+
+    keys = list_api_keys(ctx.sessions(), company_id)
+    rows = [{"id": k.id, "prefix": k.prefix, "created_at": k.created_at,
+             "revoked_at": k.revoked_at} for k in keys]
+    ctx.output(rows, "\n".join(
+        f"{r['id']}  {r['prefix']}...  created {r['created_at']:%Y-%m-%d %H:%M}  "
+        f"{'revoked' if r['revoked_at'] else 'active'}" for r in rows) or "no keys")
+
+
+@apikey.command("revoke")
+@click.argument("key_id")
+@pass_ctx
+@handle_errors
+def apikey_revoke(ctx: Context, key_id: str) -> None:
+    """Revoke a key by its id: requests with it get 401 from then on."""
+    from app.services.accounts import revoke_api_key
+
+    key = revoke_api_key(ctx.sessions(), key_id, utcnow())
+    ctx.output({"id": key.id, "revoked_at": key.revoked_at}, f"revoked {key.id}")
+
+
+@cli.group()
+def account() -> None:
+    """Social accounts."""
+
+
+@account.command("add")
+@click.option("--company", "company_id", required=True, help="Company id.")
+@click.option("--platform", required=True,
+              type=click.Choice(["x", "facebook", "instagram", "linkedin", "sandbox"]))
+@click.option("--external-id", required=True,
+              help="Page id, IG user id, person/org URN or X user id (anything for sandbox).")
+@click.option("--token", required=True, envvar="SCHEDULER_ACCOUNT_TOKEN",
+              help="The platform access token (or SCHEDULER_ACCOUNT_TOKEN); stored encrypted.")
+@click.option("--name", "display_name", help="A display name.")
+@pass_ctx
+@handle_errors
+def account_add(ctx: Context, company_id: str, platform: str, external_id: str, token: str,
+                display_name: str | None) -> None:
+    """Connect a social account to a company."""
+    from app.services.accounts import add_account
+
+    created = add_account(ctx.sessions(), company_id, platform, external_id, token, utcnow(),
+                          display_name=display_name)
+    ctx.output({"id": created.id, "platform": created.platform,
+                "external_id": created.external_id, "status": created.status},
+               f"account {created.id} ({created.platform} {created.external_id})")
+
+
+# -- posts ----------------------------------------------------------------------------------
+
+@cli.group()
+def post() -> None:
+    """Posts."""
+
+
+@post.command("schedule")
+@click.option("--account", "account_ids", required=True, multiple=True,
+              help="Social account id (repeat for several accounts).")
+@click.option("--at", "at", required=True,
+              help="When: ISO 8601 with an offset (2026-12-01T09:00:00+01:00), a local time "
+                   "with --timezone, or 'now' / '+90s' / '+5m' for a time from now.")
+@click.option("--timezone", "tz_name", help="IANA zone for a local --at (e.g. Europe/Paris).")
+@click.option("--media", "media_urls", multiple=True, help="A media URL (repeatable).")
+@click.argument("text")
+@pass_ctx
+@handle_errors
+def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: str | None,
+                  media_urls: tuple[str, ...], text: str) -> None:
+    """Schedule TEXT on one or more accounts."""
+    from app.models import SocialAccount
+    from app.services.posts import schedule_post
+
+    now = utcnow()
+    run_at = parse_when(at, tz_name, now)
+    sessions = ctx.sessions()
+    with sessions() as session:
+        first = session.get(SocialAccount, account_ids[0])
+    if first is None:
+        raise NotFound(f"no social account {account_ids[0]}")
+    posts = schedule_post(sessions, first.company_id, list(account_ids), text, run_at, now,
+                          timezone=tz_name, media_urls=list(media_urls),
+                          max_attempts=ctx.settings.max_attempts)
+    rows = [{"id": p.id, "schedule_id": p.schedule.id, "account_id": p.social_account_id,
+             "run_at": p.schedule.run_at.isoformat()} for p in posts]
+    ctx.output(rows, "\n".join(f"post {r['id']} (schedule {r['schedule_id']}) due "
+                               f"{r['run_at']}" for r in rows))
+
+
+def parse_when(value: str, tz_name: str | None, now: datetime) -> datetime:
+    """`now`, `+N[s|m|h]`, or what `parse_instant` accepts."""
+    text = value.strip().lower()
+    if text == "now":
+        return now
+    if text.startswith("+"):
+        units = {"s": 1, "m": 60, "h": 3600}
+        number, unit = (text[1:-1], text[-1]) if text[-1] in units else (text[1:], "s")
+        try:
+            return now + timedelta(seconds=float(number) * units[unit])
+        except ValueError:
+            raise InvalidInput(f"{value!r}: use +90s, +5m or +2h") from None
+    return parse_instant(value, tz_name)
+
+
+@cli.command("demo")
+@click.option("--posts", "count", default=5, show_default=True, help="How many sandbox posts.")
+@click.option("--spread", default=20, show_default=True,
+              help="Seconds over which the posts fall due.")
+@pass_ctx
+@handle_errors
+def demo(ctx: Context, count: int, spread: int) -> None:
+    """Create a demo company with a sandbox account and posts due over the next seconds."""
+    from app.services.accounts import add_account, create_company
+    from app.services.posts import schedule_post
+
+    if count < 1 or spread < 0:
+        raise InvalidInput("--posts must be at least 1 and --spread not negative")
+    now, sessions = utcnow(), ctx.sessions()
+    created, key = create_company(sessions, "Demo company", now)
+    sandbox = add_account(sessions, created.id, "sandbox", f"demo-{created.id[:8]}", "demo-token",
+                          now, display_name="Sandbox demo")
+    posts = [schedule_post(sessions, created.id, [sandbox.id], f"Demo post {i + 1} of {count}",
+                           now + timedelta(seconds=spread * (i + 1) / count), now)[0]
+             for i in range(count)]
+    ctx.output({"company_id": created.id, "api_key": key, "account_id": sandbox.id,
+                "posts": [p.id for p in posts]},
+               f"company {created.id}, sandbox account {sandbox.id}\n"
+               f"API key (shown once): {key}\n"
+               f"{count} sandbox posts due over the next {spread} s: run `scheduler worker run --loop`")
+
+
+# -- worker and queue -----------------------------------------------------------------------
+
+def worker_options(command):
+    command = click.option("--loop", is_flag=True,
+                           help="Poll every second until the run budget is spent, so a post "
+                                "goes out within about a second of its time.")(command)
+    return click.option("--budget", type=float, default=None,
+                        help="Seconds this run may keep claiming (default SCHEDULER_RUN_BUDGET, 50).")(command)
+
+
+@click.command("run", context_settings={"help_option_names": ["-h", "--help"]},
+               epilog=EXIT_CODES_HELP)
+@worker_options
+@click.pass_context
+@handle_errors
+def worker_run(click_ctx: click.Context, loop: bool, budget: float | None) -> None:
+    """Run one worker cycle: recover stale claims, claim due posts, publish, record.
+
+    This is what cron runs (via worker_trigger.py). It logs one JSON line per post and one
+    summary line per run on stderr.
+    """
+    from worker.runner import run_worker
+
+    overrides = {} if budget is None else {"run_budget": budget}
+    summary = run_worker(Settings.from_env(**overrides), loop=loop)
+    ctx = click_ctx.find_object(Context)
+    if ctx is not None and ctx.as_json:
+        click.echo(json.dumps(summary.as_log()))
+
+
+@cli.group()
+def worker() -> None:
+    """The worker (what cron runs)."""
+
+
+worker.add_command(worker_run)
+
+
+@cli.group()
+def queue() -> None:
+    """Look at and act on the queue."""
+
+
+@queue.command("stats")
+@pass_ctx
+@handle_errors
+def queue_stats(ctx: Context) -> None:
+    """Rows of post_schedule by status."""
+    from worker.queue import count_by_status
+
+    counts = count_by_status(ctx.sessions())
+    ordered = {s: counts.get(s, 0) for s in
+               ("pending", "processing", "done", "failed", "cancelled", "missed")}
+    ctx.output(ordered, "\n".join(f"{k:<11}{v:>8}" for k, v in ordered.items()))
+
+
+@queue.command("retry")
+@click.argument("schedule_id", type=int)
+@pass_ctx
+@handle_errors
+def queue_retry(ctx: Context, schedule_id: int) -> None:
+    """Put a failed (or missed) post back in the queue, due now, with its attempts reset."""
+    from app.errors import Conflict
+    from worker.queue import requeue_failed
+
+    if not requeue_failed(ctx.sessions(), schedule_id, utcnow()):
+        raise Conflict(f"schedule {schedule_id} is not a failed or missed post "
+                       "(see `scheduler queue stats`)")
+    ctx.output({"schedule_id": schedule_id, "status": "pending"},
+               f"schedule {schedule_id} is pending again, due now")
+
+
+# -- odds and ends --------------------------------------------------------------------------
+
+@cli.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for SCHEDULER_SECRET_KEY (encrypts access tokens at rest)."""
+    click.echo(crypto.new_key())
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@handle_errors
+def serve(host: str, port: int) -> None:
+    """Run the API with Flask's development server (use gunicorn in production)."""
+    from app import create_app
+
+    create_app().run(host=host, port=port)

@@ -1,0 +1,115 @@
+"""Settings: every knob the scheduler has, read from environment variables in one place.
+
+`Settings.from_env()` validates each value and raises `ConfigError` naming the variable,
+so a typo in a crontab is one clear line instead of a traceback halfway through a run.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, fields
+from typing import Mapping
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from app.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
+# The drivers we ship and test. Anything else is refused up front, not at the first query.
+_DRIVERS = {"sqlite": "sqlite", "mysql": "mysql+pymysql", "mysql+pymysql": "mysql+pymysql",
+            "mariadb": "mariadb+pymysql", "mariadb+pymysql": "mariadb+pymysql"}
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    lock_timeout: int = 600          # seconds a claim may stay `processing` before recovery
+    max_attempts: int = 3            # attempts per post, counted at claim time
+    batch_size: int = 20             # rows claimed per claim transaction, at most
+    concurrency: int = 8             # publish threads per worker process
+    run_budget: float = 50.0         # seconds a run keeps claiming; below cron's 60
+    retry_backoff: int = 60          # seconds before attempt 2; doubles for each attempt after
+    missed_after: int = 48 * 3600    # a post overdue by more than this is `missed`, not sent late
+    poll_interval: float = 1.0       # seconds between polls in --loop mode
+    worker_id: str = field(default_factory=default_worker_id)
+
+    # name of the environment variable for each field, and how to read it
+    ENV = {
+        "database_url": "DATABASE_URL",
+        "lock_timeout": "SCHEDULER_LOCK_TIMEOUT",
+        "max_attempts": "SCHEDULER_MAX_ATTEMPTS",
+        "batch_size": "SCHEDULER_BATCH_SIZE",
+        "concurrency": "SCHEDULER_CONCURRENCY",
+        "run_budget": "SCHEDULER_RUN_BUDGET",
+        "retry_backoff": "SCHEDULER_RETRY_BACKOFF",
+        "missed_after": "SCHEDULER_MISSED_AFTER",
+        "poll_interval": "SCHEDULER_POLL_INTERVAL",
+        "worker_id": "SCHEDULER_WORKER_ID",
+    }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            var = cls.ENV[f.name]
+            raw = environ.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _parse(var, raw.strip(), f.type)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        normalize_database_url(self.database_url)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and value <= 0:
+                raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
+        if not self.worker_id:
+            raise ConfigError("SCHEDULER_WORKER_ID must not be empty")
+
+    @property
+    def url(self) -> URL:
+        return normalize_database_url(self.database_url)
+
+
+def _parse(var: str, raw: str, kind: str):
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{var} must be a whole number, got {raw!r}") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{var} must be a number, got {raw!r}") from None
+    return raw
+
+
+def normalize_database_url(raw: str) -> URL:
+    """Parse DATABASE_URL; plain mysql:// means PyMySQL, the driver we ship."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            f"DATABASE_URL is not a database URL: {raw!r} "
+            "(expected e.g. sqlite:///scheduler.db or mysql+pymysql://user:pass@host:3306/db)"
+        ) from None
+    driver = _DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"DATABASE_URL uses {url.drivername!r}; supported: sqlite, mysql+pymysql, mariadb+pymysql"
+        )
+    url = url.set(drivername=driver)
+    if driver != "sqlite" and not url.database:
+        raise ConfigError("DATABASE_URL names no database (add /DBNAME after the host)")
+    return url

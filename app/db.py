@@ -1,0 +1,122 @@
+"""Engine and session factory, shared by the API and the worker, and the start-up checks.
+
+MySQL/MariaDB sessions run under READ COMMITTED with the time zone pinned to UTC. SQLite
+(the embedded default) runs in WAL mode and opens every transaction with BEGIN IMMEDIATE:
+one writer at a time takes the place of SKIP LOCKED there.
+"""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.errors import DatabaseUnavailable, SchemaMissing
+
+# MySQL client/server error numbers we translate into one-line messages.
+ACCESS_DENIED = (1044, 1045, 1698)
+UNKNOWN_DATABASE = 1049
+CANT_CONNECT = (2002, 2003, 2005, 2006, 2013)
+
+
+def make_engine(settings: Settings, **kwargs) -> Engine:
+    url = settings.url
+    if url.drivername == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    connect_args = {"init_command": "SET time_zone = '+00:00'", "connect_timeout": 10,
+                    "charset": "utf8mb4"}
+    # READ COMMITTED: the claim's locking read takes record locks only, no gap or
+    # next-key locks, so inserts from the API never deadlock against a claim (see README).
+    return create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=True,
+                         pool_recycle=3600, connect_args=connect_args, **kwargs)
+
+
+def _sqlite_on_connect(dbapi_connection, _record):
+    # Let SQLAlchemy's "begin" event emit BEGIN IMMEDIATE instead of pysqlite's lazy BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def is_mysql(engine: Engine) -> bool:
+    return engine.dialect.name in ("mysql", "mariadb")
+
+
+def describe(engine: Engine) -> str:
+    """The URL without its password, for messages."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def check_connection(engine: Engine) -> None:
+    """Log in once and check the server can SKIP LOCKED; raise DatabaseUnavailable otherwise."""
+    try:
+        with engine.connect() as conn:
+            if is_mysql(engine):
+                version = conn.execute(text("SELECT VERSION()")).scalar_one()
+                check_server_version(version)
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(explain_connect_error(engine, exc)) from None
+
+
+def check_server_version(version: str) -> None:
+    """SKIP LOCKED needs MariaDB >= 10.6 or MySQL >= 8.0.1; older servers silently skip nothing."""
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    if not match:
+        return
+    found = tuple(int(p) for p in match.groups())
+    needed = (10, 6, 0) if "mariadb" in version.lower() else (8, 0, 1)
+    if found < needed:
+        name = "MariaDB" if needed[0] == 10 else "MySQL"
+        raise DatabaseUnavailable(
+            f"{name} {version} is too old: FOR UPDATE SKIP LOCKED needs {name} >= "
+            f"{'.'.join(map(str, needed))}")
+
+
+def explain_connect_error(engine: Engine, exc: DBAPIError) -> str:
+    where = describe(engine)
+    code = _mysql_code(exc)
+    if code in ACCESS_DENIED:
+        return f"database login failed for {where}: check the user and password in DATABASE_URL"
+    if code == UNKNOWN_DATABASE:
+        return (f"database {engine.url.database!r} does not exist on {where}: "
+                f"create it (CREATE DATABASE {engine.url.database}) and run `scheduler db init`")
+    if code in CANT_CONNECT or isinstance(exc, OperationalError):
+        detail = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+        return f"cannot reach the database at {where}: {detail}"
+    return f"database error on {where}: {str(exc.orig or exc).splitlines()[0]}"
+
+
+def _mysql_code(exc: DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise SchemaMissing unless every migration in sql/migrations has been applied."""
+    from app.migrations import pending_migrations  # the module that owns sql/
+
+    try:
+        names = set(inspect(engine).get_table_names())
+        missing = [] if "schema_migrations" in names else ["schema_migrations"]
+        pending = pending_migrations(engine) if not missing else []
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(explain_connect_error(engine, exc)) from None
+    if missing:
+        raise SchemaMissing(
+            f"the schema is missing on {describe(engine)}: run `scheduler db init`")
+    if pending:
+        raise SchemaMissing(
+            f"the schema on {describe(engine)} is out of date ({', '.join(pending)} not applied): "
+            "run `scheduler db init`")

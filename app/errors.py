@@ -1,0 +1,44 @@
+"""The scheduler's exception tree: one base, mapped to exit codes (CLI) and HTTP codes (API) once."""
+from __future__ import annotations
+
+
+class SchedulerError(Exception):
+    """Base of every error a user can cause or must act on. `str(e)` is one line saying what to do."""
+
+    exit_code = 1
+
+
+class ConfigError(SchedulerError):
+    """A setting is malformed or out of range."""
+
+    exit_code = 4
+
+
+class DatabaseUnavailable(SchedulerError):
+    """The database cannot be reached, the login failed, or the server is too old."""
+
+    exit_code = 2
+
+
+class SchemaMissing(SchedulerError):
+    """The tables are not there (or not up to date): `scheduler db init` fixes it."""
+
+    exit_code = 3
+
+
+class NotFound(SchedulerError):
+    """The thing asked for does not exist for this company."""
+
+    exit_code = 5
+
+
+class InvalidInput(SchedulerError):
+    """A value given by the user is not acceptable; the message says which and why."""
+
+    exit_code = 6
+
+
+class Conflict(SchedulerError):
+    """The thing exists but is in a state that does not allow the request."""
+
+    exit_code = 7

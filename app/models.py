@@ -1,0 +1,222 @@
+"""The tables of DESIGN.md as SQLAlchemy 2.0 typed models.
+
+`sql/schema.sql` is the same schema written for MySQL/MariaDB; tests/test_schema.py proves
+the two are equal column by column, so neither can drift from the other.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON, BigInteger, DateTime, Enum, ForeignKey, Index, Integer, MetaData, String, Text,
+    TypeDecorator, text,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+PLATFORMS = ("x", "facebook", "instagram", "linkedin", "sandbox")
+ACCOUNT_STATUSES = ("active", "needs_reconnect")
+POST_STATUSES = ("pending", "published", "failed", "cancelled", "missed")
+SCHEDULE_STATUSES = ("pending", "processing", "done", "failed", "cancelled", "missed")
+ATTEMPT_OUTCOMES = ("published", "retry", "failed", "deferred", "unknown")
+
+
+class UTCDateTime(TypeDecorator):
+    """DATETIME(6) holding UTC. Python sees aware UTC datetimes; the column holds naive UTC.
+
+    MySQL's DATETIME has no zone, so the zone is stripped on the way in and put back on the way
+    out; a naive value handed in is refused, because guessing its zone is how posts go out late.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware UTC datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def _enum(name: str, values: tuple[str, ...]) -> Enum:
+    return Enum(*values, name=name, native_enum=True, create_constraint=False, validate_strings=True)
+
+
+# BIGINT AUTO_INCREMENT on MySQL; INTEGER PRIMARY KEY (the rowid) on SQLite.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+Uuid36 = String(36).with_variant(mysql.CHAR(36), "mysql", "mariadb")
+
+
+# Named constraints, so sql/schema.sql can spell the same names.
+NAMING = {"ix": "ix_%(table_name)s_%(column_0_name)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+          "fk": "fk_%(table_name)s_%(column_0_name)s", "pk": "pk_%(table_name)s"}
+MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+               "mysql_collate": "utf8mb4_unicode_ci"}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    __table_args__ = MYSQL_TABLE
+
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SocialAccount(Base):
+    __tablename__ = "social_accounts"
+    __table_args__ = (
+        Index("uq_social_accounts_external", "company_id", "platform", "external_id", unique=True),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), index=True)
+    platform: Mapped[str] = mapped_column(_enum("platform", PLATFORMS))
+    external_id: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    access_token_encrypted: Mapped[str] = mapped_column(Text)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(
+        _enum("account_status", ACCOUNT_STATUSES), server_default=text("'active'"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PostDetail(Base):
+    __tablename__ = "post_details"
+    __table_args__ = (
+        Index("ix_post_details_company_status", "company_id", "status"),
+        Index("ix_post_details_idempotency", "company_id", "idempotency_key"),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), index=True)
+    social_account_id: Mapped[str] = mapped_column(
+        ForeignKey("social_accounts.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[str] = mapped_column(Uuid36, index=True)
+    content: Mapped[str] = mapped_column(Text)
+    media_urls: Mapped[list] = mapped_column(JSON)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(
+        _enum("post_status", POST_STATUSES), server_default=text("'pending'"))
+    platform_post_id: Mapped[str | None] = mapped_column(String(255))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    schedule: Mapped["PostSchedule"] = relationship(back_populates="post", uselist=False)
+    account: Mapped[SocialAccount] = relationship()
+
+
+class PostSchedule(Base):
+    __tablename__ = "post_schedule"
+    # The due query (status = 'pending' AND run_at <= now ORDER BY run_at, id) is a range
+    # scan of this index with no filesort, whatever the size of the done/failed history.
+    __table_args__ = (Index("ix_post_schedule_due", "status", "run_at", "id"), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_detail_id: Mapped[str] = mapped_column(
+        ForeignKey("post_details.id", ondelete="CASCADE"), unique=True)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(
+        _enum("schedule_status", SCHEDULE_STATUSES), server_default=text("'pending'"))
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    lock_token: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default=text("3"))
+    deferrals: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    post: Mapped[PostDetail] = relationship(back_populates="schedule")
+
+
+class PublishAttempt(Base):
+    __tablename__ = "publish_attempts"
+    __table_args__ = (Index("ix_publish_attempts_schedule", "post_schedule_id", "attempt"),
+                      MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_schedule_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("post_schedule.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # NULL while the attempt is in flight; `unknown` once recovery finds its worker gone.
+    outcome: Mapped[str | None] = mapped_column(_enum("attempt_outcome", ATTEMPT_OUTCOMES))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkerRun(Base):
+    __tablename__ = "worker_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    worker_id: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recovered: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    claimed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    published: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    retried: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    failed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    deferred: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class SchemaMigration(Base):
+    """Which files of sql/migrations have been applied; `scheduler db init` reads and writes it."""
+
+    __tablename__ = "schema_migrations"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)

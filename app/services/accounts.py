@@ -1,0 +1,103 @@
+"""Companies, their API keys and their social accounts."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import crypto
+from app.errors import Conflict, InvalidInput, NotFound
+from app.models import PLATFORMS, ApiKey, Client, Company, SocialAccount
+
+KEY_PREFIX = "sk_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_company(sessions: sessionmaker[Session], name: str, now: datetime) -> tuple[Company, str]:
+    """A company and its first API key; the key is returned once and only its hash is kept."""
+    if not name.strip():
+        raise InvalidInput("the company name must not be empty")
+    with sessions.begin() as session:
+        company = Company(name=name.strip(), created_at=now)
+        session.add(company)
+        session.flush()
+        key = _add_key(session, company.id, now)
+    return company, key
+
+
+def create_api_key(sessions: sessionmaker[Session], company_id: str, now: datetime) -> tuple[ApiKey, str]:
+    with sessions.begin() as session:
+        _company(session, company_id)
+        key = _add_key(session, company_id, now)
+        record = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).one()
+    return record, key
+
+
+def _add_key(session: Session, company_id: str, now: datetime) -> str:
+    key = KEY_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
+    session.add(ApiKey(company_id=company_id, prefix=key[:len(KEY_PREFIX) + 6],
+                       key_hash=hash_key(key), created_at=now))
+    return key
+
+
+def list_api_keys(sessions: sessionmaker[Session], company_id: str) -> list[ApiKey]:
+    with sessions() as session:
+        _company(session, company_id)
+        return list(session.scalars(select(ApiKey).where(ApiKey.company_id == company_id)
+                                    .order_by(ApiKey.created_at)))
+
+
+def revoke_api_key(sessions: sessionmaker[Session], key_id: str, now: datetime) -> ApiKey:
+    with sessions.begin() as session:
+        key = session.get(ApiKey, key_id)
+        if key is None:
+            raise NotFound(f"no API key with id {key_id}")
+        if key.revoked_at is None:
+            key.revoked_at = now
+    return key
+
+
+def add_account(sessions: sessionmaker[Session], company_id: str, platform: str, external_id: str,
+                access_token: str, now: datetime, display_name: str | None = None,
+                client_id: str | None = None, token_expires_at: datetime | None = None) -> SocialAccount:
+    if platform not in PLATFORMS:
+        raise InvalidInput(f"unknown platform {platform!r}: one of {', '.join(PLATFORMS)}")
+    if not external_id.strip() or not access_token.strip():
+        raise InvalidInput("the external id and the access token must not be empty")
+    with sessions.begin() as session:
+        _company(session, company_id)
+        if client_id is not None:
+            client = session.get(Client, client_id)
+            if client is None or client.company_id != company_id:
+                raise NotFound(f"no client {client_id} in this company")
+        account = SocialAccount(
+            company_id=company_id, client_id=client_id, platform=platform,
+            external_id=external_id.strip(), display_name=display_name,
+            access_token_encrypted=crypto.seal(access_token), token_expires_at=token_expires_at,
+            status="active", created_at=now, updated_at=now)
+        session.add(account)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Conflict(f"this company already has the {platform} account {external_id}") from None
+    return account
+
+
+def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime) -> None:
+    with sessions.begin() as session:
+        session.execute(update(SocialAccount).where(SocialAccount.id == account_id)
+                        .values(status="needs_reconnect", updated_at=now))
+
+
+def _company(session: Session, company_id: str) -> Company:
+    company = session.get(Company, company_id)
+    if company is None:
+        raise NotFound(f"no company with id {company_id}")
+    return company

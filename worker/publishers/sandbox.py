@@ -1,0 +1,33 @@
+"""The `sandbox` platform: publishes nowhere, needs no network, so the whole flow runs anywhere.
+
+A post whose content contains `#sandbox-retry`, `#sandbox-fail`, `#sandbox-auth` or
+`#sandbox-ratelimit` raises that error class instead, to try the error paths by hand.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from worker.publishers.base import (
+    Account, AuthError, PermanentError, PostToPublish, PublishResult, RateLimitedError,
+    RetryableError,
+)
+
+
+class SandboxPublisher:
+    platform = "sandbox"
+
+    def publish(self, post: PostToPublish, account: Account) -> PublishResult:
+        if "#sandbox-retry" in post.content:
+            raise RetryableError("sandbox: simulated timeout", error_code="timeout")
+        if "#sandbox-fail" in post.content:
+            raise PermanentError("sandbox: simulated rejection of the content",
+                                 http_status=400, error_code="rejected")
+        if "#sandbox-auth" in post.content:
+            raise AuthError("sandbox: simulated expired token", http_status=401,
+                            error_code="auth")
+        if "#sandbox-ratelimit" in post.content:
+            raise RateLimitedError(
+                "sandbox: simulated rate limit", http_status=429, error_code="rate_limited",
+                retry_at=datetime.now(timezone.utc) + timedelta(seconds=60))
+        return PublishResult(platform_post_id=f"sandbox-{uuid.uuid4().hex[:16]}")

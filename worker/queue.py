@@ -1,0 +1,285 @@
+"""The SQL of the queue: recover, claim, and the fenced outcome writes. The only module that
+writes post_schedule's lock columns.
+
+Every function runs one short transaction, takes `now` from its caller (an injectable clock),
+and retries MySQL deadlocks (1213) and lock-wait timeouts (1205) a few times before giving up.
+Outcome writes match on `lock_token`: a worker whose claim was recovered and re-claimed
+elsewhere changes nothing, because its token no longer matches.
+"""
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, TypeVar
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.errors import SchedulerError
+from app.models import PostDetail, PostSchedule, PublishAttempt, WorkerRun
+
+T = TypeVar("T")
+LOCK_CONFLICTS = (1205, 1213)  # lock wait timeout, deadlock: the transaction can simply run again
+TX_RETRIES = 5
+RECOVER_LIMIT = 500
+
+
+class LockConflict(SchedulerError):
+    """A queue transaction kept hitting deadlocks or lock waits; the run stops cleanly."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row this worker owns until it records an outcome, proven by `lock_token`."""
+
+    schedule_id: int
+    post_detail_id: str
+    lock_token: str
+    attempt: int        # this attempt's number, 1-based, already counted
+    max_attempts: int
+    run_at: datetime
+    deferrals: int = 0  # rate-limit deferrals so far, which spent no attempt
+
+
+@dataclass(frozen=True)
+class Failure:
+    message: str
+    http_status: int | None = None
+    error_code: str | None = None
+
+
+# -- transactions -------------------------------------------------------------------------
+
+def in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run `work` in one transaction; run it again on a deadlock or lock-wait timeout."""
+    for attempt in range(TX_RETRIES + 1):
+        try:
+            with sessions.begin() as session:
+                return work(session)
+        except OperationalError as exc:
+            if not _is_lock_conflict(exc):
+                raise
+            if attempt == TX_RETRIES:
+                raise LockConflict(f"gave up after {TX_RETRIES + 1} lock conflicts: "
+                                   f"{str(exc.orig).splitlines()[0]}") from exc
+            time.sleep(min(0.05 * 2 ** attempt, 1.0) * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")
+
+
+def _is_lock_conflict(exc: OperationalError) -> bool:
+    args = getattr(exc.orig, "args", ())
+    if args and args[0] in LOCK_CONFLICTS:
+        return True
+    return "database is locked" in str(exc.orig)  # SQLite, after its busy timeout
+
+
+# -- the queue's steps --------------------------------------------------------------------
+
+def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: float) -> int:
+    """Put back rows whose worker has held them past the lock timeout; return how many.
+
+    The read locks what it reads (SKIP LOCKED), so overlapping runs recover disjoint rows
+    and none writes on what it saw without holding it. The attempt that was in flight is
+    recorded `unknown`: it may or may not have reached the platform. A row that was on its
+    last attempt fails instead of going round again.
+    """
+    cutoff = now - timedelta(seconds=lock_timeout)
+
+    def work(session: Session) -> int:
+        rows = session.execute(
+            select(PostSchedule.id, PostSchedule.post_detail_id, PostSchedule.attempts,
+                   PostSchedule.max_attempts)
+            .where(PostSchedule.status == "processing", PostSchedule.locked_at < cutoff)
+            .order_by(PostSchedule.id).limit(RECOVER_LIMIT)
+            .with_for_update(skip_locked=True)).all()
+        if not rows:
+            return 0
+        lost = "the worker stopped answering during this attempt; it was recovered after the lock timeout"
+        retry = [r.id for r in rows if r.attempts < r.max_attempts]
+        spent = [r for r in rows if r.attempts >= r.max_attempts]
+        if retry:
+            session.execute(update(PostSchedule).where(PostSchedule.id.in_(retry)).values(
+                status="pending", locked_at=None, worker_id=None, lock_token=None,
+                last_error=lost, updated_at=now))
+        if spent:
+            message = (f"{lost}, and it was the last attempt: check the platform for the post, "
+                       "then retry it if it is not there")
+            session.execute(update(PostSchedule).where(PostSchedule.id.in_([r.id for r in spent]))
+                            .values(status="failed", last_error=message, updated_at=now))
+            session.execute(update(PostDetail)
+                            .where(PostDetail.id.in_([r.post_detail_id for r in spent]))
+                            .values(status="failed", error_message=message, updated_at=now))
+        session.execute(update(PublishAttempt).where(
+            PublishAttempt.post_schedule_id.in_([r.id for r in rows]),
+            PublishAttempt.outcome.is_(None)).values(
+            outcome="unknown", finished_at=now, error_code="lock_timeout", error_message=lost))
+        return len(rows)
+
+    return in_transaction(sessions, work)
+
+
+def claim_due(sessions: sessionmaker[Session], now: datetime, batch: int,
+              worker_id: str) -> list[Claimed]:
+    """Claim up to `batch` due rows for this worker, committed before anything is published.
+
+    The SELECT walks ix_post_schedule_due in order (status, run_at, id) and skips rows other
+    workers hold; the UPDATE then marks them by primary key and counts the attempt, so a crash
+    after this point still spends it. One in-flight `publish_attempts` row per claim.
+    """
+    token = uuid.uuid4().hex
+
+    def work(session: Session) -> list[Claimed]:
+        ids = session.scalars(
+            select(PostSchedule.id)
+            .where(PostSchedule.status == "pending", PostSchedule.run_at <= now)
+            .order_by(PostSchedule.run_at, PostSchedule.id).limit(batch)
+            .with_for_update(skip_locked=True)).all()
+        if not ids:
+            return []
+        session.execute(update(PostSchedule).where(PostSchedule.id.in_(ids)).values(
+            status="processing", locked_at=now, worker_id=worker_id, lock_token=token,
+            attempts=PostSchedule.attempts + 1, updated_at=now))
+        rows = session.execute(
+            select(PostSchedule.id, PostSchedule.post_detail_id, PostSchedule.attempts,
+                   PostSchedule.max_attempts, PostSchedule.run_at, PostSchedule.deferrals)
+            .where(PostSchedule.id.in_(ids)).order_by(PostSchedule.run_at, PostSchedule.id)).all()
+        session.execute(insert(PublishAttempt), [
+            {"post_schedule_id": r.id, "attempt": r.attempts, "worker_id": worker_id,
+             "started_at": now} for r in rows])
+        return [Claimed(r.id, r.post_detail_id, token, r.attempts, r.max_attempts, r.run_at,
+                        r.deferrals) for r in rows]
+
+    return in_transaction(sessions, work)
+
+
+def mark_published(sessions: sessionmaker[Session], job: Claimed, platform_post_id: str,
+                   now: datetime) -> bool:
+    """Both rows say published, or neither does. False when this worker no longer owns the row."""
+
+    def work(session: Session) -> bool:
+        if not _release(session, job, now, status="done", last_error=None):
+            return False
+        _finish_post(session, job, now, status="published", platform_post_id=platform_post_id,
+                     published_at=now, error_message=None)
+        _record_attempt(session, job, now, "published")
+        return True
+
+    return in_transaction(sessions, work)
+
+
+def schedule_retry(sessions: sessionmaker[Session], job: Claimed, failure: Failure,
+                   now: datetime, backoff: float) -> bool:
+    """Back to pending, due again after `backoff` x 2^(attempt-1) seconds."""
+    run_at = now + timedelta(seconds=backoff * 2 ** (job.attempt - 1))
+
+    def work(session: Session) -> bool:
+        if not _release(session, job, now, status="pending", run_at=run_at,
+                        last_error=failure.message):
+            return False
+        _record_attempt(session, job, now, "retry", failure)
+        return True
+
+    return in_transaction(sessions, work)
+
+
+def mark_failed(sessions: sessionmaker[Session], job: Claimed, failure: Failure, now: datetime,
+                status: str = "failed") -> bool:
+    """Failed (or `missed`) for good, with the reason on both rows."""
+
+    def work(session: Session) -> bool:
+        if not _release(session, job, now, status=status, last_error=failure.message):
+            return False
+        _finish_post(session, job, now, status=status, error_message=failure.message)
+        _record_attempt(session, job, now, "failed", failure)
+        return True
+
+    return in_transaction(sessions, work)
+
+
+def defer(sessions: sessionmaker[Session], job: Claimed, until: datetime, failure: Failure,
+          now: datetime) -> bool:
+    """Due again at `until` (a platform's rate-limit reset), giving back the attempt it counted."""
+
+    def work(session: Session) -> bool:
+        if not _release(session, job, now, status="pending", run_at=until,
+                        attempts=PostSchedule.attempts - 1,
+                        deferrals=PostSchedule.deferrals + 1, last_error=failure.message):
+            return False
+        _record_attempt(session, job, now, "deferred", failure)
+        return True
+
+    return in_transaction(sessions, work)
+
+
+def _release(session: Session, job: Claimed, now: datetime, **values) -> bool:
+    """The fenced write: it matches only while the row is still ours under this claim."""
+    values["locked_at"] = None
+    if values["status"] == "pending":  # free to be claimed again; a finished row keeps its owner
+        values.update(worker_id=None, lock_token=None)
+    result = session.execute(
+        update(PostSchedule)
+        .where(PostSchedule.id == job.schedule_id, PostSchedule.lock_token == job.lock_token,
+               PostSchedule.status == "processing")
+        .values(updated_at=now, **values))
+    return result.rowcount == 1
+
+
+def _finish_post(session: Session, job: Claimed, now: datetime, **values) -> None:
+    session.execute(update(PostDetail).where(PostDetail.id == job.post_detail_id)
+                    .values(updated_at=now, **values))
+
+
+def _record_attempt(session: Session, job: Claimed, now: datetime, outcome: str,
+                    failure: Failure | None = None) -> None:
+    failure = failure or Failure(message=None)
+    session.execute(update(PublishAttempt).where(
+        PublishAttempt.post_schedule_id == job.schedule_id,
+        PublishAttempt.attempt == job.attempt, PublishAttempt.outcome.is_(None)).values(
+        outcome=outcome, finished_at=now, http_status=failure.http_status,
+        error_code=failure.error_code, error_message=failure.message))
+
+
+# -- operator actions and run bookkeeping -------------------------------------------------
+
+def requeue_failed(sessions: sessionmaker[Session], schedule_id: int, now: datetime) -> bool:
+    """failed (or missed) -> pending, attempts reset, due now. False if the row is not failed."""
+
+    def work(session: Session) -> bool:
+        row = session.execute(
+            select(PostSchedule.post_detail_id).where(
+                PostSchedule.id == schedule_id, PostSchedule.status.in_(("failed", "missed")))
+            .with_for_update()).first()
+        if row is None:
+            return False
+        session.execute(update(PostSchedule).where(PostSchedule.id == schedule_id).values(
+            status="pending", run_at=now, attempts=0, deferrals=0, lock_token=None,
+            locked_at=None, worker_id=None, last_error=None, updated_at=now))
+        session.execute(update(PostDetail).where(PostDetail.id == row.post_detail_id).values(
+            status="pending", error_message=None, updated_at=now))
+        return True
+
+    return in_transaction(sessions, work)
+
+
+def count_by_status(sessions: sessionmaker[Session]) -> dict[str, int]:
+    with sessions() as session:
+        rows = session.execute(select(PostSchedule.status, func.count())
+                               .group_by(PostSchedule.status)).all()
+    return {status: count for status, count in rows}
+
+
+def start_run(sessions: sessionmaker[Session], worker_id: str, now: datetime) -> int:
+    def work(session: Session) -> int:
+        return session.execute(insert(WorkerRun).values(worker_id=worker_id, started_at=now)
+                               ).inserted_primary_key[0]
+
+    return in_transaction(sessions, work)
+
+
+def finish_run(sessions: sessionmaker[Session], run_id: int, now: datetime, **counts: int) -> None:
+    in_transaction(sessions, lambda session: session.execute(
+        update(WorkerRun).where(WorkerRun.id == run_id).values(finished_at=now, **counts)))

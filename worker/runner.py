@@ -1,0 +1,25 @@
+"""The one way to start a worker run, shared by `worker_trigger.py` and `scheduler worker run`:
+check the login and the schema, then run one cycle."""
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError
+
+from app.config import Settings
+from app.db import check_connection, check_schema, explain_connect_error, make_engine, make_session_factory
+from app.errors import DatabaseUnavailable
+from worker.cycle import RunSummary, Worker
+from worker.publishers.base import Publisher
+
+
+def run_worker(settings: Settings, loop: bool = False,
+               publishers: dict[str, Publisher] | None = None) -> RunSummary:
+    engine = make_engine(settings)
+    try:
+        check_connection(engine)
+        check_schema(engine)
+        try:
+            return Worker(settings, make_session_factory(engine), publishers).run(loop=loop)
+        except DBAPIError as exc:  # the database went away mid-run: same exit as not reaching it
+            raise DatabaseUnavailable(explain_connect_error(engine, exc)) from None
+    finally:
+        engine.dispose()
