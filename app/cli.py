@@ -256,6 +256,8 @@ def parse_when(value: str, tz_name: str | None, now: datetime) -> datetime:
             return now + timedelta(seconds=float(number) * units[unit])
         except ValueError:
             raise InvalidInput(f"{value!r}: use +90s, +5m or +2h") from None
+        except OverflowError:
+            raise InvalidInput(f"{value!r} is too far in the future") from None
     return parse_instant(value, tz_name)
 
 
@@ -349,10 +351,16 @@ def queue_stats(ctx: Context) -> None:
 def queue_retry(ctx: Context, schedule_id: int) -> None:
     """Put a failed (or missed) post back in the queue, due now, with its attempts reset."""
     from app.errors import Conflict
+    from app.models import PostSchedule
     from worker.queue import requeue_failed
 
-    if not requeue_failed(ctx.sessions(), schedule_id, utcnow()):
-        raise Conflict(f"schedule {schedule_id} is not a failed or missed post "
+    sessions = ctx.sessions()
+    if not requeue_failed(sessions, schedule_id, utcnow()):
+        with sessions() as session:
+            row = session.get(PostSchedule, schedule_id)
+        if row is None:
+            raise NotFound(f"no schedule {schedule_id} (see `scheduler queue stats`)")
+        raise Conflict(f"schedule {schedule_id} is {row.status}, not a failed or missed post "
                        "(see `scheduler queue stats`)")
     ctx.output({"schedule_id": schedule_id, "status": "pending"},
                f"schedule {schedule_id} is pending again, due now")

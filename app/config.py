@@ -5,6 +5,7 @@ so a typo in a crontab is one clear line instead of a traceback halfway through 
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 from dataclasses import dataclass, field, fields
@@ -71,6 +72,8 @@ class Settings:
         normalize_database_url(self.database_url)
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{self.ENV[f.name]} must be a finite number, got {value}")
             if isinstance(value, (int, float)) and value <= 0:
                 raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
         if not self.worker_id:

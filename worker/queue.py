@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -122,6 +122,14 @@ def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: 
     return in_transaction(sessions, work)
 
 
+def due_query(now: datetime, batch: int) -> Select:
+    """The claim's locking read, in the order of ix_post_schedule_due so no sort is needed."""
+    return (select(PostSchedule.id)
+            .where(PostSchedule.status == "pending", PostSchedule.run_at <= now)
+            .order_by(PostSchedule.run_at, PostSchedule.id).limit(batch)
+            .with_for_update(skip_locked=True))
+
+
 def claim_due(sessions: sessionmaker[Session], now: datetime, batch: int,
               worker_id: str) -> list[Claimed]:
     """Claim up to `batch` due rows for this worker, committed before anything is published.
@@ -133,11 +141,7 @@ def claim_due(sessions: sessionmaker[Session], now: datetime, batch: int,
     token = uuid.uuid4().hex
 
     def work(session: Session) -> list[Claimed]:
-        ids = session.scalars(
-            select(PostSchedule.id)
-            .where(PostSchedule.status == "pending", PostSchedule.run_at <= now)
-            .order_by(PostSchedule.run_at, PostSchedule.id).limit(batch)
-            .with_for_update(skip_locked=True)).all()
+        ids = session.scalars(due_query(now, batch)).all()
         if not ids:
             return []
         session.execute(update(PostSchedule).where(PostSchedule.id.in_(ids)).values(
