@@ -1,0 +1,180 @@
+"""Fixtures: a fresh database per test on SQLite, and on a real MariaDB wherever locking matters.
+
+MariaDB comes from SCHEDULER_TEST_MYSQL_URL (default: root@127.0.0.1:3306). Without a server
+the MariaDB tests fail with a message saying so; they never skip, because a skipped locking
+test proves nothing. To run only the SQLite half on a machine without MariaDB, deselect
+them explicitly: `pytest -m "not mariadb"`.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.db import make_engine, make_session_factory
+from app.migrations import init_schema
+from app.models import Base, PostDetail, PostSchedule
+from app.services.accounts import add_account, create_company
+
+MYSQL_SERVER_URL = os.environ.get("SCHEDULER_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+
+
+@dataclass
+class Db:
+    kind: str
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=False)
+
+    def scalar(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar()
+
+    def rows(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).mappings().all()
+
+
+def _server_engine() -> Engine:
+    return create_engine(make_url(MYSQL_SERVER_URL).set(database=None), isolation_level="AUTOCOMMIT")
+
+
+def reachable_server() -> Engine:
+    """An AUTOCOMMIT engine on the test MariaDB server; fails the test (never skips) when down."""
+    server = _server_engine()
+    try:
+        with server.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        pytest.fail(f"MariaDB is not reachable at {MYSQL_SERVER_URL}: {exc.orig}. Start it, point "
+                    "SCHEDULER_TEST_MYSQL_URL at one, or deselect with -m 'not mariadb'.",
+                    pytrace=False)
+    return server
+
+
+@pytest.fixture(scope="session")
+def mysql_database(worker_id_suffix) -> str:
+    """A database of our own on the MariaDB server, schema applied from sql/, dropped at the end."""
+    server = reachable_server()
+    # The pid keeps two pytest sessions on one server (two checkouts, or CI beside a developer)
+    # from emptying each other's tables.
+    name = f"scheduler_test_{worker_id_suffix}_{os.getpid()}"
+    with server.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    url = make_url(MYSQL_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(Settings(database_url=url))
+    init_schema(engine)
+    engine.dispose()
+    yield url
+    with server.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    server.dispose()
+
+
+@pytest.fixture(scope="session")
+def worker_id_suffix(request) -> str:
+    # pytest-xdist gives each process a name; without it there is one process.
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+
+
+def _db(kind: str, url: str, **overrides) -> Db:
+    settings = Settings(database_url=url, worker_id="test-worker", **overrides)
+    engine = make_engine(settings)
+    return Db(kind, settings, engine, make_session_factory(engine))
+
+
+@pytest.fixture
+def mariadb(mysql_database) -> Db:
+    """The session's MariaDB database, emptied before the test."""
+    db = _db("mariadb", mysql_database)
+    with db.engine.begin() as conn:
+        conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name != "schema_migrations":
+                conn.execute(text(f"TRUNCATE TABLE {table.name}"))
+        conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
+    yield db
+    db.engine.dispose()
+
+
+@pytest.fixture
+def sqlite(tmp_path) -> Db:
+    db = _db("sqlite", f"sqlite:///{tmp_path / 'scheduler.db'}")
+    init_schema(db.engine)
+    yield db
+    db.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def db(request) -> Db:
+    """The test runs once on SQLite and once on MariaDB."""
+    return request.getfixturevalue(request.param)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "mariadb" in getattr(item, "fixturenames", ()) or "mysql_database" in getattr(
+                item, "fixturenames", ()):
+            item.add_marker(pytest.mark.mariadb)
+
+
+# -- data -----------------------------------------------------------------------------------
+
+@dataclass
+class Tenant:
+    company_id: str
+    account_id: str
+    api_key: str
+
+
+def make_tenant(db: Db, platform: str = "sandbox", name: str = "Acme") -> Tenant:
+    company, key = create_company(db.sessions, name, T0)
+    account = add_account(db.sessions, company.id, platform, f"ext-{uuid.uuid4().hex[:8]}",
+                          "secret-token-value", T0, display_name=f"{name} {platform}")
+    return Tenant(company.id, account.id, key)
+
+
+def add_due_posts(db: Db, tenant: Tenant, count: int, run_at: datetime = T0,
+                  content: str = "hello") -> list[int]:
+    """Insert `count` pending posts in bulk (fast enough for thousands); return schedule ids."""
+    post_ids = [str(uuid.uuid4()) for _ in range(count)]
+    group = str(uuid.uuid4())
+    details = [dict(id=pid, company_id=tenant.company_id, social_account_id=tenant.account_id,
+                    group_id=group, content=f"{content} {i}", media_urls=[], status="pending",
+                    created_at=T0 - timedelta(hours=1), updated_at=T0 - timedelta(hours=1))
+               for i, pid in enumerate(post_ids)]
+    # Distinct run_at values ending at `run_at`, so all are due then and their order is known.
+    schedules = [dict(post_detail_id=pid, run_at=run_at - timedelta(microseconds=count - 1 - i),
+                      status="pending", attempts=0, max_attempts=3, deferrals=0,
+                      created_at=T0 - timedelta(hours=1), updated_at=T0 - timedelta(hours=1))
+                 for i, pid in enumerate(post_ids)]
+    with db.sessions.begin() as session:
+        for start in range(0, count, 1000):
+            session.execute(insert(PostDetail), details[start:start + 1000])
+            session.execute(insert(PostSchedule), schedules[start:start + 1000])
+    with db.sessions() as session:
+        return list(session.scalars(select(PostSchedule.id).where(
+            PostSchedule.post_detail_id.in_(post_ids)).order_by(PostSchedule.id)))
+
+
+@pytest.fixture
+def tenant(request) -> Tenant:
+    """A company with one active sandbox account, in whichever database the test uses."""
+    for name in ("db", "mariadb", "sqlite"):
+        if name in request.fixturenames:
+            return make_tenant(request.getfixturevalue(name))
+    raise LookupError("the tenant fixture needs one of the db, mariadb or sqlite fixtures")
