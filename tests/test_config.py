@@ -1,0 +1,199 @@
+"""Settings: defaults, one environment variable per knob, and refusals that name the variable."""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from app.config import DEFAULT_DATABASE_URL, Settings, normalize_database_url
+from app.errors import ConfigError
+
+# (environment variable, field, raw value, parsed value)
+EVERY_VARIABLE = [
+    ("DATABASE_URL", "database_url", "sqlite:////tmp/other.db", "sqlite:////tmp/other.db"),
+    ("SCHEDULER_LOCK_TIMEOUT", "lock_timeout", "900", 900),
+    ("SCHEDULER_MAX_ATTEMPTS", "max_attempts", "5", 5),
+    ("SCHEDULER_BATCH_SIZE", "batch_size", "7", 7),
+    ("SCHEDULER_CONCURRENCY", "concurrency", "3", 3),
+    ("SCHEDULER_RUN_BUDGET", "run_budget", "12.5", 12.5),
+    ("SCHEDULER_RETRY_BACKOFF", "retry_backoff", "30", 30),
+    ("SCHEDULER_MISSED_AFTER", "missed_after", "3600", 3600),
+    ("SCHEDULER_POLL_INTERVAL", "poll_interval", "0.25", 0.25),
+    ("SCHEDULER_WORKER_ID", "worker_id", "cron-box-1", "cron-box-1"),
+]
+NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
+           if isinstance(parsed, (int, float))]
+WHOLE = [(var, name) for var, name, _, parsed in EVERY_VARIABLE if isinstance(parsed, int)]
+
+
+def test_defaults_from_an_empty_environment():
+    settings = Settings.from_env({})
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///scheduler.db"
+    assert settings.lock_timeout == 600
+    assert settings.max_attempts == 3
+    assert settings.batch_size == 20
+    assert settings.concurrency == 8
+    assert settings.run_budget == 50.0
+    assert settings.retry_backoff == 60
+    assert settings.missed_after == 48 * 3600
+    assert settings.poll_interval == 1.0
+    assert settings.worker_id == f"{socket.gethostname()}-{os.getpid()}"
+    assert settings.url.drivername == "sqlite"
+    assert settings.url.database == "scheduler.db"
+
+
+def test_every_field_has_its_environment_variable():
+    assert sorted(Settings.ENV.values()) == sorted(var for var, *_ in EVERY_VARIABLE)
+
+
+@pytest.mark.parametrize("var,name,raw,parsed", EVERY_VARIABLE)
+def test_each_variable_is_read(var, name, raw, parsed):
+    settings = Settings.from_env({var: raw})
+    assert getattr(settings, name) == parsed
+    assert type(getattr(settings, name)) is type(parsed)
+    # and only that field moved
+    defaults = Settings.from_env({}, worker_id=settings.worker_id if name != "worker_id" else "w")
+    for other in Settings.ENV:
+        if other not in (name, "worker_id"):
+            assert getattr(settings, other) == getattr(defaults, other)
+
+
+def test_all_variables_together_and_surrounding_spaces():
+    environ = {var: f"  {raw} " for var, _, raw, _ in EVERY_VARIABLE}
+    settings = Settings.from_env(environ)
+    for _, name, _, parsed in EVERY_VARIABLE:
+        assert getattr(settings, name) == parsed
+
+
+def test_blank_values_mean_the_default():
+    settings = Settings.from_env({"SCHEDULER_BATCH_SIZE": "", "DATABASE_URL": "   "})
+    assert settings.batch_size == 20
+    assert settings.database_url == DEFAULT_DATABASE_URL
+
+
+def test_reads_os_environ_by_default(monkeypatch):
+    monkeypatch.setenv("SCHEDULER_MAX_ATTEMPTS", "9")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
+    settings = Settings.from_env()
+    assert settings.max_attempts == 9
+    assert settings.database_url == "sqlite:///from-env.db"
+
+
+def test_overrides_win_over_the_environment_and_are_validated():
+    assert Settings.from_env({"SCHEDULER_RUN_BUDGET": "10"}, run_budget=3.0).run_budget == 3.0
+    with pytest.raises(ConfigError, match="SCHEDULER_RUN_BUDGET"):
+        Settings.from_env({}, run_budget=0.0)
+
+
+@pytest.mark.parametrize("var,name", NUMERIC)
+@pytest.mark.parametrize("raw", ["0", "-1"])
+def test_zero_and_negative_values_are_refused(var, name, raw):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({var: raw})
+    message = str(info.value)
+    assert var in message
+    assert "greater than 0" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("var,name", NUMERIC)
+@pytest.mark.parametrize("raw", ["abc", "10s", "1,5", "five"])
+def test_non_numeric_values_are_refused(var, name, raw):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({var: raw})
+    message = str(info.value)
+    assert var in message
+    assert repr(raw) in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("var,name", WHOLE)
+def test_whole_number_settings_refuse_fractions(var, name):
+    with pytest.raises(ConfigError, match=f"{var} must be a whole number"):
+        Settings.from_env({var: "1.5"})
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "NaN", "Infinity"])
+@pytest.mark.parametrize("var", ["SCHEDULER_RUN_BUDGET", "SCHEDULER_POLL_INTERVAL"])
+def test_non_finite_numbers_are_refused(var, raw):
+    # float() accepts these; a NaN budget would make every run claim nothing, silently.
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({var: raw})
+    assert var in str(info.value)
+
+
+def test_empty_worker_id_override_is_refused():
+    with pytest.raises(ConfigError, match="SCHEDULER_WORKER_ID"):
+        Settings.from_env({}, worker_id="")
+
+
+def test_config_error_is_exit_code_4():
+    assert ConfigError.exit_code == 4
+
+
+# -- DATABASE_URL ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw,driver,database", [
+    ("sqlite:///scheduler.db", "sqlite", "scheduler.db"),
+    ("sqlite:////var/lib/scheduler/queue.db", "sqlite", "/var/lib/scheduler/queue.db"),
+    ("sqlite://", "sqlite", None),
+    ("mysql://u:p@db.example:3306/sched", "mysql+pymysql", "sched"),
+    ("mysql+pymysql://u:p@db.example/sched", "mysql+pymysql", "sched"),
+    ("mariadb://u:p@db.example:3307/sched", "mariadb+pymysql", "sched"),
+    ("mariadb+pymysql://u@db.example/sched", "mariadb+pymysql", "sched"),
+])
+def test_database_url_normalization(raw, driver, database):
+    url = normalize_database_url(raw)
+    assert url.drivername == driver
+    assert url.database == database
+    assert Settings.from_env({"DATABASE_URL": raw}).url.drivername == driver
+
+
+def test_plain_mysql_keeps_user_password_host_port():
+    url = normalize_database_url("mysql://sched:s3cret@db.example:3307/queue?charset=utf8mb4")
+    assert (url.drivername, url.username, url.password, url.host, url.port, url.database) == (
+        "mysql+pymysql", "sched", "s3cret", "db.example", 3307, "queue")
+    assert url.query == {"charset": "utf8mb4"}
+
+
+@pytest.mark.parametrize("raw,driver", [
+    ("postgresql://u:p@localhost/sched", "postgresql"),
+    ("postgresql+psycopg2://u:p@localhost/sched", "postgresql+psycopg2"),
+    ("mysql+mysqldb://u:p@localhost/sched", "mysql+mysqldb"),
+    ("oracle://u:p@localhost/sched", "oracle"),
+])
+def test_unsupported_drivers_are_refused_by_name(raw, driver):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"DATABASE_URL": raw})
+    message = str(info.value)
+    assert message.startswith("DATABASE_URL uses")
+    assert repr(driver) in message
+    assert "supported: sqlite, mysql+pymysql, mariadb+pymysql" in message
+
+
+@pytest.mark.parametrize("raw", ["garbage", "localhost:3306/sched", "not a url at all", "://"])
+def test_garbage_is_refused(raw):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"DATABASE_URL": raw})
+    message = str(info.value)
+    assert message.startswith("DATABASE_URL is not a database URL")
+    assert repr(raw) in message
+    assert "sqlite:///scheduler.db" in message  # says what a good one looks like
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("raw", ["mysql://u:p@localhost", "mysql://u:p@localhost:3306/",
+                                 "mariadb://u@db.example"])
+def test_mysql_url_without_a_database_is_refused(raw):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"DATABASE_URL": raw})
+    message = str(info.value)
+    assert "DATABASE_URL names no database" in message
+    assert "/DBNAME" in message
+
+
+def test_the_password_never_appears_in_a_refusal():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"DATABASE_URL": "postgresql://u:hunter2@localhost/sched"})
+    assert "hunter2" not in str(info.value)
