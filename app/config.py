@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from app.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
+ENVIRONMENTS = ("development", "test", "production")
 # The drivers we ship and test. Anything else is refused up front, not at the first query.
 _DRIVERS = {"sqlite": "sqlite", "mysql": "mysql+pymysql", "mysql+pymysql": "mysql+pymysql",
             "mariadb": "mariadb+pymysql", "mariadb+pymysql": "mariadb+pymysql"}
@@ -38,6 +39,9 @@ class Settings:
     missed_after: int = 48 * 3600    # a post overdue by more than this is `missed`, not sent late
     poll_interval: float = 1.0       # seconds between polls in --loop mode
     worker_id: str = field(default_factory=default_worker_id)
+    environment: str = "development"  # development | test | production
+    secret_key: str = field(default="", repr=False)  # Fernet key sealing social access tokens
+    max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -51,6 +55,9 @@ class Settings:
         "missed_after": "SCHEDULER_MISSED_AFTER",
         "poll_interval": "SCHEDULER_POLL_INTERVAL",
         "worker_id": "SCHEDULER_WORKER_ID",
+        "environment": "SCHEDULER_ENV",
+        "secret_key": "SCHEDULER_SECRET_KEY",
+        "max_body_bytes": "SCHEDULER_MAX_BODY_BYTES",
     }
 
     @classmethod
@@ -78,6 +85,13 @@ class Settings:
                 raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
         if not self.worker_id:
             raise ConfigError("SCHEDULER_WORKER_ID must not be empty")
+        if self.environment not in ENVIRONMENTS:
+            raise ConfigError(f"SCHEDULER_ENV must be one of {', '.join(ENVIRONMENTS)}, "
+                              f"got {self.environment!r}")
+        if self.environment != "development" and not self.secret_key:
+            # The development key is public (it is in this source): real tokens need a real key.
+            raise ConfigError(f"SCHEDULER_SECRET_KEY must be set when SCHEDULER_ENV="
+                              f"{self.environment}: `scheduler secret-key` prints a new one")
 
     @property
     def url(self) -> URL:

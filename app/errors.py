@@ -33,12 +33,25 @@ class NotFound(SchedulerError):
 
 
 class InvalidInput(SchedulerError):
-    """A value given by the user is not acceptable; the message says which and why."""
+    """A value given by the user is not acceptable; the message says which and why.
+
+    `fields` maps a request field (e.g. `content`, `mediaUrls[0]`) to what is wrong with it.
+    """
 
     exit_code = 6
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.fields = fields or {}
 
 
 class Conflict(SchedulerError):
     """The thing exists but is in a state that does not allow the request."""
 
     exit_code = 7
+
+
+class Unauthorized(SchedulerError):
+    """No API key, or one that is unknown or revoked."""
+
+    exit_code = 1

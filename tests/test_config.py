@@ -21,6 +21,9 @@ EVERY_VARIABLE = [
     ("SCHEDULER_MISSED_AFTER", "missed_after", "3600", 3600),
     ("SCHEDULER_POLL_INTERVAL", "poll_interval", "0.25", 0.25),
     ("SCHEDULER_WORKER_ID", "worker_id", "cron-box-1", "cron-box-1"),
+    ("SCHEDULER_ENV", "environment", "development", "development"),
+    ("SCHEDULER_SECRET_KEY", "secret_key", "x" * 44, "x" * 44),
+    ("SCHEDULER_MAX_BODY_BYTES", "max_body_bytes", "4096", 4096),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
@@ -197,3 +200,20 @@ def test_the_password_never_appears_in_a_refusal():
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"DATABASE_URL": "postgresql://u:hunter2@localhost/sched"})
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("env", ["production", "test"])
+def test_outside_development_a_secret_key_is_required(env):
+    with pytest.raises(ConfigError, match=f"SCHEDULER_SECRET_KEY must be set when SCHEDULER_ENV={env}"):
+        Settings.from_env({"SCHEDULER_ENV": env})
+    key = "k" * 44
+    assert Settings.from_env({"SCHEDULER_ENV": env, "SCHEDULER_SECRET_KEY": key}).secret_key == key
+
+
+def test_unknown_environment_is_refused():
+    with pytest.raises(ConfigError, match="SCHEDULER_ENV must be one of development, test, production"):
+        Settings.from_env({"SCHEDULER_ENV": "prod"})
+
+
+def test_secret_key_is_not_in_the_repr():
+    assert "sekrit" not in repr(Settings.from_env({"SCHEDULER_SECRET_KEY": "sekrit"}))
