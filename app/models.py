@@ -213,6 +213,24 @@ class WorkerRun(Base):
     deferred: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
+class IdempotencyKey(Base):
+    """The first answer to a request carrying an Idempotency-Key, kept to answer its repeats."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        Index("uq_idempotency_keys_company_key", "company_id", "key_hash", unique=True),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    key_hash: Mapped[str] = mapped_column(String(64))  # SHA-256: exact, case-sensitive match
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class SchemaMigration(Base):
     """Which files of sql/migrations have been applied; `scheduler db init` reads and writes it."""
 

@@ -18,9 +18,12 @@ from app.cli import cli
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound, SchemaMissing
+from app.migrations import migration_files, version_of
 from app.models import PostDetail, PostSchedule, PublishAttempt, SocialAccount, WorkerRun
 
 from conftest import Db, Tenant, add_due_posts
+
+VERSIONS = [version_of(path) for path in migration_files()]
 
 UTC = timezone.utc
 
@@ -128,16 +131,17 @@ def future(days: int = 30) -> datetime:
 def test_db_init_twice(run):
     first = run("db", "init")
     assert first.exit_code == 0, first.output
-    assert first.stdout.startswith("applied 0001_initial on sqlite:///")
+    assert first.stdout.startswith(f"applied {', '.join(VERSIONS)} on sqlite:///")
     second = run("db", "init")
     assert second.exit_code == 0, second.output
     assert second.stdout.startswith("schema already up to date on sqlite:///")
     assert run.json("db", "init") == {"applied": [], "database": run.url}
-    assert run.db.scalar("SELECT COUNT(*) FROM schema_migrations") == 1
+    assert run.db.scalar("SELECT COUNT(*) FROM schema_migrations") == len(VERSIONS)
 
 
 def test_db_init_json_lists_what_it_applied(run):
-    assert run.json("db", "init") == {"applied": ["0001_initial"], "database": run.url}
+    assert VERSIONS[:2] == ["0001_initial", "0002_api"]
+    assert run.json("db", "init") == {"applied": VERSIONS, "database": run.url}
 
 
 @pytest.mark.parametrize("args", [
