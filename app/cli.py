@@ -226,7 +226,7 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
                   media_urls: tuple[str, ...], text: str) -> None:
     """Schedule TEXT on one or more accounts."""
     from app.models import SocialAccount
-    from app.services.posts import schedule_post
+    from app.services.posts import NewPost, schedule_post
 
     now = utcnow()
     run_at = parse_when(at, tz_name, now)
@@ -235,8 +235,9 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
         first = session.get(SocialAccount, account_ids[0])
     if first is None:
         raise NotFound(f"no social account {account_ids[0]}")
-    posts = schedule_post(sessions, first.company_id, list(account_ids), text, run_at, now,
-                          timezone=tz_name, media_urls=list(media_urls),
+    request = NewPost(list(account_ids), text, run_at, timezone=tz_name,
+                      media_urls=tuple(media_urls))
+    posts = schedule_post(sessions, first.company_id, request, now,
                           max_attempts=ctx.settings.max_attempts)
     rows = [{"id": p.id, "schedule_id": p.schedule.id, "account_id": p.social_account_id,
              "run_at": p.schedule.run_at.isoformat()} for p in posts]
@@ -270,7 +271,7 @@ def parse_when(value: str, tz_name: str | None, now: datetime) -> datetime:
 def demo(ctx: Context, count: int, spread: int) -> None:
     """Create a demo company with a sandbox account and posts due over the next seconds."""
     from app.services.accounts import add_account, create_company
-    from app.services.posts import schedule_post
+    from app.services.posts import NewPost, schedule_post
 
     if count < 1 or spread < 0:
         raise InvalidInput("--posts must be at least 1 and --spread not negative")
@@ -278,9 +279,9 @@ def demo(ctx: Context, count: int, spread: int) -> None:
     created, key = create_company(sessions, "Demo company", now)
     sandbox = add_account(sessions, created.id, "sandbox", f"demo-{created.id[:8]}", "demo-token",
                           now, display_name="Sandbox demo")
-    posts = [schedule_post(sessions, created.id, [sandbox.id], f"Demo post {i + 1} of {count}",
-                           now + timedelta(seconds=spread * (i + 1) / count), now)[0]
-             for i in range(count)]
+    posts = [schedule_post(sessions, created.id, NewPost(
+        [sandbox.id], f"Demo post {i + 1} of {count}",
+        now + timedelta(seconds=spread * (i + 1) / count)), now)[0] for i in range(count)]
     ctx.output({"company_id": created.id, "api_key": key, "account_id": sandbox.id,
                 "posts": [p.id for p in posts]},
                f"company {created.id}, sandbox account {sandbox.id}\n"
@@ -350,18 +351,9 @@ def queue_stats(ctx: Context) -> None:
 @handle_errors
 def queue_retry(ctx: Context, schedule_id: int) -> None:
     """Put a failed (or missed) post back in the queue, due now, with its attempts reset."""
-    from app.errors import Conflict
-    from app.models import PostSchedule
-    from worker.queue import requeue_failed
+    from app.services.posts import retry_post
 
-    sessions = ctx.sessions()
-    if not requeue_failed(sessions, schedule_id, utcnow()):
-        with sessions() as session:
-            row = session.get(PostSchedule, schedule_id)
-        if row is None:
-            raise NotFound(f"no schedule {schedule_id} (see `scheduler queue stats`)")
-        raise Conflict(f"schedule {schedule_id} is {row.status}, not a failed or missed post "
-                       "(see `scheduler queue stats`)")
+    retry_post(ctx.sessions(), utcnow(), schedule_id=schedule_id)
     ctx.output({"schedule_id": schedule_id, "status": "pending"},
                f"schedule {schedule_id} is pending again, due now")
 

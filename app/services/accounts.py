@@ -68,9 +68,12 @@ def add_account(sessions: sessionmaker[Session], company_id: str, platform: str,
                 access_token: str, now: datetime, display_name: str | None = None,
                 client_id: str | None = None, token_expires_at: datetime | None = None) -> SocialAccount:
     if platform not in PLATFORMS:
-        raise InvalidInput(f"unknown platform {platform!r}: one of {', '.join(PLATFORMS)}")
-    if not external_id.strip() or not access_token.strip():
-        raise InvalidInput("the external id and the access token must not be empty")
+        raise InvalidInput(f"unknown platform {platform!r}: one of {', '.join(PLATFORMS)}",
+                           fields={"platform": f"one of {', '.join(PLATFORMS)}"})
+    empty = {name: "must not be empty" for name, value in
+             (("externalId", external_id), ("accessToken", access_token)) if not value.strip()}
+    if empty:
+        raise InvalidInput("the external id and the access token must not be empty", fields=empty)
     with sessions.begin() as session:
         _company(session, company_id)
         if client_id is not None:
@@ -88,6 +91,46 @@ def add_account(sessions: sessionmaker[Session], company_id: str, platform: str,
         except IntegrityError:
             raise Conflict(f"this company already has the {platform} account {external_id}") from None
     return account
+
+
+def list_accounts(sessions: sessionmaker[Session], company_id: str) -> list[SocialAccount]:
+    with sessions() as session:
+        return list(session.scalars(select(SocialAccount)
+                                    .where(SocialAccount.company_id == company_id)
+                                    .order_by(SocialAccount.created_at, SocialAccount.id)))
+
+
+def create_client(sessions: sessionmaker[Session], company_id: str, name: str,
+                  now: datetime) -> Client:
+    if not name.strip():
+        raise InvalidInput("the client name must not be empty", fields={"name": "must not be empty"})
+    with sessions.begin() as session:
+        _company(session, company_id)
+        client = Client(company_id=company_id, name=name.strip(), created_at=now)
+        session.add(client)
+    return client
+
+
+def list_clients(sessions: sessionmaker[Session],
+                 company_id: str) -> list[tuple[Client, list[SocialAccount]]]:
+    """The company's clients, each with its social accounts."""
+    with sessions() as session:
+        clients = list(session.scalars(select(Client).where(Client.company_id == company_id)
+                                       .order_by(Client.created_at, Client.id)))
+        accounts = session.scalars(select(SocialAccount).where(
+            SocialAccount.company_id == company_id, SocialAccount.client_id.is_not(None))
+            .order_by(SocialAccount.created_at, SocialAccount.id))
+        by_client: dict[str, list[SocialAccount]] = {c.id: [] for c in clients}
+        for account in accounts:
+            by_client[account.client_id].append(account)
+    return [(c, by_client[c.id]) for c in clients]
+
+
+def company_for_key(sessions: sessionmaker[Session], key: str) -> str | None:
+    """The company a live API key belongs to; None for an unknown or revoked key."""
+    with sessions() as session:
+        return session.scalar(select(ApiKey.company_id).where(
+            ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)))
 
 
 def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime) -> None:

@@ -1,42 +1,121 @@
-"""Scheduling posts: post_details and post_schedule for every target account, in ONE transaction."""
+"""Scheduled posts: create (post_details + post_schedule for every target account in ONE
+transaction), list, read, edit, cancel and retry, always within one company.
+
+Edit and cancel are conditional updates on `post_schedule.status = 'pending'`: a row the
+worker has claimed is locked or already `processing`, so they can never change a post that
+is being published. Only worker/queue.py writes the lock columns.
+"""
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
-from datetime import datetime
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import PostDetail, PostSchedule, SocialAccount
+from app.models import Client, PostDetail, PostSchedule, PublishAttempt, SocialAccount
+from app.services.limits import MAX_MEDIA, check_media_url, check_post
+from app.timeutil import parse_instant
+from worker.queue import requeue_failed
+
+EDITABLE = ("pending",)  # the schedule statuses a user may still change or cancel
+RETRYABLE = ("failed", "missed")
 
 
-def schedule_post(sessions: sessionmaker[Session], company_id: str, account_ids: list[str],
-                  content: str, run_at: datetime, now: datetime, *, timezone: str | None = None,
-                  media_urls: list[str] | None = None, client_id: str | None = None,
-                  idempotency_key: str | None = None, max_attempts: int = 3) -> list[PostDetail]:
-    """All the posts of one request share a group id; every account must be the company's and active."""
-    if not content.strip():
-        raise InvalidInput("the content must not be empty")
-    if not account_ids:
-        raise InvalidInput("name at least one social account")
-    group_id = str(uuid.uuid4())
+@dataclass(frozen=True)
+class NewPost:
+    """What a user asks for; times still as written."""
+
+    account_ids: list[str]
+    content: str
+    run_at: datetime  # from when(), or the CLI's own parsing
+    timezone: str | None = None
+    media_urls: tuple[str, ...] = ()
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PostFilter:
+    status: str | None = None
+    client_id: str | None = None
+    social_account_id: str | None = None
+    run_from: datetime | None = None
+    run_to: datetime | None = None
+
+
+# -- create ---------------------------------------------------------------------------------
+
+def schedule_post(sessions: sessionmaker[Session], company_id: str, request: NewPost,
+                  now: datetime, max_attempts: int = 3) -> list[PostDetail]:
+    """All the posts of one request, sharing a group id, in one transaction."""
     with sessions.begin() as session:
-        accounts = _accounts(session, company_id, account_ids)
-        posts = []
-        for account in accounts:
-            post = PostDetail(company_id=company_id, client_id=client_id or account.client_id,
-                              social_account_id=account.id, group_id=group_id, content=content,
-                              media_urls=list(media_urls or []), timezone=timezone,
-                              status="pending", idempotency_key=idempotency_key,
-                              created_at=now, updated_at=now)
-            post.schedule = PostSchedule(run_at=run_at, status="pending", attempts=0,
-                                         max_attempts=max_attempts, deferrals=0,
-                                         created_at=now, updated_at=now)
-            session.add(post)
-            posts.append(post)
-        session.flush()
+        return create_posts(session, company_id, request, now, max_attempts)
+
+
+def create_posts(session: Session, company_id: str, request: NewPost, now: datetime,
+                 max_attempts: int = 3, idempotency_key: str | None = None) -> list[PostDetail]:
+    """The posts of `request` inside the caller's transaction; every check comes first."""
+    _check_media(request.media_urls)
+    if not request.account_ids:
+        raise InvalidInput("name at least one social account",
+                           fields={"socialAccountIds": "name at least one account"})
+    accounts = _accounts(session, company_id, request.account_ids)
+    for account in accounts:
+        _check_for_platform(account, request.content, list(request.media_urls))
+    if request.client_id is not None:
+        _client(session, company_id, request.client_id)
+    group_id = str(uuid.uuid4())
+    posts = []
+    for account in accounts:
+        post = PostDetail(company_id=company_id, client_id=request.client_id or account.client_id,
+                          social_account_id=account.id, group_id=group_id,
+                          content=request.content, media_urls=list(request.media_urls),
+                          timezone=request.timezone, status="pending",
+                          idempotency_key=idempotency_key, created_at=now, updated_at=now)
+        post.schedule = PostSchedule(run_at=request.run_at, status="pending", attempts=0,
+                                     max_attempts=max_attempts, deferrals=0,
+                                     created_at=now, updated_at=now)
+        post.account = account
+        session.add(post)
+        posts.append(post)
+    session.flush()
     return posts
+
+
+def when(scheduled_at: str, tz_name: str | None, now: datetime) -> datetime:
+    """The UTC instant of `scheduledAt`; it must be in the future."""
+    try:
+        run_at = parse_instant(scheduled_at, tz_name)
+    except InvalidInput as exc:
+        field = "timezone" if "time zone" in str(exc) else "scheduledAt"
+        raise InvalidInput(str(exc), fields={field: str(exc)}) from None
+    if run_at <= now:
+        message = (f"scheduledAt must be in the future: {run_at.isoformat()} is before now "
+                   f"({now.astimezone(timezone.utc).isoformat(timespec='seconds')})")
+        raise InvalidInput(message, fields={"scheduledAt": "must be in the future"})
+    return run_at
+
+
+def _check_media(media_urls) -> None:
+    if len(media_urls) > MAX_MEDIA:
+        raise InvalidInput(f"at most {MAX_MEDIA} media URLs per post",
+                           fields={"mediaUrls": f"at most {MAX_MEDIA}"})
+    problems = {f"mediaUrls[{i}]": why for i, url in enumerate(media_urls)
+                if (why := check_media_url(url))}
+    if problems:
+        raise InvalidInput("; ".join(f"{k} {v}" for k, v in problems.items()), fields=problems)
+
+
+def _check_for_platform(account: SocialAccount, content: str, media_urls: list[str]) -> None:
+    problems = check_post(account.platform, content, media_urls)
+    if problems:
+        name = account.display_name or account.external_id
+        raise InvalidInput("; ".join(f"{k} {v} (account {name})" for k, v in problems.items()),
+                           fields=problems)
 
 
 def _accounts(session: Session, company_id: str, account_ids: list[str]) -> list[SocialAccount]:
@@ -49,5 +128,183 @@ def _accounts(session: Session, company_id: str, account_ids: list[str]) -> list
         if account is None:
             raise NotFound(f"no social account {account_id} in this company")
         if account.status != "active":
-            raise Conflict(f"the social account {account_id} needs to be reconnected first")
+            raise Conflict(f"the {account.platform} account {account.display_name or account_id} "
+                           "needs to be reconnected before posts can be scheduled on it")
     return [found[a] for a in unique]
+
+
+def _client(session: Session, company_id: str, client_id: str) -> Client:
+    client = session.get(Client, client_id)
+    if client is None or client.company_id != company_id:
+        raise NotFound(f"no client {client_id} in this company")
+    return client
+
+
+# -- read -----------------------------------------------------------------------------------
+
+def list_posts(sessions: sessionmaker[Session], company_id: str, filters: PostFilter,
+               limit: int, cursor: str | None = None) -> tuple[list[PostDetail], str | None]:
+    """One page in (run_at, id) order and the cursor of the next page (None on the last)."""
+    with sessions() as session:
+        if filters.client_id:
+            _client(session, company_id, filters.client_id)
+        if filters.social_account_id:
+            account = session.get(SocialAccount, filters.social_account_id)
+            if account is None or account.company_id != company_id:
+                raise NotFound(f"no social account {filters.social_account_id} in this company")
+        query = _filtered(_posts(company_id), filters)
+        if cursor:
+            run_at, post_id = decode_cursor(cursor)
+            query = query.where(or_(PostSchedule.run_at > run_at,
+                                    and_(PostSchedule.run_at == run_at, PostDetail.id > post_id)))
+        rows = list(session.scalars(query.order_by(PostSchedule.run_at, PostDetail.id)
+                                    .limit(limit + 1)).unique())
+    page = rows[:limit]
+    more = len(rows) > limit
+    return page, encode_cursor(page[-1].schedule.run_at, page[-1].id) if more else None
+
+
+def _posts(company_id: str) -> Select:
+    return (select(PostDetail).join(PostSchedule, PostSchedule.post_detail_id == PostDetail.id)
+            .options(joinedload(PostDetail.schedule), joinedload(PostDetail.account))
+            .where(PostDetail.company_id == company_id))
+
+
+def _filtered(query: Select, f: PostFilter) -> Select:
+    conditions = [
+        (f.status, lambda: PostDetail.status == f.status),
+        (f.client_id, lambda: PostDetail.client_id == f.client_id),
+        (f.social_account_id, lambda: PostDetail.social_account_id == f.social_account_id),
+        (f.run_from, lambda: PostSchedule.run_at >= f.run_from),
+        (f.run_to, lambda: PostSchedule.run_at < f.run_to),
+    ]
+    return query.where(*[make() for value, make in conditions if value is not None])
+
+
+def encode_cursor(run_at: datetime, post_id: str) -> str:
+    raw = json.dumps([run_at.astimezone(timezone.utc).isoformat(), post_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        run_at, post_id = json.loads(raw)
+        return datetime.fromisoformat(run_at).astimezone(timezone.utc), str(uuid.UUID(post_id))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("the cursor is not one this API gave out: pass nextCursor unchanged",
+                           fields={"cursor": "not a cursor from this API"}) from None
+
+
+def get_post(sessions: sessionmaker[Session], company_id: str,
+             post_id: str) -> tuple[PostDetail, list[PublishAttempt]]:
+    """A post and its attempts, oldest first."""
+    with sessions() as session:
+        post = _post(session, company_id, post_id)
+        attempts = list(session.scalars(
+            select(PublishAttempt).where(PublishAttempt.post_schedule_id == post.schedule.id)
+            .order_by(PublishAttempt.attempt, PublishAttempt.id)))
+    return post, attempts
+
+
+def _post(session: Session, company_id: str, post_id: str) -> PostDetail:
+    if _uuid(post_id) is None:
+        raise NotFound(f"no post {post_id} in this company")
+    post = session.scalars(_posts(company_id).where(PostDetail.id == post_id)).first()
+    if post is None:
+        raise NotFound(f"no post {post_id} in this company")
+    return post
+
+
+def _uuid(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+# -- change ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PostChange:
+    content: str | None = None
+    scheduled_at: str | None = None
+    timezone: str | None = None
+    media_urls: tuple[str, ...] | None = None
+
+
+def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, change: PostChange,
+              now: datetime) -> PostDetail:
+    """New content, media or time for a post the worker has not claimed yet."""
+    if all(value is None for value in vars(change).values()):
+        raise InvalidInput("nothing to change: send content, mediaUrls or scheduledAt",
+                           fields={"body": "send content, mediaUrls or scheduledAt"})
+    if change.timezone is not None and change.scheduled_at is None:
+        raise InvalidInput("timezone only says how to read scheduledAt: send both",
+                           fields={"timezone": "send scheduledAt with it"})
+    with sessions.begin() as session:
+        post = _post(session, company_id, post_id)
+        content = post.content if change.content is None else change.content
+        media = list(post.media_urls) if change.media_urls is None else list(change.media_urls)
+        _check_media(media)
+        _check_for_platform(post.account, content, media)
+        schedule_values = {"updated_at": now}
+        if change.scheduled_at is not None:
+            schedule_values["run_at"] = when(change.scheduled_at, change.timezone, now)
+        _hold_pending(session, post, "edited", **schedule_values)
+        post.content, post.media_urls, post.updated_at = content, media, now
+        if change.scheduled_at is not None:
+            post.timezone = change.timezone
+        session.flush()
+        session.refresh(post.schedule)
+    return post
+
+
+def cancel_post(sessions: sessionmaker[Session], company_id: str, post_id: str,
+                now: datetime) -> PostDetail:
+    """pending -> cancelled; the worker will never see it again."""
+    with sessions.begin() as session:
+        post = _post(session, company_id, post_id)
+        _hold_pending(session, post, "cancelled", status="cancelled", updated_at=now)
+        post.status, post.updated_at = "cancelled", now
+        session.flush()
+        session.refresh(post.schedule)
+    return post
+
+
+def _hold_pending(session: Session, post: PostDetail, verb: str, **values) -> None:
+    """The conditional update: it matches (and locks) the row only while nobody has claimed it."""
+    result = session.execute(update(PostSchedule).where(
+        PostSchedule.post_detail_id == post.id, PostSchedule.status.in_(EDITABLE)).values(**values))
+    if result.rowcount != 1:
+        status = session.scalar(select(PostSchedule.status)
+                                .where(PostSchedule.post_detail_id == post.id))
+        raise Conflict(f"the post is {_describe(status)}: only a pending post can be {verb}")
+
+
+def _describe(schedule_status: str) -> str:
+    return {"processing": "being published right now", "done": "already published"}.get(
+        schedule_status, schedule_status)
+
+
+def retry_post(sessions: sessionmaker[Session], now: datetime, *, company_id: str | None = None,
+               post_id: str | None = None, schedule_id: int | None = None) -> PostSchedule:
+    """A failed (or missed) post back to pending, due now, attempts reset.
+
+    Found by post id within a company (the API) or by schedule id (the operator's CLI).
+    """
+    with sessions() as session:
+        if post_id is not None:
+            schedule = _post(session, company_id, post_id).schedule
+        else:
+            schedule = session.get(PostSchedule, schedule_id)
+            if schedule is None:
+                raise NotFound(f"no schedule {schedule_id} (see `scheduler queue stats`)")
+    if not requeue_failed(sessions, schedule.id, now):
+        with sessions() as session:
+            status = session.scalar(select(PostSchedule.status).where(PostSchedule.id == schedule.id))
+        what = f"schedule {schedule.id}" if post_id is None else "the post"
+        raise Conflict(f"{what} is {_describe(status)}, not a failed or missed post: "
+                       "only those can be retried")
+    with sessions() as session:
+        return session.get(PostSchedule, schedule.id)
