@@ -178,3 +178,47 @@ def tenant(request) -> Tenant:
         if name in request.fixturenames:
             return make_tenant(request.getfixturevalue(name))
     raise LookupError("the tenant fixture needs one of the db, mariadb or sqlite fixtures")
+
+
+# -- the HTTP API ---------------------------------------------------------------------------
+
+class ApiClient:
+    """The app's test client on a test database, sending `key` as the Bearer token."""
+
+    def __init__(self, db: Db, key: str):
+        from app import create_app
+
+        self.db, self.key = db, key
+        self.app = create_app({"SETTINGS": db.settings, "TESTING": True})
+        self.client = self.app.test_client()
+
+    def call(self, method: str, path: str, key: str | None = "default", headers=None, **kwargs):
+        headers = dict(headers or {})
+        key = self.key if key == "default" else key
+        if key is not None:
+            headers.setdefault("Authorization", f"Bearer {key}")
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    def get(self, path, **kw):
+        return self.call("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.call("POST", path, **kw)
+
+    def patch(self, path, **kw):
+        return self.call("PATCH", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.call("DELETE", path, **kw)
+
+    def close(self) -> None:
+        self.app.extensions["scheduler"]["engine"].dispose()
+
+
+@pytest.fixture
+def api(request, tenant) -> ApiClient:
+    """The API on the test's database, authenticated as `tenant`."""
+    db = next(request.getfixturevalue(n) for n in ("db", "mariadb", "sqlite") if n in request.fixturenames)
+    client = ApiClient(db, tenant.api_key)
+    yield client
+    client.close()

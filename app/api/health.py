@@ -1,19 +1,28 @@
-"""GET /healthz: is the database reachable (no key needed, for load balancers)."""
+"""GET /healthz (is the database reachable) and GET /openapi.json: no key needed for either."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-bp = Blueprint("health", __name__)
+from app.api.schemas import Health
+from app.api.spec import Api
+
+api = Api("health", "operations")
 
 
-@bp.get("/healthz")
+@api.route("GET", "/healthz", summary="Is the database reachable (for load balancers)",
+           response=Health, auth=False)
 def healthz():
     engine = current_app.extensions["scheduler"]["engine"]
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except DBAPIError:
-        return jsonify(status="unhealthy", database="unreachable"), 503
-    return jsonify(status="ok", database="reachable")
+        return Health(status="unhealthy", database="unreachable"), 503
+    return Health(status="ok", database="reachable")
+
+
+@api.blueprint.get("/openapi.json")
+def openapi():
+    return jsonify(current_app.extensions["scheduler"]["openapi"])

@@ -1,0 +1,90 @@
+"""Scheduling and managing posts: thin views over app/services/posts.py."""
+from __future__ import annotations
+
+from flask import current_app, g, request
+
+from app.api.schemas import (
+    AttemptOut, EditPostIn, PostListQuery, PostOut, PostPage, PostsCreated, PostWithAttempts,
+    SchedulePostIn,
+)
+from app.api.spec import Api, sessions
+from app.errors import InvalidInput
+from app.services import idempotency, posts
+from app.timeutil import utcnow
+
+api = Api("posts", "posts")
+
+
+@api.route("POST", "/schedule-post", summary="Schedule a post on one or more accounts",
+           body=SchedulePostIn, response=PostsCreated, status=201,
+           headers={"Idempotency-Key": "Repeat a request safely: the same key returns the first "
+                                       "response and creates nothing"})
+def schedule_post(company_id: str, body: SchedulePostIn):
+    now, settings = utcnow(), current_app.extensions["scheduler"]["settings"]
+    if (body.socialAccountId is None) == (body.socialAccountIds is None):
+        raise InvalidInput("give socialAccountId (one account) or socialAccountIds (several), "
+                           "exactly one of them",
+                           fields={"socialAccountId": "give this or socialAccountIds, not both"})
+    account_ids = [str(a) for a in body.socialAccountIds or [body.socialAccountId]]
+    request_post = posts.NewPost(
+        account_ids, body.content, posts.when(body.scheduledAt, body.timezone, now),
+        timezone=body.timezone, media_urls=tuple(body.mediaUrls),
+        client_id=str(body.clientId) if body.clientId else None)
+    key = request.headers.get("Idempotency-Key")
+
+    def create(session):
+        created = posts.create_posts(session, company_id, request_post, now,
+                                     settings.max_attempts, idempotency_key=key)
+        out = PostsCreated(groupId=created[0].group_id, posts=[PostOut.of(p) for p in created])
+        return 201, out.model_dump(mode="json")
+
+    (status, payload), replayed = idempotency.run_once(
+        sessions(), company_id, key, idempotency.request_hash(g.json_body), now, create)
+    return payload, status, {"Idempotent-Replayed": "true"} if replayed else {}
+
+
+@api.route("GET", "/scheduled-posts", summary="The company's posts, filtered, a page at a time",
+           query=PostListQuery, response=PostPage)
+def list_posts(company_id: str, query: PostListQuery):
+    filters = posts.PostFilter(status=query.status, client_id=_str(query.clientId),
+                               social_account_id=_str(query.socialAccountId),
+                               run_from=query.from_, run_to=query.to)
+    page, cursor = posts.list_posts(sessions(), company_id, filters, query.limit, query.cursor)
+    return PostPage(items=[PostOut.of(p) for p in page], nextCursor=cursor)
+
+
+@api.route("GET", "/scheduled-posts/<post_id>", summary="One post with its attempt history",
+           response=PostWithAttempts)
+def get_post(company_id: str, post_id: str):
+    post, attempts = posts.get_post(sessions(), company_id, post_id)
+    return PostWithAttempts(**PostOut.fields_of(post),
+                            attemptHistory=[AttemptOut.of(a) for a in attempts])
+
+
+@api.route("PATCH", "/scheduled-posts/<post_id>",
+           summary="New content, media or time, while the post is still pending",
+           body=EditPostIn, response=PostOut)
+def edit_post(company_id: str, post_id: str, body: EditPostIn):
+    change = posts.PostChange(
+        content=body.content, scheduled_at=body.scheduledAt, timezone=body.timezone,
+        media_urls=tuple(body.mediaUrls) if body.mediaUrls is not None else None)
+    return PostOut.of(posts.edit_post(sessions(), company_id, post_id, change, utcnow()))
+
+
+@api.route("DELETE", "/scheduled-posts/<post_id>", summary="Cancel a pending post",
+           response=PostOut)
+def cancel_post(company_id: str, post_id: str):
+    return PostOut.of(posts.cancel_post(sessions(), company_id, post_id, utcnow()))
+
+
+@api.route("POST", "/scheduled-posts/<post_id>/retry",
+           summary="Put a failed or missed post back in the queue, due now", response=PostOut)
+def retry_post(company_id: str, post_id: str):
+    sessions_ = sessions()
+    posts.retry_post(sessions_, utcnow(), company_id=company_id, post_id=post_id)
+    post, _ = posts.get_post(sessions_, company_id, post_id)
+    return PostOut.of(post)
+
+
+def _str(value) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,252 @@
+"""How a view declares itself: `@api.route(...)` names its query, body and response models.
+
+The decorator checks the API key, parses and validates the request with those models, turns
+the view's result into JSON, and records the operation, so /openapi.json is generated from
+the very models that validate requests.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from app.api.schemas import ErrorBody
+from app.errors import InvalidInput, NotFound, Unauthorized
+from app.services.accounts import company_for_key
+
+OPENAPI_VERSION = "3.1.0"
+REF = "#/components/schemas/{model}"
+
+
+class HttpError(Exception):
+    """An answer about the HTTP request itself (not JSON, wrong type, too large)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Operation:
+    method: str
+    rule: str
+    summary: str
+    tag: str
+    status: int
+    response: type[BaseModel] | None
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    auth: bool
+    headers: dict[str, str] = field(default_factory=dict)  # request header -> description
+
+    @property
+    def path(self) -> str:
+        return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", self.rule)
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"<(?:\w+:)?(\w+)>", self.rule)
+
+
+class Api:
+    """A blueprint whose every route declares its models."""
+
+    def __init__(self, name: str, tag: str):
+        self.blueprint = Blueprint(name, __name__)
+        self.tag = tag
+        self.operations: list[Operation] = []
+
+    def route(self, method: str, rule: str, *, summary: str, response: type[BaseModel] | None,
+              status: int = 200, body: type[BaseModel] | None = None,
+              query: type[BaseModel] | None = None, auth: bool = True,
+              headers: dict[str, str] | None = None) -> Callable:
+        operation = Operation(method, rule, summary, self.tag, status, response, body, query, auth,
+                              headers or {})
+        self.operations.append(operation)
+
+        def decorate(view: Callable) -> Callable:
+            @functools.wraps(view)
+            def handle(**path_args):
+                kwargs = dict(path_args)
+                if auth:
+                    kwargs["company_id"] = g.company_id = authenticate()
+                if query is not None:
+                    kwargs["query"] = _validated(query, _query_args())
+                if body is not None:
+                    kwargs["body"] = _validated(body, json_body())
+                for parsed in (kwargs.get("query"), kwargs.get("body")):
+                    _check_company(parsed, kwargs.get("company_id"))
+                return _respond(view(**kwargs), status)
+
+            self.blueprint.add_url_rule(rule, view.__name__, handle, methods=[method])
+            return view
+
+        return decorate
+
+
+# -- requests -------------------------------------------------------------------------------
+
+def sessions():
+    return current_app.extensions["scheduler"]["sessions"]
+
+
+def authenticate() -> str:
+    """The company of the request's API key (`Authorization: Bearer <key>`)."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("send the API key as `Authorization: Bearer <key>` "
+                           "(`scheduler apikey create` makes one)")
+    company_id = company_for_key(sessions(), key.strip())
+    if company_id is None:
+        raise Unauthorized("this API key is unknown or revoked")
+    return company_id
+
+
+def json_body() -> dict:
+    if request.mimetype != "application/json":
+        raise HttpError(415, "unsupported_media_type",
+                        "send the body as JSON with `Content-Type: application/json`")
+    raw = request.get_data()  # 413 from werkzeug past MAX_CONTENT_LENGTH
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object", fields={"body": "must be an object"})
+    g.json_body = data
+    return data
+
+
+def _query_args() -> dict[str, str]:
+    repeated = [k for k, values in request.args.lists() if len(values) > 1]
+    if repeated:
+        raise InvalidInput(f"give each query parameter once: {', '.join(repeated)}",
+                           fields={k: "given more than once" for k in repeated})
+    return request.args.to_dict()
+
+
+def _validated(model: type[BaseModel], data: dict) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = {_field_name(e["loc"]): _explain(e) for e in exc.errors()}
+        summary = "; ".join(f"{k}: {v}" for k, v in fields.items())
+        raise InvalidInput(f"the request is not valid: {summary}", fields=fields) from None
+
+
+def _field_name(loc: tuple) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def _explain(error: dict) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    if error["type"] == "missing":
+        return "required"
+    return error["msg"].removeprefix("Value error, ")
+
+
+def _check_company(parsed: BaseModel | None, company_id: str | None) -> None:
+    """A `companyId` in a request must be the key's own company; any other is not found."""
+    given = getattr(parsed, "companyId", None)
+    if given is not None and str(given) != company_id:
+        raise NotFound(f"no company {given} for this API key")
+
+
+def _respond(result, status: int) -> Response:
+    headers = {}
+    if isinstance(result, tuple):
+        result, status, headers = (*result, {})[:3]
+    payload = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+    response = jsonify(payload)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+# -- the document ---------------------------------------------------------------------------
+
+def openapi_document(operations: list[Operation], title: str, version: str) -> dict:
+    """OpenAPI 3.1 from the operations' pydantic models."""
+    bodies = {op.body for op in operations if op.body is not None}
+    modes = {m: "validation" for m in bodies}
+    modes |= {op.response: "serialization" for op in operations if op.response is not None}
+    modes[ErrorBody] = "serialization"
+    keys, top = models_json_schema(sorted(modes.items(), key=lambda item: item[0].__name__),
+                                   ref_template=REF)
+    components = dict(top.get("$defs", {}))
+    paths: dict[str, dict] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(
+            op, lambda model: keys[(model, modes[model])], components)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": title, "version": version,
+                 "description": "Schedule posts to X, Facebook Pages, Instagram and LinkedIn."},
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer",
+                           "description": "An API key from `scheduler company create` "
+                                          "or `scheduler apikey create`"}}},
+    }
+
+
+def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components: dict) -> dict:
+    def json_of(model: type[BaseModel]) -> dict:
+        return {"application/json": {"schema": ref(model)}}
+
+    ok = {"description": "OK"}
+    if op.response is not None:
+        ok["content"] = json_of(op.response)
+    spec = {"summary": op.summary, "operationId": f"{op.method.lower()}{_camel(op.path)}",
+            "tags": [op.tag],
+            "responses": {str(op.status): ok,
+                          "default": {"description": "An error", "content": json_of(ErrorBody)}},
+            "security": [{"bearerAuth": []}] if op.auth else []}
+    params = [{"name": p, "in": "path", "required": True,
+               "schema": {"type": "string", "format": "uuid"}} for p in op.path_params]
+    params += [{"name": name, "in": "header", "required": False, "description": text,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+               for name, text in op.headers.items()]
+    if op.query is not None:
+        params += _query_params(op.query, components)
+    if params:
+        spec["parameters"] = params
+    if op.body is not None:
+        spec["requestBody"] = {"required": True, "content": json_of(op.body)}
+    return spec
+
+
+def _query_params(model: type[BaseModel], components: dict) -> list[dict]:
+    schema = model.model_json_schema(ref_template=REF, mode="validation")
+    components.update(schema.get("$defs", {}))
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        # A query string cannot carry null: "absent" is how it says none.
+        options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
+        if len(options) == 1:
+            prop.update(options[0])
+        if prop.get("default", 0) is None:
+            del prop["default"]
+        description = prop.pop("description", None)
+        param = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if description:
+            param["description"] = description
+        params.append(param)
+    return params
+
+
+def _camel(path: str) -> str:
+    words = re.findall(r"[A-Za-z]+", path.replace("{", "by-"))
+    return "".join(w.capitalize() for w in words)
