@@ -118,14 +118,17 @@ def company() -> None:
 
 @company.command("create")
 @click.argument("name")
+@click.option("--timezone", "tz_name", default="UTC", show_default=True,
+              help="IANA zone the dashboard's calendar is drawn in (e.g. Europe/Paris).")
 @pass_ctx
 @handle_errors
-def company_create(ctx: Context, name: str) -> None:
+def company_create(ctx: Context, name: str, tz_name: str) -> None:
     """Create a company and print its id and first API key (shown once)."""
     from app.services.accounts import create_company
 
-    created, key = create_company(ctx.sessions(), name, utcnow())
-    ctx.output({"id": created.id, "name": created.name, "api_key": key},
+    created, key = create_company(ctx.sessions(), name, utcnow(), timezone=tz_name)
+    ctx.output({"id": created.id, "name": created.name, "timezone": created.timezone,
+                "api_key": key},
                f"company {created.id} ({created.name})\n"
                f"API key (shown once, keep it safe): {key}")
 

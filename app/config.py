@@ -42,6 +42,7 @@ class Settings:
     environment: str = "development"  # development | test | production
     secret_key: str = field(default="", repr=False)  # Fernet key sealing social access tokens
     max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
+    metrics_token: str = field(default="", repr=False)  # if set, /metrics wants it as Bearer
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -58,6 +59,7 @@ class Settings:
         "environment": "SCHEDULER_ENV",
         "secret_key": "SCHEDULER_SECRET_KEY",
         "max_body_bytes": "SCHEDULER_MAX_BODY_BYTES",
+        "metrics_token": "SCHEDULER_METRICS_TOKEN",
     }
 
     @classmethod

@@ -78,6 +78,7 @@ class Company(Base):
 
     id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
     name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), server_default=text("'UTC'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

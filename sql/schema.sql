@@ -5,6 +5,7 @@
 CREATE TABLE companies (
     id          CHAR(36)     NOT NULL,
     name        VARCHAR(200) NOT NULL,
+    timezone    VARCHAR(64)  NOT NULL DEFAULT 'UTC',  -- IANA zone the dashboard's calendar uses
     created_at  DATETIME(6)  NOT NULL,
     CONSTRAINT pk_companies PRIMARY KEY (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -197,11 +197,18 @@ def test_company_create_prints_id_and_key(run):
     assert run.db.scalar("SELECT COUNT(*) FROM api_keys WHERE company_id = :c", c=company_id) == 1
 
 
+def test_company_create_with_a_timezone(run):
+    run("db", "init")
+    assert run.json("company", "create", "Paris", "--timezone", "Europe/Paris")["timezone"] == "Europe/Paris"
+    assert_error(run("company", "create", "Nowhere", "--timezone", "Mars/Base"),
+                 InvalidInput.exit_code, "unknown time zone 'Mars/Base'")
+
+
 def test_company_create_json(run):
     run("db", "init")
     data = run.json("company", "create", "  Spaced  ")
-    assert set(data) == {"id", "name", "api_key"}
-    assert data["name"] == "Spaced"
+    assert set(data) == {"id", "name", "timezone", "api_key"}
+    assert data["name"] == "Spaced" and data["timezone"] == "UTC"
     assert data["api_key"].startswith("sk_") and len(data["api_key"]) > 40
     assert len(data["id"]) == 36
 

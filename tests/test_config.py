@@ -24,6 +24,7 @@ EVERY_VARIABLE = [
     ("SCHEDULER_ENV", "environment", "development", "development"),
     ("SCHEDULER_SECRET_KEY", "secret_key", "x" * 44, "x" * 44),
     ("SCHEDULER_MAX_BODY_BYTES", "max_body_bytes", "4096", 4096),
+    ("SCHEDULER_METRICS_TOKEN", "metrics_token", "scrape-me", "scrape-me"),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]

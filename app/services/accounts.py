@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import crypto
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import PLATFORMS, ApiKey, Client, Company, SocialAccount
+from app.timeutil import zone
 
 KEY_PREFIX = "sk_"
 
@@ -20,12 +21,14 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_company(sessions: sessionmaker[Session], name: str, now: datetime) -> tuple[Company, str]:
+def create_company(sessions: sessionmaker[Session], name: str, now: datetime,
+                   timezone: str = "UTC") -> tuple[Company, str]:
     """A company and its first API key; the key is returned once and only its hash is kept."""
     if not name.strip():
         raise InvalidInput("the company name must not be empty")
+    zone(timezone)
     with sessions.begin() as session:
-        company = Company(name=name.strip(), created_at=now)
+        company = Company(name=name.strip(), timezone=timezone, created_at=now)
         session.add(company)
         session.flush()
         key = _add_key(session, company.id, now)
@@ -128,9 +131,19 @@ def list_clients(sessions: sessionmaker[Session],
 
 def company_for_key(sessions: sessionmaker[Session], key: str) -> str | None:
     """The company a live API key belongs to; None for an unknown or revoked key."""
+    return company_for_key_hash(sessions, hash_key(key))
+
+
+def company_for_key_hash(sessions: sessionmaker[Session], key_hash: str) -> str | None:
+    """As company_for_key, from the key's hash (what a dashboard session keeps)."""
     with sessions() as session:
         return session.scalar(select(ApiKey.company_id).where(
-            ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)))
+            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
+
+
+def get_company(sessions: sessionmaker[Session], company_id: str) -> Company:
+    with sessions() as session:
+        return _company(session, company_id)
 
 
 def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime) -> None:
