@@ -10,7 +10,7 @@ def create_app(config: dict | None = None) -> Flask:
     import logging
     import os
 
-    from app import api, logs
+    from app import api, dashboard, logs, metrics
     from app.config import Settings
     from app.db import make_engine, make_session_factory
 
@@ -22,8 +22,25 @@ def create_app(config: dict | None = None) -> Flask:
     settings.validate()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
+    app.config.update(SECRET_KEY=session_key(settings), SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Strict", PERMANENT_SESSION_LIFETIME=12 * 3600,
+                      SESSION_COOKIE_SECURE=settings.environment == "production")
     engine = make_engine(settings)
-    app.extensions["scheduler"] = {"settings": settings, "engine": engine,
-                                   "sessions": make_session_factory(engine)}
+    sessions = make_session_factory(engine)
+    app.extensions["scheduler"] = {"settings": settings, "engine": engine, "sessions": sessions,
+                                   "metrics": metrics.make_registry(sessions)}
     api.register(app)
+    dashboard.register(app)
+    app.register_blueprint(metrics.bp)
     return app
+
+
+def session_key(settings) -> bytes:
+    """The dashboard's cookie-signing key, derived from (never equal to) the token key."""
+    import hashlib
+    import hmac
+
+    from app import crypto
+
+    base = settings.secret_key.encode() if settings.secret_key else crypto.development_key()
+    return hmac.new(base, b"post-scheduler dashboard session", hashlib.sha256).digest()

@@ -31,6 +31,10 @@ def _current() -> Fernet:
     return _fernet(raw.encode() if raw else _DEVELOPMENT_KEY)
 
 
+def development_key() -> bytes:
+    return _DEVELOPMENT_KEY
+
+
 def seal(token: str) -> str:
     return _current().encrypt(token.encode()).decode()
 

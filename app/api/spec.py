@@ -12,13 +12,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request, session
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from app.api.schemas import ErrorBody
 from app.errors import InvalidInput, NotFound, Unauthorized
-from app.services.accounts import company_for_key
+from app.services.accounts import company_for_key, company_for_key_hash
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
@@ -97,14 +97,30 @@ def sessions():
 
 
 def authenticate() -> str:
-    """The company of the request's API key (`Authorization: Bearer <key>`)."""
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    """The company of the request's API key (`Authorization: Bearer <key>`), or of the
+    dashboard's session cookie when the request also carries the session's CSRF token."""
+    header = request.headers.get("Authorization", "")
+    if not header and "key_hash" in session:
+        return session_company(require_csrf=True)
+    scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("send the API key as `Authorization: Bearer <key>` "
                            "(`scheduler apikey create` makes one)")
     company_id = company_for_key(sessions(), key.strip())
     if company_id is None:
         raise Unauthorized("this API key is unknown or revoked")
+    return company_id
+
+
+def session_company(require_csrf: bool = False) -> str:
+    """The company of the dashboard session; its key is checked again on every request, so
+    revoking the key ends the session too."""
+    if require_csrf and request.headers.get("X-CSRF-Token") != session.get("csrf"):
+        raise Unauthorized("the dashboard session needs its X-CSRF-Token header")
+    company_id = company_for_key_hash(sessions(), session.get("key_hash", ""))
+    if company_id is None:
+        session.clear()
+        raise Unauthorized("this session's API key is unknown or revoked: sign in again")
     return company_id
 
 

@@ -1,0 +1,137 @@
+"""GET /dashboard: the queue-health screen, the calendar and post details, server-rendered.
+
+Sign-in takes an API key once and keeps only its hash in an httponly, SameSite=Strict session
+cookie; every page re-checks it, so revoking the key signs the session out. The Cancel and Retry
+buttons call the JSON API with the session's CSRF token. Every asset is served by the app.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime, time, timedelta, timezone
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+
+from app.api.spec import session_company, sessions
+from app.errors import NotFound, Unauthorized
+from app.services import accounts, health, posts
+from app.services.accounts import hash_key
+from app.timeutil import utcnow, zone
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+STATUS_ORDER = ("pending", "processing", "done", "failed", "cancelled", "missed")
+
+
+def _company_or_login():
+    """The signed-in company, or None (and the caller shows the sign-in page)."""
+    if "key_hash" not in session:
+        return None
+    try:
+        return accounts.get_company(sessions(), session_company())
+    except Unauthorized:
+        return None
+
+
+@bp.get("")
+def overview():
+    company = _company_or_login()
+    if company is None:
+        return render_template("dashboard/login.html", error=request.args.get("error"))
+    settings = current_app.extensions["scheduler"]["settings"]
+    figures = health.gather(sessions(), company.id, utcnow(), settings.lock_timeout)
+    status, verdicts = health.evaluate(figures)
+    return render_template("dashboard/overview.html", company=company, figures=figures,
+                           status=status, verdicts=verdicts, statuses=STATUS_ORDER,
+                           chart=_chart(figures.throughput), tz=zone(company.timezone))
+
+
+@bp.post("/login")
+def login():
+    key = request.form.get("api_key", "").strip()
+    if not key or accounts.company_for_key(sessions(), key) is None:
+        return redirect(url_for("dashboard.overview", error="That API key is unknown or revoked."))
+    session.clear()
+    session.permanent = True
+    session.update(key_hash=hash_key(key), csrf=secrets.token_urlsafe(32))
+    return redirect(url_for("dashboard.overview"))
+
+
+@bp.post("/logout")
+def logout():
+    if request.form.get("csrf") == session.get("csrf"):
+        session.clear()
+    return redirect(url_for("dashboard.overview"))
+
+
+@bp.get("/calendar")
+def calendar():
+    company = _company_or_login()
+    if company is None:
+        return redirect(url_for("dashboard.overview"))
+    tz = zone(company.timezone)
+    view = request.args.get("view", "week")
+    if view not in ("week", "month"):
+        abort(404)
+    try:
+        anchor = date.fromisoformat(request.args["date"]) if "date" in request.args else \
+            utcnow().astimezone(tz).date()
+    except ValueError:
+        abort(404)
+    first, last = _range(view, anchor)
+    start = datetime.combine(first, time(), tz).astimezone(timezone.utc)
+    end = datetime.combine(last + timedelta(days=1), time(), tz).astimezone(timezone.utc)
+    page, _ = posts.list_posts(sessions(), company.id, posts.PostFilter(run_from=start, run_to=end),
+                               limit=2000)
+    by_day: dict[date, list] = {}
+    for post in page:
+        local = post.schedule.run_at.astimezone(tz)
+        by_day.setdefault(local.date(), []).append((local, post))
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    step = timedelta(days=7) if view == "week" else timedelta(days=31)
+    return render_template("dashboard/calendar.html", company=company, view=view, days=days,
+                           by_day=by_day, anchor=anchor, month=anchor.month,
+                           previous=(anchor - step).isoformat(), next=(anchor + step).isoformat(),
+                           today=utcnow().astimezone(tz).date())
+
+
+def _range(view: str, anchor: date) -> tuple[date, date]:
+    """Monday-to-Sunday weeks: one, or those covering the anchor's month."""
+    if view == "week":
+        first = anchor - timedelta(days=anchor.weekday())
+        return first, first + timedelta(days=6)
+    month_start = anchor.replace(day=1)
+    next_month = (month_start + timedelta(days=32)).replace(day=1)
+    first = month_start - timedelta(days=month_start.weekday())
+    last_day = next_month - timedelta(days=1)
+    return first, last_day + timedelta(days=6 - last_day.weekday())
+
+
+@bp.get("/posts/<post_id>")
+def post_detail(post_id: str):
+    company = _company_or_login()
+    if company is None:
+        return redirect(url_for("dashboard.overview"))
+    try:
+        post, attempts = posts.get_post(sessions(), company.id, post_id)
+    except NotFound:
+        abort(404)
+    return render_template("dashboard/post.html", company=company, post=post, attempts=attempts,
+                           tz=zone(company.timezone))
+
+
+def _chart(values: list[int], width: int = 600, height: int = 120) -> dict:
+    """Bar geometry for the throughput SVG, drawn server-side."""
+    top = max(values) if values and max(values) > 0 else 1
+    bar = width / max(len(values), 1)
+    bars = [{"x": round(i * bar, 1), "w": round(bar - 1, 1), "h": round(v / top * (height - 14), 1),
+             "y": round(height - v / top * (height - 14), 1), "v": v, "ago": len(values) - i}
+            for i, v in enumerate(values)]
+    return {"width": width, "height": height, "bars": bars, "top": top}
+
+
+def register(app) -> None:
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def csrf_token():
+        return {"csrf": session.get("csrf", "")}
+

@@ -1,0 +1,193 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, driven by Playwright, over a
+seeded MariaDB and the app served on a real socket. Screenshots go to test-output/screenshots/."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from sqlalchemy import update
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.models import Company, PostSchedule, SocialAccount
+from app.services.posts import NewPost, schedule_post
+from worker.cycle import Worker
+from worker.publishers.base import PermanentError
+
+from conftest import add_due_posts, make_tenant
+from test_queue import Scripted
+
+CHROMIUM = os.environ.get("SCHEDULER_TEST_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+CALENDAR_UTC = datetime(2030, 1, 15, 3, 30, tzinfo=timezone.utc)  # 22:30 on the 14th in New York
+
+pytestmark = pytest.mark.mariadb
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does it)",
+                    pytrace=False)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
+            args=ARGS, headless=True, viewport={"width": 1280, "height": 900})
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def site(mariadb):
+    """The app on 127.0.0.1:<free port>, over the test's MariaDB database."""
+    app = create_app({"SETTINGS": mariadb.settings})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    app.extensions["scheduler"]["engine"].dispose()
+
+
+@pytest.fixture
+def seeded(mariadb):
+    """Acme (New York) with published, failed, pending, stuck and future posts, an account to
+    reconnect; Other with posts of its own."""
+    db = mariadb
+    acme, other = make_tenant(db, name="Acme"), make_tenant(db, name="Other")
+    with db.sessions.begin() as session:
+        session.execute(update(Company).where(Company.id == acme.company_id)
+                        .values(timezone="America/New_York"))
+    now = datetime.now(timezone.utc)
+    add_due_posts(db, acme, 4, run_at=now - timedelta(minutes=1), content="acme due")
+    Worker(db.settings, db.sessions, {"sandbox": Scripted(None, None, PermanentError(
+        "the platform refused this text"))}).run()          # 3 published, 1 failed
+    add_due_posts(db, acme, 2, run_at=now - timedelta(seconds=120), content="acme waiting")
+    future = schedule_post(db.sessions, acme.company_id, NewPost(
+        [acme.account_id], "acme calendar post", CALENDAR_UTC), now)[0]
+    pending = schedule_post(db.sessions, acme.company_id, NewPost(
+        [acme.account_id], "acme cancel me", now + timedelta(days=3)), now)[0]
+    add_due_posts(db, other, 3, run_at=now - timedelta(minutes=1), content="OTHER SECRET")
+    broken = make_tenant(db, platform="x", name="Acme-x")
+    with db.sessions.begin() as session:
+        session.execute(update(SocialAccount).where(SocialAccount.id == broken.account_id)
+                        .values(company_id=acme.company_id, status="needs_reconnect"))
+    return {"acme": acme, "other": other, "future": future.id, "pending": pending.id, "now": now}
+
+
+def sign_in(page, site: str, key: str) -> None:
+    page.goto(f"{site}/dashboard")
+    page.fill("#api_key", key)
+    page.click("button[type=submit]")
+    expect(page.get_by_test_id("health")).to_be_visible()
+
+
+def test_every_figure_equals_the_database(browser, site, seeded, mariadb):
+    page = browser.new_page()
+    sign_in(page, site, seeded["acme"].api_key)
+    company = seeded["acme"].company_id
+    counts = {r["status"]: r["n"] for r in mariadb.rows(
+        "SELECT s.status, COUNT(*) AS n FROM post_schedule s JOIN post_details d "
+        "ON d.id = s.post_detail_id WHERE d.company_id = :c GROUP BY s.status", c=company)}
+    for status in ("pending", "processing", "done", "failed", "cancelled", "missed"):
+        expect(page.get_by_test_id(f"depth-{status}")).to_have_text(str(counts.get(status, 0)))
+    published_hour = mariadb.scalar(
+        "SELECT COUNT(*) FROM publish_attempts a JOIN post_schedule s ON s.id = a.post_schedule_id "
+        "JOIN post_details d ON d.id = s.post_detail_id WHERE d.company_id = :c "
+        "AND a.outcome = 'published' AND a.finished_at >= :since", c=company,
+        since=(datetime.now(timezone.utc) - timedelta(hours=1)).replace(tzinfo=None))
+    assert published_hour == 3
+    expect(page.get_by_test_id("published-hour")).to_have_text(str(published_hour))
+    expect(page.get_by_test_id("success-rate")).to_have_text("75.0%")  # 3 of 4 attempts
+    bars = page.locator("[data-testid=throughput] rect")
+    assert sum(int(v) for v in bars.evaluate_all("rs => rs.map(r => r.dataset.value)")) == 3
+    expect(page.get_by_test_id("issues").locator("tr")).to_have_count(2)  # header + the failure
+    expect(page.get_by_test_id("issues")).to_contain_text("the platform refused this text")
+    runs = mariadb.scalar("SELECT COUNT(*) FROM worker_runs")
+    expect(page.get_by_test_id("runs").locator("tr")).to_have_count(runs + 1)
+    expect(page.get_by_test_id("reconnect")).to_contain_text("Acme-x x")
+    expect(page.get_by_test_id("health")).to_have_text("degraded")  # waited 2 min, no run since
+    expect(page.get_by_test_id("rule-lateness")).to_contain_text("degraded")
+    expect(page.get_by_test_id("rule-worker")).to_contain_text("healthy")
+    assert "OTHER SECRET" not in page.content()
+    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+
+
+def test_the_calendar_puts_a_post_on_its_local_day_and_hour(browser, site, seeded):
+    page = browser.new_page()
+    sign_in(page, site, seeded["acme"].api_key)
+    for view in ("week", "month"):
+        page.goto(f"{site}/dashboard/calendar?view={view}&date=2030-01-14")
+        post = page.locator(f"[data-date='2030-01-14'] a[data-post='{seeded['future']}']")
+        expect(post).to_have_count(1)
+        expect(post).to_have_attribute("data-time", "22:30")
+        expect(post).to_have_class("post pending")
+        expect(page.locator(f"[data-date='2030-01-15'] a[data-post='{seeded['future']}']")).to_have_count(0)
+        page.screenshot(path=str(SHOTS / f"calendar-{view}.png"), full_page=True)
+    page.locator(f"a[data-post='{seeded['future']}']").click()
+    expect(page.get_by_test_id("post-status")).to_have_text("pending")
+    expect(page.locator("pre.content")).to_have_text("acme calendar post")
+
+
+def test_cancel_works_on_pending_and_is_refused_on_published(browser, site, seeded, mariadb):
+    page = browser.new_page()
+    sign_in(page, site, seeded["acme"].api_key)
+    page.goto(f"{site}/dashboard/posts/{seeded['pending']}")
+    page.get_by_test_id("cancel").click()
+    expect(page.get_by_test_id("message")).to_contain_text("Done: the post is cancelled")
+    expect(page.get_by_test_id("post-status")).to_have_text("cancelled")  # after the reload
+    assert mariadb.scalar("SELECT status FROM post_details WHERE id = :p",
+                          p=seeded["pending"]) == "cancelled"
+
+    published = mariadb.scalar("SELECT id FROM post_details WHERE status = 'published' LIMIT 1")
+    page.goto(f"{site}/dashboard/posts/{published}")
+    page.get_by_test_id("cancel").click()
+    expect(page.get_by_test_id("message")).to_contain_text("Refused: the post is already published")
+    page.screenshot(path=str(SHOTS / "post-refused.png"), full_page=True)
+    assert mariadb.scalar("SELECT status FROM post_details WHERE id = :p", p=published) == "published"
+
+
+def test_another_companys_key_sees_none_of_it(browser, site, seeded, mariadb):
+    page = browser.new_page()
+    sign_in(page, site, seeded["other"].api_key)
+    content = page.content()
+    expect(page.get_by_test_id("company")).to_have_text("Other · UTC")
+    assert "acme due" not in content and "the platform refused this text" not in content
+    expect(page.get_by_test_id("depth-done")).to_have_text("0")
+    expect(page.get_by_test_id("depth-pending")).to_have_text("3")
+    assert page.get_by_test_id("reconnect").count() == 0
+    page.goto(f"{site}/dashboard/calendar?view=week&date=2030-01-14")
+    expect(page.locator("a[data-post]")).to_have_count(0)
+    response = page.goto(f"{site}/dashboard/posts/{seeded['pending']}")
+    assert response.status == 404
+    # and the API behind the buttons refuses Acme's post to Other's session too
+    status = page.evaluate("""async (id) => {
+        const token = document.querySelector('meta[name="csrf-token"]')?.content || '';
+        const r = await fetch('/scheduled-posts/' + id, {method: 'DELETE',
+                                                         headers: {'X-CSRF-Token': token}});
+        return r.status; }""", seeded["pending"])
+    assert status in (401, 404)
+    assert mariadb.scalar("SELECT status FROM post_details WHERE id = :p",
+                          p=seeded["pending"]) == "pending"
+
+
+def test_sign_out_and_bad_keys(browser, site, seeded):
+    page = browser.new_page()
+    page.goto(f"{site}/dashboard")
+    page.fill("#api_key", "sk_not_a_key")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_contain_text("unknown or revoked")
+    sign_in(page, site, seeded["acme"].api_key)
+    cookie = next(c for c in browser.cookies() if c["name"] == "session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert seeded["acme"].api_key not in cookie["value"]
+    page.click("text=Sign out")
+    expect(page.locator("#api_key")).to_be_visible()
