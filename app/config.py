@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 from dataclasses import dataclass, field, fields
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -43,6 +45,16 @@ class Settings:
     secret_key: str = field(default="", repr=False)  # Fernet key sealing social access tokens
     max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
     metrics_token: str = field(default="", repr=False)  # if set, /metrics wants it as Bearer
+    # The platforms' APIs: real hosts by default; tests and demos point them at local fakes.
+    x_api_base_url: str = "https://api.x.com"
+    graph_api_base_url: str = "https://graph.facebook.com"
+    graph_api_version: str = "v25.0"
+    linkedin_api_base_url: str = "https://api.linkedin.com"
+    linkedin_version: str = "202605"  # YYYYMM, sent as the LinkedIn-Version header
+    http_connect_timeout: float = 5.0   # seconds to connect to a platform
+    http_read_timeout: float = 30.0     # seconds to wait for a platform's answer
+    instagram_poll_interval: float = 2.0  # seconds between checks of a media container
+    instagram_poll_attempts: int = 15     # checks per attempt before deferring the post
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -60,6 +72,15 @@ class Settings:
         "secret_key": "SCHEDULER_SECRET_KEY",
         "max_body_bytes": "SCHEDULER_MAX_BODY_BYTES",
         "metrics_token": "SCHEDULER_METRICS_TOKEN",
+        "x_api_base_url": "X_API_BASE_URL",
+        "graph_api_base_url": "GRAPH_API_BASE_URL",
+        "graph_api_version": "GRAPH_API_VERSION",
+        "linkedin_api_base_url": "LINKEDIN_API_BASE_URL",
+        "linkedin_version": "LINKEDIN_VERSION",
+        "http_connect_timeout": "SCHEDULER_HTTP_CONNECT_TIMEOUT",
+        "http_read_timeout": "SCHEDULER_HTTP_READ_TIMEOUT",
+        "instagram_poll_interval": "SCHEDULER_INSTAGRAM_POLL_INTERVAL",
+        "instagram_poll_attempts": "SCHEDULER_INSTAGRAM_POLL_ATTEMPTS",
     }
 
     @classmethod
@@ -90,6 +111,7 @@ class Settings:
         if self.environment not in ENVIRONMENTS:
             raise ConfigError(f"SCHEDULER_ENV must be one of {', '.join(ENVIRONMENTS)}, "
                               f"got {self.environment!r}")
+        _check_platform_settings(self)
         if self.environment != "development" and not self.secret_key:
             # The development key is public (it is in this source): real tokens need a real key.
             raise ConfigError(f"SCHEDULER_SECRET_KEY must be set when SCHEDULER_ENV="
@@ -98,6 +120,19 @@ class Settings:
     @property
     def url(self) -> URL:
         return normalize_database_url(self.database_url)
+
+
+def _check_platform_settings(settings: Settings) -> None:
+    for name in ("x_api_base_url", "graph_api_base_url", "linkedin_api_base_url"):
+        parts = urlsplit(getattr(settings, name))
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{Settings.ENV[name]} must be an http(s) URL such as "
+                              f"https://example.com, got {getattr(settings, name)!r}")
+    if not re.fullmatch(r"v\d+\.\d+", settings.graph_api_version):
+        raise ConfigError(f"GRAPH_API_VERSION must look like v25.0, got {settings.graph_api_version!r}")
+    if not re.fullmatch(r"20\d{2}(0[1-9]|1[0-2])", settings.linkedin_version):
+        raise ConfigError(f"LINKEDIN_VERSION must be a month as YYYYMM (e.g. 202605), "
+                          f"got {settings.linkedin_version!r}")
 
 
 def _parse(var: str, raw: str, kind: str):

@@ -18,7 +18,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 PLATFORMS = ("x", "facebook", "instagram", "linkedin", "sandbox")
 ACCOUNT_STATUSES = ("active", "needs_reconnect")
 POST_STATUSES = ("pending", "published", "failed", "cancelled", "missed")
-SCHEDULE_STATUSES = ("pending", "processing", "done", "failed", "cancelled", "missed")
+# `waiting`: held back until its account is reconnected (reconnect_account makes it pending again)
+SCHEDULE_STATUSES = ("pending", "processing", "done", "failed", "cancelled", "missed", "waiting")
 ATTEMPT_OUTCOMES = ("published", "retry", "failed", "deferred", "unknown")
 
 
@@ -174,6 +175,14 @@ class PostSchedule(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, server_default=text("3"))
     deferrals: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # An unpublished object an earlier attempt made on the platform (an Instagram media
+    # container): the next attempt reuses it instead of making a second one.
+    platform_draft_id: Mapped[str | None] = mapped_column(String(255))
+    # The run_at the first rate-limit deferral moved: deferrals stop 24 h after it.
+    deferred_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when recovery found an attempt whose outcome is unknown (it started then): the next
+    # attempt first looks for the post on the platform. Cleared once it has looked.
+    unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

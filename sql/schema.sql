@@ -87,7 +87,7 @@ CREATE TABLE post_schedule (
     id              BIGINT       NOT NULL AUTO_INCREMENT,
     post_detail_id  CHAR(36)     NOT NULL,
     run_at          DATETIME(6)  NOT NULL,
-    status          ENUM('pending','processing','done','failed','cancelled','missed') NOT NULL DEFAULT 'pending',
+    status          ENUM('pending','processing','done','failed','cancelled','missed','waiting') NOT NULL DEFAULT 'pending',
     locked_at       DATETIME(6)  NULL,
     worker_id       VARCHAR(128) NULL,
     lock_token      VARCHAR(32)  NULL,      -- fencing token: outcome writes must match it
@@ -95,6 +95,9 @@ CREATE TABLE post_schedule (
     max_attempts    INTEGER      NOT NULL DEFAULT 3,
     deferrals       INTEGER      NOT NULL DEFAULT 0,  -- rate-limit deferrals, which spend no attempt
     last_error      TEXT         NULL,
+    platform_draft_id VARCHAR(255) NULL,    -- e.g. an Instagram container a retry reuses
+    deferred_since  DATETIME(6)  NULL,      -- run_at before the first rate-limit deferral
+    unknown_since   DATETIME(6)  NULL,      -- an attempt ended unknown: look before posting
     created_at      DATETIME(6)  NOT NULL,
     updated_at      DATETIME(6)  NOT NULL,
     CONSTRAINT pk_post_schedule PRIMARY KEY (id),

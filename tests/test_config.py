@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 
 import pytest
@@ -25,6 +26,15 @@ EVERY_VARIABLE = [
     ("SCHEDULER_SECRET_KEY", "secret_key", "x" * 44, "x" * 44),
     ("SCHEDULER_MAX_BODY_BYTES", "max_body_bytes", "4096", 4096),
     ("SCHEDULER_METRICS_TOKEN", "metrics_token", "scrape-me", "scrape-me"),
+    ("X_API_BASE_URL", "x_api_base_url", "http://127.0.0.1:9001", "http://127.0.0.1:9001"),
+    ("GRAPH_API_BASE_URL", "graph_api_base_url", "http://127.0.0.1:9002", "http://127.0.0.1:9002"),
+    ("GRAPH_API_VERSION", "graph_api_version", "v24.0", "v24.0"),
+    ("LINKEDIN_API_BASE_URL", "linkedin_api_base_url", "http://localhost:9003", "http://localhost:9003"),
+    ("LINKEDIN_VERSION", "linkedin_version", "202601", "202601"),
+    ("SCHEDULER_HTTP_CONNECT_TIMEOUT", "http_connect_timeout", "2.5", 2.5),
+    ("SCHEDULER_HTTP_READ_TIMEOUT", "http_read_timeout", "10", 10.0),
+    ("SCHEDULER_INSTAGRAM_POLL_INTERVAL", "instagram_poll_interval", "0.5", 0.5),
+    ("SCHEDULER_INSTAGRAM_POLL_ATTEMPTS", "instagram_poll_attempts", "4", 4),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
@@ -218,3 +228,24 @@ def test_unknown_environment_is_refused():
 
 def test_secret_key_is_not_in_the_repr():
     assert "sekrit" not in repr(Settings.from_env({"SCHEDULER_SECRET_KEY": "sekrit"}))
+
+
+@pytest.mark.parametrize("var,raw,says", [
+    ("X_API_BASE_URL", "api.x.com", "X_API_BASE_URL must be an http(s) URL"),
+    ("GRAPH_API_BASE_URL", "ftp://graph.facebook.com", "GRAPH_API_BASE_URL must be an http(s) URL"),
+    ("LINKEDIN_API_BASE_URL", "https://", "LINKEDIN_API_BASE_URL must be an http(s) URL"),
+    ("GRAPH_API_VERSION", "25", "GRAPH_API_VERSION must look like v25.0"),
+    ("LINKEDIN_VERSION", "2026-05", "LINKEDIN_VERSION must be a month as YYYYMM"),
+    ("LINKEDIN_VERSION", "202613", "LINKEDIN_VERSION must be a month as YYYYMM"),
+    ("SCHEDULER_HTTP_READ_TIMEOUT", "0", "SCHEDULER_HTTP_READ_TIMEOUT must be greater than 0"),
+])
+def test_platform_settings_are_checked(var, raw, says):
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        Settings.from_env({var: raw})
+
+
+def test_platform_defaults_are_the_real_hosts():
+    settings = Settings.from_env({})
+    assert (settings.x_api_base_url, settings.graph_api_base_url, settings.linkedin_api_base_url) == (
+        "https://api.x.com", "https://graph.facebook.com", "https://api.linkedin.com")
+    assert (settings.http_connect_timeout, settings.http_read_timeout) == (5.0, 30.0)

@@ -105,7 +105,7 @@ def test_gathered_figures_are_the_companys_own(db):
     acme, other, at = seed(db)
     f = health.gather(db.sessions, acme.company_id, at, 600)
     assert f.depth == {"pending": 3, "processing": 1, "done": 3, "failed": 1, "cancelled": 0,
-                       "missed": 0}
+                       "missed": 0, "waiting": 0}
     assert f.stuck == 1
     assert f.oldest_due_seconds == pytest.approx(90, abs=0.01)
     assert f.attempts_last_hour == {"published": 3, "failed": 1, "deferred": 1}

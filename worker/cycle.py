@@ -5,9 +5,10 @@ reports; the queue's SQL lives in worker/queue.py.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -18,17 +19,20 @@ from app import crypto
 from app.config import Settings
 from app.logs import event
 from app.models import PostDetail, SocialAccount
-from app.services.accounts import mark_needs_reconnect
+from app.services.accounts import mark_needs_reconnect, waiting_reason
 from worker import queue
 from worker.publishers import default_publishers
 from worker.publishers.base import (
-    Account, AuthError, PermanentError, PostToPublish, Publisher, RateLimitedError,
+    Account, AuthError, LookupUnavailable, NotReadyError, PermanentError, PostToPublish, Publisher,
+    RateLimitedError,
 )
 from worker.queue import Claimed, Failure
 
 log = logging.getLogger("worker")
-MAX_DEFERRALS = 5
-DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=1)
+MAX_DEFERRALS = 5                        # rate-limit deferrals of one post, then it fails
+MAX_DEFERRAL_SPAN = timedelta(hours=24)  # nor is it deferred past this after its first run_at
+DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=1)  # when the platform does not say how long
+LOOKUP_SLACK = timedelta(minutes=5)      # look this far before a lost attempt (clock skew)
 
 
 def utcnow() -> datetime:
@@ -44,6 +48,7 @@ class RunSummary:
     retried: int = 0
     failed: int = 0
     deferred: int = 0
+    waiting: int = 0       # held until their account is reconnected
     missed: int = 0
     lost: int = 0          # outcomes not written because the claim was no longer ours
     seconds: float = 0.0
@@ -64,13 +69,15 @@ class Worker:
                  clock: Callable[[], datetime] = utcnow):
         self.settings = settings
         self.sessions = sessions
-        self.publishers = default_publishers() if publishers is None else publishers
+        self.publishers = default_publishers(settings) if publishers is None else publishers
         self.clock = clock
+        self._run = _RunState()
 
     def run(self, loop: bool = False) -> RunSummary:
         """One run. Without `loop` it ends when nothing is due; with it, when the budget is spent."""
         s = self.settings
         summary = RunSummary(worker_id=s.worker_id)
+        self._run = _RunState()
         started = time.monotonic()
         run_id = queue.start_run(self.sessions, s.worker_id, self.clock())
         try:
@@ -84,7 +91,7 @@ class Worker:
             queue.finish_run(self.sessions, run_id, self.clock(), recovered=summary.recovered,
                              claimed=summary.claimed, published=summary.published,
                              retried=summary.retried, failed=summary.failed + summary.missed,
-                             deferred=summary.deferred)
+                             deferred=summary.deferred + summary.waiting)
             event(log, "worker_run", **summary.as_log())
         return summary
 
@@ -149,49 +156,115 @@ class Worker:
                 f"not published: it was due at {job.run_at.isoformat()}, more than "
                 f"{s.missed_after} s (SCHEDULER_MISSED_AFTER) before the worker reached it",
                 error_code="missed"), now=now, status="missed")
-        if account.status != "active":
-            return self._record(job, account, "failed", queue.mark_failed, Failure(
-                f"the {account.platform} account {account.display_name or account.external_id} "
-                "needs to be reconnected before it can publish", error_code="needs_reconnect"),
-                now=now)
+        if account.status != "active" or account.id in self._run.needs_reconnect:
+            return self._record(job, account, "waiting", queue.hold_for_reconnect, Failure(
+                waiting_reason(account), error_code="needs_reconnect"), now=now)
+        limited = self._run.limited_until(account.id, now)
+        if limited is not None:  # another post of this account was just refused: no request
+            return self._defer(job, account, limited)
         publisher = self.publishers.get(account.platform)
         if publisher is None:
             return self._record(job, account, "failed", queue.mark_failed, Failure(
                 f"no publisher for platform {account.platform!r} in this worker",
                 error_code="no_publisher"), now=now)
+        post = replace(post, draft_id=job.draft_id, keep_draft=lambda draft: queue.save_draft(
+            self.sessions, job, draft, self.clock()))
+        return self._send(job, post, account, publisher)
+
+    def _send(self, job: Claimed, post: PostToPublish, account: "_AccountRow",
+              publisher: Publisher) -> str:
+        """Look first if an earlier attempt may have got through, then publish; every error
+        class of the taxonomy ends here in its queue outcome."""
+        note = None
         try:
-            result = publisher.publish(post, account.to_publisher())
+            credentials = account.to_publisher()
+            if job.unknown_since is not None:
+                found, note = self._look(job, post, credentials, publisher)
+                if found is not None:
+                    return self._published(job, account, found, Failure(
+                        f"found on {account.platform} as {found}, published by an earlier attempt "
+                        "whose answer was lost: not posted again", error_code="found_existing"))
+            result = publisher.publish(post, credentials)
+        except NotReadyError as exc:  # still processing on the platform's side: not the account's fault
+            return self._defer(job, account, exc, note)
         except RateLimitedError as exc:
-            return self._rate_limited(job, account, exc)
+            self._run.limit(account.id, self._until(exc))
+            return self._defer(job, account, exc, note)
         except AuthError as exc:
+            self._run.needs_reconnect.add(account.id)
             mark_needs_reconnect(self.sessions, account.id, self.clock())
             return self._record(job, account, "failed", queue.mark_failed, _failure(
-                exc, f"{exc.message}. Reconnect the {account.platform} account to publish again"),
-                now=self.clock())
+                exc, f"{exc.message}. Reconnect the {account.platform} account to publish again; "
+                "its other posts wait until then", note), now=self.clock())
         except PermanentError as exc:
-            return self._record(job, account, "failed", queue.mark_failed, _failure(exc),
-                                now=self.clock())
+            return self._record(job, account, "failed", queue.mark_failed,
+                                _failure(exc, note=note), now=self.clock())
         except Exception as exc:  # RetryableError, and anything unforeseen, is worth a retry
-            return self._retry_or_fail(job, account, _failure(exc))
-        if not queue.mark_published(self.sessions, job, result.platform_post_id, self.clock()):
+            return self._retry_or_fail(job, account, _failure(exc, note=note),
+                                       getattr(exc, "maybe_published", False))
+        return self._published(job, account, result.platform_post_id,
+                               Failure(note, error_code="lookup_unavailable") if note else None)
+
+    def _look(self, job: Claimed, post: PostToPublish, credentials: Account,
+              publisher: Publisher) -> tuple[str | None, str | None]:
+        """An earlier attempt may have published this post: the platform's id of it if it is
+        there, and a note for the attempt record when the platform cannot be asked."""
+        since = job.unknown_since - LOOKUP_SLACK
+        find = getattr(publisher, "find_existing", None)
+        try:
+            if find is None:
+                raise LookupUnavailable(f"{credentials.platform} gives no way to read back "
+                                        "the account's posts")
+            found = find(post, credentials, since)
+        except LookupUnavailable as exc:
+            found, note = None, (f"could not look for a copy from the earlier attempt whose "
+                                 f"answer was lost ({exc.message}); posted again")
+        else:
+            note = None
+        if found is None:
+            queue.looked_up(self.sessions, job, self.clock())
+        return found, note
+
+    def _published(self, job: Claimed, account: "_AccountRow", platform_post_id: str,
+                   note: Failure | None) -> str:
+        if not queue.mark_published(self.sessions, job, platform_post_id, self.clock(), note):
             return self._lost(job, account)
-        self._log(job, account, "published", platform_post_id=result.platform_post_id)
+        self._log(job, account, "published", platform_post_id=platform_post_id,
+                  note=note.message if note else None)
         return "published"
 
-    def _retry_or_fail(self, job: Claimed, account: "_AccountRow", failure: Failure) -> str:
+    def _retry_or_fail(self, job: Claimed, account: "_AccountRow", failure: Failure,
+                       maybe_published: bool = False) -> str:
         if job.attempt < job.max_attempts:
             return self._record(job, account, "retried", queue.schedule_retry, failure,
-                                now=self.clock(), backoff=self.settings.retry_backoff)
-        return self._record(job, account, "failed", queue.mark_failed, failure, now=self.clock())
+                                now=self.clock(), backoff=self.settings.retry_backoff,
+                                maybe_published=maybe_published)
+        if maybe_published:
+            failure = replace(failure, message=f"{failure.message}; the request may have reached "
+                              f"{account.platform}: a retry looks for the post there first")
+        return self._record(job, account, "failed", queue.mark_failed, failure, now=self.clock(),
+                            maybe_published=maybe_published)
 
-    def _rate_limited(self, job: Claimed, account: "_AccountRow", exc: RateLimitedError) -> str:
+    def _until(self, exc: RateLimitedError) -> datetime:
         now = self.clock()
-        if job.deferrals >= MAX_DEFERRALS:
-            return self._record(job, account, "failed", queue.mark_failed, _failure(
-                exc, f"{exc.message} (still rate limited after {MAX_DEFERRALS} deferrals)"), now=now)
-        until = exc.retry_at if exc.retry_at and exc.retry_at > now else now + DEFAULT_RATE_LIMIT_WAIT
-        return self._record(job, account, "deferred", queue.defer, _failure(exc),
-                            until=until, now=now)
+        if exc.retry_at is not None and exc.retry_at > now:
+            return exc.retry_at
+        return now + (exc.retry_after or DEFAULT_RATE_LIMIT_WAIT)
+
+    def _defer(self, job: Claimed, account: "_AccountRow", cause: RateLimitedError | "_Limit",
+               note: str | None = None) -> str:
+        """Due again when the platform allows, spending no attempt; bounded in count and span."""
+        now = self.clock()
+        until = cause.until if isinstance(cause, _Limit) else self._until(cause)
+        failure = (Failure(cause.message, error_code="rate_limited_account")
+                   if isinstance(cause, _Limit) else _failure(cause, note=note))
+        first = job.deferred_since or job.run_at
+        if job.deferrals >= MAX_DEFERRALS or until > first + MAX_DEFERRAL_SPAN:
+            return self._record(job, account, "failed", queue.mark_failed, replace(
+                failure, message=f"{failure.message} (not published: after {job.deferrals} "
+                f"deferrals it would go out more than {MAX_DEFERRAL_SPAN.total_seconds() / 3600:g} "
+                f"h after its time, or be deferred more than {MAX_DEFERRALS} times)"), now=now)
+        return self._record(job, account, "deferred", queue.defer, failure, until=until, now=now)
 
     def _record(self, job: Claimed, account: "_AccountRow", outcome: str, write, failure: Failure,
                 **kwargs) -> str:
@@ -213,6 +286,35 @@ class Worker:
 
 
 @dataclass(frozen=True)
+class _Limit:
+    """An account a platform rate limited in this run, and until when."""
+    until: datetime
+    message: str
+
+
+class _RunState:
+    """What one run learned about accounts, shared by its publishing threads: which are rate
+    limited (their other posts are deferred without a request) and which need reconnecting."""
+
+    def __init__(self):
+        self.needs_reconnect: set[str] = set()
+        self._limits: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def limit(self, account_id: str, until: datetime) -> None:
+        with self._lock:
+            self._limits[account_id] = max(until, self._limits.get(account_id, until))
+
+    def limited_until(self, account_id: str, now: datetime) -> _Limit | None:
+        with self._lock:
+            until = self._limits.get(account_id)
+        if until is None or until <= now:
+            return None
+        return _Limit(until, f"deferred without a request: the platform rate limited this "
+                      f"account in this run until {until.isoformat(timespec='seconds')}")
+
+
+@dataclass(frozen=True)
 class _AccountRow:
     id: str
     platform: str
@@ -231,7 +333,8 @@ def _account_view(account: SocialAccount) -> _AccountRow:
                        account.status, account.access_token_encrypted)
 
 
-def _failure(exc: Exception, message: str | None = None) -> Failure:
-    return Failure(message=message or getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
+def _failure(exc: Exception, message: str | None = None, note: str | None = None) -> Failure:
+    message = message or getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+    return Failure(message=f"{message} [{note}]" if note else message,
                    http_status=getattr(exc, "http_status", None),
                    error_code=getattr(exc, "error_code", None))

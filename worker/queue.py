@@ -43,6 +43,11 @@ class Claimed:
     max_attempts: int
     run_at: datetime
     deferrals: int = 0  # rate-limit deferrals so far, which spent no attempt
+    claimed_at: datetime | None = None
+    deferred_since: datetime | None = None  # run_at before the first deferral
+    # An earlier attempt's outcome is unknown (it started then): look before posting again.
+    unknown_since: datetime | None = None
+    draft_id: str | None = None             # e.g. an Instagram container an attempt made
 
 
 @dataclass(frozen=True)
@@ -102,14 +107,17 @@ def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: 
         retry = [r.id for r in rows if r.attempts < r.max_attempts]
         spent = [r for r in rows if r.attempts >= r.max_attempts]
         if retry:
-            session.execute(update(PostSchedule).where(PostSchedule.id.in_(retry)).values(
-                status="pending", locked_at=None, worker_id=None, lock_token=None,
-                last_error=lost, updated_at=now))
+            session.execute(update(PostSchedule).where(PostSchedule.id.in_(retry)).ordered_values(
+                _remember_unknown(), (PostSchedule.status, "pending"), (PostSchedule.locked_at, None),
+                (PostSchedule.worker_id, None), (PostSchedule.lock_token, None),
+                (PostSchedule.last_error, lost), (PostSchedule.updated_at, now)))
         if spent:
             message = (f"{lost}, and it was the last attempt: check the platform for the post, "
                        "then retry it if it is not there")
             session.execute(update(PostSchedule).where(PostSchedule.id.in_([r.id for r in spent]))
-                            .values(status="failed", last_error=message, updated_at=now))
+                            .ordered_values(_remember_unknown(), (PostSchedule.status, "failed"),
+                                            (PostSchedule.last_error, message),
+                                            (PostSchedule.updated_at, now)))
             session.execute(update(PostDetail)
                             .where(PostDetail.id.in_([r.post_detail_id for r in spent]))
                             .values(status="failed", error_message=message, updated_at=now))
@@ -120,6 +128,13 @@ def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: 
         return len(rows)
 
     return in_transaction(sessions, work)
+
+
+def _remember_unknown():
+    """unknown_since keeps the earliest unknown attempt's start (the claim's locked_at). It comes
+    first in the SET list: MySQL reads later assignments' columns after earlier ones changed."""
+    return (PostSchedule.unknown_since,
+            func.coalesce(PostSchedule.unknown_since, PostSchedule.locked_at))
 
 
 def due_query(now: datetime, batch: int) -> Select:
@@ -147,42 +162,47 @@ def claim_due(sessions: sessionmaker[Session], now: datetime, batch: int,
         session.execute(update(PostSchedule).where(PostSchedule.id.in_(ids)).values(
             status="processing", locked_at=now, worker_id=worker_id, lock_token=token,
             attempts=PostSchedule.attempts + 1, updated_at=now))
+        s = PostSchedule
         rows = session.execute(
-            select(PostSchedule.id, PostSchedule.post_detail_id, PostSchedule.attempts,
-                   PostSchedule.max_attempts, PostSchedule.run_at, PostSchedule.deferrals)
-            .where(PostSchedule.id.in_(ids)).order_by(PostSchedule.run_at, PostSchedule.id)).all()
+            select(s.id, s.post_detail_id, s.attempts, s.max_attempts, s.run_at, s.deferrals,
+                   s.deferred_since, s.unknown_since, s.platform_draft_id)
+            .where(s.id.in_(ids)).order_by(s.run_at, s.id)).all()
         session.execute(insert(PublishAttempt), [
             {"post_schedule_id": r.id, "attempt": r.attempts, "worker_id": worker_id,
              "started_at": now} for r in rows])
         return [Claimed(r.id, r.post_detail_id, token, r.attempts, r.max_attempts, r.run_at,
-                        r.deferrals) for r in rows]
+                        r.deferrals, now, r.deferred_since, r.unknown_since, r.platform_draft_id)
+                for r in rows]
 
     return in_transaction(sessions, work)
 
 
 def mark_published(sessions: sessionmaker[Session], job: Claimed, platform_post_id: str,
-                   now: datetime) -> bool:
-    """Both rows say published, or neither does. False when this worker no longer owns the row."""
+                   now: datetime, note: Failure | None = None) -> bool:
+    """Both rows say published, or neither does. False when this worker no longer owns the row.
+    `note` goes on the attempt (e.g. it was found on the platform, not posted again)."""
 
     def work(session: Session) -> bool:
-        if not _release(session, job, now, status="done", last_error=None):
+        if not _release(session, job, now, status="done", last_error=None,
+                        platform_draft_id=None, unknown_since=None):
             return False
         _finish_post(session, job, now, status="published", platform_post_id=platform_post_id,
                      published_at=now, error_message=None)
-        _record_attempt(session, job, now, "published")
+        _record_attempt(session, job, now, "published", note)
         return True
 
     return in_transaction(sessions, work)
 
 
 def schedule_retry(sessions: sessionmaker[Session], job: Claimed, failure: Failure,
-                   now: datetime, backoff: float) -> bool:
-    """Back to pending, due again after `backoff` x 2^(attempt-1) seconds."""
+                   now: datetime, backoff: float, maybe_published: bool = False) -> bool:
+    """Back to pending, due again after `backoff` x 2^(attempt-1) seconds. `maybe_published`:
+    the request may have gone through (no answer), so the next attempt looks first."""
     run_at = now + timedelta(seconds=backoff * 2 ** (job.attempt - 1))
 
     def work(session: Session) -> bool:
         if not _release(session, job, now, status="pending", run_at=run_at,
-                        last_error=failure.message):
+                        last_error=failure.message, **_unknown(job, maybe_published)):
             return False
         _record_attempt(session, job, now, "retry", failure)
         return True
@@ -191,11 +211,13 @@ def schedule_retry(sessions: sessionmaker[Session], job: Claimed, failure: Failu
 
 
 def mark_failed(sessions: sessionmaker[Session], job: Claimed, failure: Failure, now: datetime,
-                status: str = "failed") -> bool:
-    """Failed (or `missed`) for good, with the reason on both rows."""
+                status: str = "failed", maybe_published: bool = False) -> bool:
+    """Failed (or `missed`) for good, with the reason on both rows. `maybe_published`: a retry
+    by hand looks for the post on the platform first."""
 
     def work(session: Session) -> bool:
-        if not _release(session, job, now, status=status, last_error=failure.message):
+        if not _release(session, job, now, status=status, last_error=failure.message,
+                        **_unknown(job, maybe_published)):
             return False
         _finish_post(session, job, now, status=status, error_message=failure.message)
         _record_attempt(session, job, now, "failed", failure)
@@ -204,14 +226,20 @@ def mark_failed(sessions: sessionmaker[Session], job: Claimed, failure: Failure,
     return in_transaction(sessions, work)
 
 
+def _unknown(job: Claimed, maybe_published: bool) -> dict:
+    """The request may have reached the platform: remember since when, so the next attempt looks."""
+    return {"unknown_since": job.unknown_since or job.claimed_at} if maybe_published else {}
+
+
 def defer(sessions: sessionmaker[Session], job: Claimed, until: datetime, failure: Failure,
           now: datetime) -> bool:
     """Due again at `until` (a platform's rate-limit reset), giving back the attempt it counted."""
 
     def work(session: Session) -> bool:
         if not _release(session, job, now, status="pending", run_at=until,
-                        attempts=PostSchedule.attempts - 1,
-                        deferrals=PostSchedule.deferrals + 1, last_error=failure.message):
+                        attempts=PostSchedule.attempts - 1, deferrals=PostSchedule.deferrals + 1,
+                        deferred_since=job.deferred_since or job.run_at,
+                        last_error=failure.message):
             return False
         _record_attempt(session, job, now, "deferred", failure)
         return True
@@ -219,10 +247,64 @@ def defer(sessions: sessionmaker[Session], job: Claimed, until: datetime, failur
     return in_transaction(sessions, work)
 
 
+def hold_for_reconnect(sessions: sessionmaker[Session], job: Claimed, failure: Failure,
+                       now: datetime) -> bool:
+    """`waiting` until the account is reconnected, giving back the attempt it counted."""
+
+    def work(session: Session) -> bool:
+        if not _release(session, job, now, status="waiting", attempts=PostSchedule.attempts - 1,
+                        last_error=failure.message):
+            return False
+        _record_attempt(session, job, now, "deferred", failure)
+        return True
+
+    return in_transaction(sessions, work)
+
+
+def save_draft(sessions: sessionmaker[Session], job: Claimed, draft_id: str | None,
+               now: datetime) -> bool:
+    """Remember (or forget) what this attempt made on the platform, while the row is ours."""
+    return in_transaction(sessions, lambda session: _keep(session, job, now,
+                                                          platform_draft_id=draft_id))
+
+
+def looked_up(sessions: sessionmaker[Session], job: Claimed, now: datetime) -> bool:
+    """The platform was searched after an unknown attempt and the post is not there."""
+    return in_transaction(sessions, lambda session: _keep(session, job, now, unknown_since=None))
+
+
+def _keep(session: Session, job: Claimed, now: datetime, **values) -> bool:
+    """A fenced write that leaves the row claimed."""
+    return session.execute(update(PostSchedule).where(
+        PostSchedule.id == job.schedule_id, PostSchedule.lock_token == job.lock_token,
+        PostSchedule.status == "processing").values(updated_at=now, **values)).rowcount == 1
+
+
+# -- an account that must be reconnected --------------------------------------------------
+
+def _posts_of(account_id: str):
+    return select(PostDetail.id).where(PostDetail.social_account_id == account_id)
+
+
+def hold_account_posts(session: Session, account_id: str, now: datetime, reason: str) -> int:
+    """Every pending post of the account waits (inside the caller's transaction)."""
+    return session.execute(update(PostSchedule).where(
+        PostSchedule.status == "pending", PostSchedule.post_detail_id.in_(_posts_of(account_id)))
+        .values(status="waiting", last_error=reason, updated_at=now)).rowcount
+
+
+def release_account_posts(session: Session, account_id: str, now: datetime) -> int:
+    """The account's waiting posts are pending again, each at its own run_at (inside the
+    caller's transaction). The worker marks one overdue past SCHEDULER_MISSED_AFTER `missed`."""
+    return session.execute(update(PostSchedule).where(
+        PostSchedule.status == "waiting", PostSchedule.post_detail_id.in_(_posts_of(account_id)))
+        .values(status="pending", last_error=None, updated_at=now)).rowcount
+
+
 def _release(session: Session, job: Claimed, now: datetime, **values) -> bool:
     """The fenced write: it matches only while the row is still ours under this claim."""
     values["locked_at"] = None
-    if values["status"] == "pending":  # free to be claimed again; a finished row keeps its owner
+    if values["status"] in ("pending", "waiting"):  # claimable again; a finished row keeps its owner
         values.update(worker_id=None, lock_token=None)
     result = session.execute(
         update(PostSchedule)
@@ -259,9 +341,11 @@ def requeue_failed(sessions: sessionmaker[Session], schedule_id: int, now: datet
             .with_for_update()).first()
         if row is None:
             return False
+        # unknown_since stays: a post whose last attempt was lost is looked for before reposting.
         session.execute(update(PostSchedule).where(PostSchedule.id == schedule_id).values(
-            status="pending", run_at=now, attempts=0, deferrals=0, lock_token=None,
-            locked_at=None, worker_id=None, last_error=None, updated_at=now))
+            status="pending", run_at=now, attempts=0, deferrals=0, deferred_since=None,
+            platform_draft_id=None, lock_token=None, locked_at=None, worker_id=None,
+            last_error=None, updated_at=now))
         session.execute(update(PostDetail).where(PostDetail.id == row.post_detail_id).values(
             status="pending", error_message=None, updated_at=now))
         return True

@@ -146,10 +146,47 @@ def get_company(sessions: sessionmaker[Session], company_id: str) -> Company:
         return _company(session, company_id)
 
 
-def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime) -> None:
+def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime) -> bool:
+    """The platform refused the account's token: the account needs reconnecting, and its pending
+    posts wait for that (status `waiting`). True if this call is the one that changed it."""
+    from worker.queue import hold_account_posts
+
     with sessions.begin() as session:
-        session.execute(update(SocialAccount).where(SocialAccount.id == account_id)
-                        .values(status="needs_reconnect", updated_at=now))
+        changed = session.execute(update(SocialAccount).where(
+            SocialAccount.id == account_id, SocialAccount.status == "active")
+            .values(status="needs_reconnect", updated_at=now)).rowcount == 1
+        account = session.get(SocialAccount, account_id)
+        if account is not None:
+            hold_account_posts(session, account_id, now, waiting_reason(account))
+    return changed
+
+
+def waiting_reason(account: SocialAccount) -> str:
+    return (f"waiting: the {account.platform} account {account.display_name or account.external_id} "
+            "must be reconnected (a new access token) before this post can be published")
+
+
+def reconnect_account(sessions: sessionmaker[Session], company_id: str, account_id: str,
+                      access_token: str, now: datetime,
+                      token_expires_at: datetime | None = None) -> tuple[SocialAccount, int]:
+    """A new token for the account, which is active again; the posts that were waiting for it
+    are pending again, each due at its own time. Returns the account and how many were released."""
+    from worker.queue import release_account_posts
+
+    if not access_token.strip():
+        raise InvalidInput("the access token must not be empty",
+                           fields={"accessToken": "must not be empty"})
+    with sessions.begin() as session:
+        account = session.get(SocialAccount, account_id, with_for_update=True)
+        if account is None or account.company_id != company_id:
+            raise NotFound(f"no social account {account_id} in this company")
+        account.access_token_encrypted = crypto.seal(access_token)
+        account.token_expires_at = token_expires_at
+        account.status = "active"
+        account.updated_at = now
+        session.flush()
+        released = release_account_posts(session, account_id, now)
+    return account, released
 
 
 def _company(session: Session, company_id: str) -> Company:

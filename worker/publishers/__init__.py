@@ -1,10 +1,21 @@
 """One module per platform, the error taxonomy they map into, and the registry the worker uses."""
 from __future__ import annotations
 
+from app.config import Settings
 from worker.publishers.base import Publisher
+from worker.publishers.facebook import FacebookPublisher
+from worker.publishers.http import HttpClient
+from worker.publishers.instagram import InstagramPublisher
+from worker.publishers.linkedin import LinkedInPublisher
 from worker.publishers.sandbox import SandboxPublisher
+from worker.publishers.x import XPublisher
 
 
-def default_publishers() -> dict[str, Publisher]:
-    """The publisher for each platform this build can post to, by platform name."""
-    return {"sandbox": SandboxPublisher()}
+def default_publishers(settings: Settings) -> dict[str, Publisher]:
+    """The publisher for each platform this build can post to, by platform name. They share one
+    HttpClient, so each worker thread has one pooled session for all of them."""
+    http = HttpClient.from_settings(settings)
+    publishers = [SandboxPublisher(), XPublisher(settings, http),
+                  FacebookPublisher(settings, http), InstagramPublisher(settings, http),
+                  LinkedInPublisher(settings, http)]
+    return {p.platform: p for p in publishers}

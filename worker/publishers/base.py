@@ -1,10 +1,19 @@
 """What every publisher is: `publish(post, account)` returns a result or raises one error class
-of the taxonomy in DESIGN.md, and the queue decides what each class means."""
+of the taxonomy in DESIGN.md, and the queue decides what each class means.
+
+A publisher may also offer `find_existing(post, account, since)`: the id of the post if it is
+already on the platform (published by an attempt whose outcome is unknown), else None; it raises
+LookupUnavailable where the platform gives no way to look.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Callable, Protocol
+
+
+def _forget(draft_id: str | None) -> None:
+    """The default `keep_draft`: nowhere to keep it (a post published outside the queue)."""
 
 
 @dataclass(frozen=True)
@@ -14,6 +23,10 @@ class PostToPublish:
     media_urls: list[str]
     schedule_id: int
     attempt: int
+    # An unpublished object an earlier attempt made on the platform (an Instagram container).
+    draft_id: str | None = None
+    # Remember a new draft at once (in the queue row), so a retry after a crash reuses it.
+    keep_draft: Callable[[str | None], None] = field(default=_forget, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -34,11 +47,13 @@ class PublishError(Exception):
     """Base of the taxonomy; `message` is what the operator reads, never a token."""
 
     def __init__(self, message: str, *, http_status: int | None = None,
-                 error_code: str | None = None):
+                 error_code: str | None = None, maybe_published: bool = False):
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.error_code = error_code
+        # The request may have reached the platform (no answer came back): look before reposting.
+        self.maybe_published = maybe_published
 
 
 class RetryableError(PublishError):
@@ -50,15 +65,32 @@ class PermanentError(PublishError):
 
 
 class AuthError(PublishError):
-    """The token is expired or revoked: the account must be reconnected."""
+    """The token is expired or revoked, or lacks a permission: the account must be reconnected.
+    `missing_permission`: the token is valid but not allowed this call (a read scope, say)."""
+
+    def __init__(self, message: str, *, missing_permission: bool = False, **kwargs):
+        super().__init__(message, **kwargs)
+        self.missing_permission = missing_permission
 
 
 class RateLimitedError(PublishError):
-    """Too many requests: wait until `retry_at` without spending an attempt."""
+    """Too many requests: wait until `retry_at` (or `retry_after` from now) without spending
+    an attempt. The account's other posts wait too."""
 
-    def __init__(self, message: str, *, retry_at: datetime | None = None, **kwargs):
+    def __init__(self, message: str, *, retry_at: datetime | None = None,
+                 retry_after: timedelta | None = None, **kwargs):
         super().__init__(message, **kwargs)
         self.retry_at = retry_at
+        self.retry_after = retry_after
+
+
+class NotReadyError(RateLimitedError):
+    """The platform is still processing (an Instagram container): come back after
+    `retry_after` without spending an attempt; the account's other posts are not held."""
+
+
+class LookupUnavailable(PublishError):
+    """The platform (or this token's scopes) gives no way to look for an existing post."""
 
 
 class Publisher(Protocol):

@@ -1,0 +1,163 @@
+"""The HTTP side every platform client shares: one pooled `requests.Session` per thread,
+connect and read timeouts, a User-Agent naming the project, transport failures as
+RetryableError, and the helpers that turn a platform's answer into a taxonomy error whose
+message is the platform's own, trimmed, and never carries a token.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from importlib import metadata
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from worker.publishers.base import (
+    AuthError, LookupUnavailable, PermanentError, PublishError, RateLimitedError, RetryableError,
+)
+
+MESSAGE_LIMIT = 300
+
+
+def _user_agent() -> str:
+    try:
+        version = metadata.version("post-scheduler")
+    except metadata.PackageNotFoundError:
+        version = "dev"
+    return f"post-scheduler/{version} (social media post scheduler; python-requests)"
+
+
+USER_AGENT = _user_agent()
+
+
+class HttpClient:
+    """Sends the platforms' requests; each worker thread gets a pooled Session of its own."""
+
+    def __init__(self, connect_timeout: float, read_timeout: float):
+        self.timeout = (connect_timeout, read_timeout)
+        self._local = threading.local()
+
+    @classmethod
+    def from_settings(cls, settings) -> "HttpClient":
+        return cls(settings.http_connect_timeout, settings.http_read_timeout)
+
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            self._local.session = session
+        return session
+
+    def send(self, platform: str, method: str, url: str, *, creates: bool = False,
+             **kwargs) -> requests.Response:
+        """One request. `creates`: it may publish something, so a read timeout means the
+        post may be out there (the next attempt looks before posting again)."""
+        host = urlsplit(url).netloc
+        try:
+            return self.session().request(method, url, timeout=self.timeout,
+                                          allow_redirects=False, **kwargs)
+        except requests.ReadTimeout:
+            error = RetryableError(f"{platform}: no answer from {host} within {self.timeout[1]:g} s",
+                                   error_code="timeout", maybe_published=creates)
+        except requests.ConnectTimeout:
+            error = RetryableError(f"{platform}: could not connect to {host} within "
+                                   f"{self.timeout[0]:g} s", error_code="connect_timeout")
+        except requests.RequestException as exc:
+            # The exception's own text may hold the URL; only its class name is kept.
+            error = RetryableError(f"{platform}: request to {host} failed ({type(exc).__name__})",
+                                   error_code="connection")
+        raise error
+
+
+# -- reading answers ------------------------------------------------------------------------
+
+def json_body(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def scrub(text: str, secret: str) -> str:
+    """`text` trimmed, with the token replaced wherever a platform echoed it back."""
+    text = " ".join(str(text).split())
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "[redacted]")
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT - 1] + "…"
+
+
+def describe(platform: str, response: requests.Response, detail: str, code: str | None,
+             secret: str) -> str:
+    where = f"HTTP {response.status_code}" + (f", code {code}" if code else "")
+    return scrub(f"{platform} refused the request ({where}): {detail or response.reason}", secret)
+
+
+def retry_after(value: str | None) -> timedelta | None:
+    """A Retry-After header: seconds, or an HTTP date (relative to the answer's own clock)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when - datetime.now(timezone.utc), timedelta(0))
+
+
+def epoch(value: str | None) -> datetime | None:
+    """A header holding Unix seconds (X's x-rate-limit-reset)."""
+    try:
+        return datetime.fromtimestamp(int(value), timezone.utc) if value else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def by_status(response: requests.Response, message: str, code: str | None, *,
+              retry_at: datetime | None = None, wait: timedelta | None = None) -> PublishError:
+    """The taxonomy by HTTP status alone: what every platform agrees on."""
+    status = response.status_code
+    kwargs = {"http_status": status, "error_code": code}
+    if status == 401:
+        return AuthError(message, **kwargs)
+    if status == 429:
+        return RateLimitedError(message, retry_at=retry_at, retry_after=wait, **kwargs)
+    if status >= 500:
+        return RetryableError(message, **kwargs)
+    return PermanentError(message, **kwargs)
+
+
+def lookup_failure(platform: str, response: requests.Response,
+                   error: PublishError) -> PublishError:
+    """What a failed look for an existing post means: auth, rate limits and outages keep their
+    class; any other refusal (a missing read permission, say) means this account cannot look."""
+    status = response.status_code
+    refused_token = isinstance(error, AuthError) and not error.missing_permission
+    if status in (401, 429) or status >= 500 or refused_token or isinstance(error, RateLimitedError):
+        return error
+    return LookupUnavailable(f"{platform} would not let this token read the account's recent "
+                             f"posts: {error.message}", http_status=status,
+                             error_code=error.error_code)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def same_text(published: str | None, wanted: str) -> bool:
+    """Whether a post read back from a platform is ours: whitespace and links normalized,
+    since platforms shorten links (t.co) and trim spaces."""
+    return _normalized(published or "") == _normalized(wanted)
+
+
+def _normalized(text: str) -> str:
+    return " ".join(re.sub(r"https?://\S+", "<link>", text).split())

@@ -1,0 +1,111 @@
+"""LinkedIn: `POST /rest/posts` (the versioned Posts API) as a member or an organization.
+
+external_id is the author URN (urn:li:person:... or urn:li:organization:...); the post id
+is the `x-restli-id` header of the 201 answer (urn:li:share:... or urn:li:ugcPost:...).
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import requests
+
+from worker.publishers.base import (
+    Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
+)
+from worker.publishers.http import (
+    HttpClient, by_status, describe, json_body, lookup_failure, retry_after, same_text,
+)
+
+PLATFORM = "LinkedIn"
+AUTHOR = re.compile(r"urn:li:(person|organization):[A-Za-z0-9_-]+")
+# "little" text format: these are markup unless escaped with a backslash. A '#' that starts a
+# word stays a hashtag, and links are left whole so they still link.
+_RESERVED = re.compile(r"[\\|{}@\[\]()<>*_~]|#(?!\w)")
+_LINK = re.compile(r"https?://\S+")
+
+
+def escape_little(text: str) -> str:
+    """`text` as plain text in LinkedIn's little format (commentary)."""
+    parts, at = [], 0
+    for link in _LINK.finditer(text):
+        parts.append(_RESERVED.sub(lambda m: "\\" + m.group(), text[at:link.start()]))
+        parts.append(link.group())
+        at = link.end()
+    parts.append(_RESERVED.sub(lambda m: "\\" + m.group(), text[at:]))
+    return "".join(parts)
+
+
+class LinkedInPublisher:
+    platform = "linkedin"
+
+    def __init__(self, settings, http: HttpClient):
+        self.base = settings.linkedin_api_base_url.rstrip("/")
+        self.version = settings.linkedin_version
+        self.http = http
+
+    def headers(self, account: Account) -> dict[str, str]:
+        return {"Authorization": f"Bearer {account.access_token}",
+                "LinkedIn-Version": self.version, "X-Restli-Protocol-Version": "2.0.0"}
+
+    def publish(self, post: PostToPublish, account: Account) -> PublishResult:
+        if not AUTHOR.fullmatch(account.external_id):
+            raise PermanentError(f"LinkedIn: the account's external id {account.external_id!r} is "
+                                 "not a person or organization URN (urn:li:person:... or "
+                                 "urn:li:organization:...); add the account again with its URN",
+                                 error_code="bad_author")
+        if post.media_urls:
+            raise PermanentError("LinkedIn: this worker cannot attach media to a LinkedIn post yet "
+                                 "(LinkedIn wants the file uploaded first); schedule it without "
+                                 "media or put the link in the text", error_code="media_unsupported")
+        body = {"author": account.external_id, "commentary": escape_little(post.content),
+                "visibility": "PUBLIC",
+                "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [],
+                                 "thirdPartyDistributionChannels": []},
+                "lifecycleState": "PUBLISHED", "isReshareDisabledByAuthor": False}
+        response = self.http.send(PLATFORM, "POST", f"{self.base}/rest/posts", creates=True,
+                                  json=body, headers=self.headers(account))
+        if response.status_code in (200, 201):
+            post_id = response.headers.get("x-restli-id")
+            if post_id:
+                return PublishResult(post_id)
+            raise RetryableError("LinkedIn accepted the post but sent no x-restli-id back",
+                                 maybe_published=True, http_status=response.status_code,
+                                 error_code="no_id")
+        raise self._error(response, account)
+
+    def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
+        """The author's recent posts (GET /rest/posts?q=author). Needs r_organization_social
+        for a page, or r_member_social (granted to few apps) for a member."""
+        response = self.http.send(
+            PLATFORM, "GET", f"{self.base}/rest/posts",
+            headers={**self.headers(account), "X-RestLi-Method": "FINDER"},
+            params={"q": "author", "author": account.external_id, "count": 20,
+                    "sortBy": "CREATED"})
+        if response.status_code != 200:
+            raise lookup_failure(PLATFORM, response, self._error(response, account))
+        since_ms = since.timestamp() * 1000
+        for element in json_body(response).get("elements") or []:
+            if (element.get("createdAt") or 0) >= since_ms and (
+                    same_text(element.get("commentary"), escape_little(post.content))):
+                return str(element["id"])
+        return None
+
+    def _error(self, response: requests.Response, account: Account) -> PublishError:
+        body = json_body(response)
+        detail = str(body.get("message") or "")
+        code = str(body.get("serviceErrorCode") or body.get("code") or "") or None
+        message = describe(PLATFORM, response, detail, code, account.access_token)
+        if response.status_code == 422 and "duplicate" in detail.lower():
+            return PermanentError(message, http_status=422, error_code="duplicate")
+        return by_status(response, message, code, retry_at=_day_limit_reset(response, detail),
+                         wait=retry_after(response.headers.get("Retry-After")))
+
+
+def _day_limit_reset(response: requests.Response, detail: str) -> datetime | None:
+    """LinkedIn's throttles are daily and reset at midnight UTC; its 429 rarely says when."""
+    if response.status_code != 429 or response.headers.get("Retry-After") or \
+            "DAY limit" not in detail:
+        return None
+    now = datetime.now(timezone.utc)
+    return datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)

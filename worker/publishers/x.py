@@ -1,0 +1,74 @@
+"""X (formerly Twitter): `POST /2/tweets` with the account's OAuth 2.0 user token.
+
+external_id is the X user id (numeric); the post id is the answer's `data.id`.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import requests
+
+from worker.publishers.base import (
+    Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
+)
+from worker.publishers.http import (
+    HttpClient, bearer, by_status, describe, epoch, json_body, lookup_failure, same_text,
+)
+
+PLATFORM = "X"
+
+
+class XPublisher:
+    platform = "x"
+
+    def __init__(self, settings, http: HttpClient):
+        self.base = settings.x_api_base_url.rstrip("/")
+        self.http = http
+
+    def publish(self, post: PostToPublish, account: Account) -> PublishResult:
+        if post.media_urls:
+            raise PermanentError("X: this worker cannot attach media to an X post yet (X wants "
+                                 "the file uploaded first); schedule it without media or put "
+                                 "the link in the text", error_code="media_unsupported")
+        response = self.http.send(PLATFORM, "POST", f"{self.base}/2/tweets", creates=True,
+                                  json={"text": post.content}, headers=bearer(account.access_token))
+        if response.status_code in (200, 201):
+            post_id = (json_body(response).get("data") or {}).get("id")
+            if post_id:
+                return PublishResult(str(post_id))
+            raise RetryableError("X accepted the post but sent no id back", maybe_published=True,
+                                 http_status=response.status_code, error_code="no_id")
+        raise self._error(response, account)
+
+    def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
+        """The account's posts since `since` (GET /2/users/:id/tweets, needs tweet.read)."""
+        response = self.http.send(
+            PLATFORM, "GET", f"{self.base}/2/users/{account.external_id}/tweets",
+            headers=bearer(account.access_token),
+            params={"start_time": since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "max_results": 100, "tweet.fields": "created_at"})
+        if response.status_code != 200:
+            raise lookup_failure(PLATFORM, response, self._error(response, account))
+        for tweet in json_body(response).get("data") or []:
+            if same_text(tweet.get("text"), post.content):
+                return str(tweet["id"])
+        return None
+
+    def _error(self, response: requests.Response, account: Account) -> PublishError:
+        body = json_body(response)
+        errors = body.get("errors") or [{}]
+        detail = body.get("detail") or errors[0].get("message") or body.get("title") or ""
+        code = str(errors[0].get("code") or body.get("title") or "") or None
+        message = describe(PLATFORM, response, detail, code, account.access_token)
+        if response.status_code == 403 and "duplicate" in detail.lower():
+            return PermanentError(message, http_status=403, error_code="duplicate")
+        return by_status(response, message, code, retry_at=_reset(response))
+
+
+def _reset(response: requests.Response) -> datetime | None:
+    """When X lets the account post again: the window's reset, or the 24-hour cap's when spent."""
+    reset = epoch(response.headers.get("x-rate-limit-reset"))
+    if response.headers.get("x-user-limit-24hour-remaining") == "0":
+        daily = epoch(response.headers.get("x-user-limit-24hour-reset"))
+        reset = max(filter(None, (reset, daily)), default=None)
+    return reset
