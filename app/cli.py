@@ -207,6 +207,28 @@ def account_add(ctx: Context, company_id: str, platform: str, external_id: str, 
                f"account {created.id} ({created.platform} {created.external_id})")
 
 
+@account.command("reconnect")
+@click.argument("account_id")
+@click.option("--token", required=True, envvar="SCHEDULER_ACCOUNT_TOKEN",
+              help="The new access token (or SCHEDULER_ACCOUNT_TOKEN); stored encrypted.")
+@pass_ctx
+@handle_errors
+def account_reconnect(ctx: Context, account_id: str, token: str) -> None:
+    """Give ACCOUNT_ID a new token after the platform refused the old one: the account is active
+    again and the posts that were waiting for it are pending again."""
+    from app.models import SocialAccount
+    from app.services.accounts import reconnect_account
+
+    with ctx.sessions()() as session:
+        found = session.get(SocialAccount, account_id)
+    if found is None:
+        raise NotFound(f"no social account {account_id}")
+    account, released = reconnect_account(ctx.sessions(), found.company_id, account_id, token,
+                                          utcnow())
+    ctx.output({"id": account.id, "status": account.status, "released": released},
+               f"account {account.id} is active again; {released} waiting post(s) are pending again")
+
+
 # -- posts ----------------------------------------------------------------------------------
 
 @cli.group()
@@ -340,11 +362,11 @@ def queue() -> None:
 @handle_errors
 def queue_stats(ctx: Context) -> None:
     """Rows of post_schedule by status."""
+    from app.models import SCHEDULE_STATUSES
     from worker.queue import count_by_status
 
     counts = count_by_status(ctx.sessions())
-    ordered = {s: counts.get(s, 0) for s in
-               ("pending", "processing", "done", "failed", "cancelled", "missed")}
+    ordered = {s: counts.get(s, 0) for s in SCHEDULE_STATUSES}
     ctx.output(ordered, "\n".join(f"{k:<11}{v:>8}" for k, v in ordered.items()))
 
 

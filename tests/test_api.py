@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from app import create_app
+from app import create_app, crypto
 from app.config import Settings
 from app.errors import ConfigError
 from app.models import PostDetail, PostSchedule, SocialAccount
@@ -456,10 +456,56 @@ def test_only_pending_posts_can_be_edited_or_cancelled(db, tenant, api, schedule
     post = schedule(api, tenant.account_id, "draft").get_json()["posts"][0]
     _set_status(db, post["id"], schedule_status, post_status)
     assert_error(api.patch(f"/scheduled-posts/{post['id']}", json={"content": "new"}), 409,
-                 "conflict", fragment, "only a pending post can be edited")
+                 "conflict", fragment, "only a pending (or waiting) post can be edited")
     assert_error(api.delete(f"/scheduled-posts/{post['id']}"), 409, "conflict", fragment)
     (detail,), (row,) = rows(db, PostDetail), rows(db, PostSchedule)
     assert (detail.content, detail.status, row.status) == ("draft", post_status, schedule_status)
+
+
+def test_a_waiting_post_shows_as_such_and_can_be_edited_or_cancelled(db, tenant, api):
+    kept, dropped = (schedule(api, tenant.account_id, text).get_json()["posts"][0]
+                     for text in ("kept", "dropped"))
+    for post in (kept, dropped):
+        _set_status(db, post["id"], "waiting", "pending")
+    shown = api.get(f"/scheduled-posts/{kept['id']}").get_json()
+    assert (shown["status"], shown["queueStatus"]) == ("pending", "waiting")
+    edited = api.patch(f"/scheduled-posts/{kept['id']}", json={"content": "kept, edited"})
+    assert edited.status_code == 200 and edited.get_json()["queueStatus"] == "waiting"
+    cancelled = api.delete(f"/scheduled-posts/{dropped['id']}")
+    assert cancelled.status_code == 200 and cancelled.get_json()["queueStatus"] == "cancelled"
+
+
+def test_reconnect_an_account_releases_its_waiting_posts(db, tenant, api):
+    post = schedule(api, tenant.account_id, "waits").get_json()["posts"][0]
+    _set_status(db, post["id"], "waiting", "pending")
+    with db.sessions.begin() as session:
+        session.get(SocialAccount, tenant.account_id).status = "needs_reconnect"
+    assert api.get("/social-accounts").get_json()["items"][0]["status"] == "needs_reconnect"
+    response = api.post(f"/social-accounts/{tenant.account_id}/reconnect",
+                        json={"accessToken": "brand-new-token"})
+    assert response.status_code == 200, response.get_json()
+    data = response.get_json()
+    assert (data["account"]["status"], data["released"]) == ("active", 1)
+    assert "brand-new-token" not in response.get_data(as_text=True)
+    assert api.get(f"/scheduled-posts/{post['id']}").get_json()["queueStatus"] == "pending"
+    with db.sessions() as session:
+        sealed = session.get(SocialAccount, tenant.account_id).access_token_encrypted
+    assert "brand-new-token" not in sealed and crypto.unseal(sealed) == "brand-new-token"
+
+
+@pytest.mark.parametrize("body,status,field", [
+    ({}, 422, "accessToken"),
+    ({"accessToken": ""}, 422, "accessToken"),
+    ({"accessToken": "t", "extra": 1}, 422, "extra"),
+])
+def test_bad_reconnects_are_refused(db, tenant, api, body, status, field):
+    response = api.post(f"/social-accounts/{tenant.account_id}/reconnect", json=body)
+    assert_error(response, status, "validation_failed", field=field)
+
+
+def test_reconnect_an_unknown_account_is_404(db, tenant, api):
+    assert_error(api.post(f"/social-accounts/{uuid.uuid4()}/reconnect", json={"accessToken": "t"}),
+                 404, "not_found")
 
 
 def test_a_cancelled_post_is_never_published(db, tenant, api):

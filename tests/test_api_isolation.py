@@ -50,6 +50,11 @@ MATRIX = {
         "GET", f"/scheduled-posts?companyId={t['company']}", None),
     "list accounts as their company": lambda m, t: (
         "GET", f"/social-accounts?companyId={t['company']}", None),
+    "reconnect their account": lambda m, t: (
+        "POST", f"/social-accounts/{t['account']}/reconnect", {"accessToken": "mine now"}),
+    "reconnect my account as their company": lambda m, t: (
+        "POST", f"/social-accounts/{m['account']}/reconnect", {"accessToken": "x",
+                                                              "companyId": t["company"]}),
     "list clients as their company": lambda m, t: ("GET", f"/clients?companyId={t['company']}", None),
     "schedule on their account": lambda m, t: (
         "POST", "/schedule-post", body(m, socialAccountId=t["account"])),
@@ -129,8 +134,10 @@ def test_the_matrix_covers_every_operation(db, two):
     document = api.get("/openapi.json").get_json()
     covered = {(method, path.split("?")[0]) for method, path, _ in
                (MATRIX[c](_ids("m"), _ids("t")) for c in MATRIX)}
-    covered = {(m, p.replace(_ids("t")["post"], "{post_id}").replace(_ids("t")["failed"], "{post_id}"))
-               for m, p in covered}
+    as_template = {_ids("t")["post"]: "{post_id}", _ids("t")["failed"]: "{post_id}",
+                   _ids("t")["account"]: "{account_id}", _ids("m")["account"]: "{account_id}"}
+    for concrete, template in as_template.items():
+        covered = {(m, p.replace(concrete, template)) for m, p in covered}
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if operation["security"] and (method.upper(), path) not in TAKES_NO_IDS:

@@ -286,6 +286,21 @@ def test_account_add_json_and_token_from_the_environment(ready):
     assert "token" not in json.dumps(data)
 
 
+def test_account_reconnect(ready):
+    run = ready
+    with run.db.sessions.begin() as session:
+        session.get(SocialAccount, run.tenant.account_id).status = "needs_reconnect"
+    result = run("account", "reconnect", run.tenant.account_id,
+                 env={"SCHEDULER_ACCOUNT_TOKEN": "fresh-token"})
+    assert result.exit_code == 0, result.output
+    assert "is active again; 0 waiting post(s) are pending again" in result.stdout
+    assert "fresh-token" not in result.output
+    with run.db.sessions() as session:
+        assert session.get(SocialAccount, run.tenant.account_id).status == "active"
+    assert_error(run("account", "reconnect", "no-such-account", "--token", "t"),
+                 NotFound.exit_code, "no social account no-such-account")
+
+
 def test_account_add_errors(ready):
     run = ready
     base = ["account", "add", "--platform", "sandbox", "--token", "t"]
@@ -435,7 +450,7 @@ def test_worker_run_json_prints_the_summary(ready):
 def test_queue_stats_counts(ready):
     run = ready
     assert run.json("queue", "stats") == {"pending": 0, "processing": 0, "done": 0, "failed": 0,
-                                          "cancelled": 0, "missed": 0}
+                                          "cancelled": 0, "missed": 0, "waiting": 0}
     due = datetime.now(UTC) - timedelta(minutes=1)
     add_due_posts(run.db, run.tenant, 2, run_at=due)
     add_due_posts(run.db, run.tenant, 1, run_at=due, content="#sandbox-fail")
@@ -444,12 +459,12 @@ def test_queue_stats_counts(ready):
     assert run("worker", "run").exit_code == 0
     stats = run.json("queue", "stats")
     assert stats == {"pending": 4, "processing": 0, "done": 2, "failed": 1, "cancelled": 0,
-                     "missed": 0}
+                     "missed": 0, "waiting": 0}
     human = run("queue", "stats")
     assert human.exit_code == 0
     lines = dict(line.split() for line in human.stdout.splitlines())
     assert lines == {"pending": "4", "processing": "0", "done": "2", "failed": "1",
-                     "cancelled": "0", "missed": "0"}
+                     "cancelled": "0", "missed": "0", "waiting": "0"}
 
 
 def test_queue_retry_of_a_failed_post(ready):

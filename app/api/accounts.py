@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from app.api.schemas import (
-    AccountList, AccountOut, ClientIn, ClientList, ClientOut, CompanyQuery, SocialAccountIn,
+    AccountList, AccountOut, ClientIn, ClientList, ClientOut, CompanyQuery, ReconnectIn,
+    ReconnectOut, SocialAccountIn,
 )
 from app.api.spec import Api, sessions
 from app.services import accounts
@@ -25,6 +26,16 @@ def add_account(company_id: str, body: SocialAccountIn):
         display_name=body.displayName, client_id=str(body.clientId) if body.clientId else None,
         token_expires_at=body.tokenExpiresAt)
     return AccountOut.of(account)
+
+
+@api.route("POST", "/social-accounts/<account_id>/reconnect",
+           summary="Give an account a new token: it is active again and its waiting posts pending",
+           body=ReconnectIn, response=ReconnectOut)
+def reconnect_account(company_id: str, account_id: str, body: ReconnectIn):
+    account, released = accounts.reconnect_account(
+        sessions(), company_id, account_id, body.accessToken, utcnow(),
+        token_expires_at=body.tokenExpiresAt)
+    return ReconnectOut(account=AccountOut.of(account), released=released)
 
 
 @api.route("GET", "/clients", summary="The company's clients with their social accounts",

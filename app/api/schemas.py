@@ -87,6 +87,17 @@ class SocialAccountIn(Strict):
     clientId: UUID | None = None
 
 
+class ReconnectIn(Strict):
+    companyId: UUID | None = None
+    accessToken: str = Field(min_length=1, max_length=8192, description="Write-only: the new token")
+    tokenExpiresAt: AwareDatetime | None = None
+
+
+class ReconnectOut(Out):
+    account: "AccountOut"
+    released: int = Field(description="Posts that were waiting for this account and are pending again")
+
+
 class ClientIn(Strict):
     companyId: UUID | None = None
     name: str = Field(min_length=1, max_length=200)

@@ -22,7 +22,9 @@ from app.services.limits import MAX_MEDIA, check_media_url, check_post
 from app.timeutil import parse_instant
 from worker.queue import requeue_failed
 
-EDITABLE = ("pending",)  # the schedule statuses a user may still change or cancel
+# The schedule statuses a user may still change or cancel: not yet claimed by a worker
+# (`waiting`: held until its account is reconnected).
+EDITABLE = ("pending", "waiting")
 RETRYABLE = ("failed", "missed")
 
 
@@ -279,7 +281,8 @@ def _hold_pending(session: Session, post: PostDetail, verb: str, **values) -> No
     if result.rowcount != 1:
         status = session.scalar(select(PostSchedule.status)
                                 .where(PostSchedule.post_detail_id == post.id))
-        raise Conflict(f"the post is {_describe(status)}: only a pending post can be {verb}")
+        raise Conflict(f"the post is {_describe(status)}: only a pending (or waiting) post "
+                       f"can be {verb}")
 
 
 def _describe(schedule_status: str) -> str:
