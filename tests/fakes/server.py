@@ -1,0 +1,194 @@
+"""The part every fake platform shares: a real HTTP server on a local port (a thread per
+request), a record of every request it received, scripted failures, and a delay.
+
+A subclass implements `route(request)` and the answers of the failure kinds it speaks.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+# What a scripted failure can be; each fake answers each of them the way its platform does.
+KINDS = ("auth", "rate_limited", "retryable", "permanent", "duplicate", "timeout")
+
+
+@dataclass
+class Received:
+    """One request as the fake saw it."""
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+    @property
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    @property
+    def form(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(self.body.decode()).items()}
+
+    def token(self) -> str | None:
+        """The access token, wherever this request carried it."""
+        auth = self.headers.get("authorization", "")
+        if auth.startswith("Bearer "):
+            return auth[len("Bearer "):]
+        if self.method == "POST" and self.headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded"):
+            return self.form.get("access_token")
+        return self.query.get("access_token")
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: float = 0.0  # seconds to wait before answering (a timeout on the client's side)
+
+
+@dataclass
+class Scripted:
+    kind: str
+    match: str | None  # substring of "METHOD /path"; None: the next POST
+    options: dict
+
+
+class FakePlatform:
+    """A platform on 127.0.0.1. `delay` slows every answer (for benchmarks)."""
+
+    name = "fake"
+    hang_seconds = 3.0  # a "timeout" answer comes this late: past the tests' read timeout
+
+    def __init__(self, delay: float = 0.0, host: str = "127.0.0.1", port: int = 0):
+        self.delay = delay
+        self.received: list[Received] = []
+        self.tokens: set[str] | None = None  # None: any non-empty token is valid
+        self.reads_allowed = True             # False: reading the account's posts is refused
+        self._script: deque[Scripted] = deque()
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1000)
+        self._server = ThreadingHTTPServer((host, port), _handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- control ------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "FakePlatform":
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
+                                        name=f"fake-{self.name}")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def fail_next(self, kind: str, times: int = 1, match: str | None = None, **options) -> None:
+        """The next `times` requests matching `match` (default: any POST) get a `kind` answer."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown failure kind {kind!r}; one of {KINDS}")
+        with self._lock:
+            self._script.extend(Scripted(kind, match, options) for _ in range(times))
+
+    def requests(self, method: str | None = None, path_contains: str = "") -> list[Received]:
+        with self._lock:
+            return [r for r in self.received
+                    if (method is None or r.method == method) and path_contains in r.path]
+
+    def new_id(self) -> str:
+        return str(next(self._ids))
+
+    # -- serving ------------------------------------------------------------------------
+
+    def answer(self, request: Received) -> Answer:
+        with self._lock:
+            self.received.append(request)
+            scripted = self._take_scripted(request)
+        if self.delay:
+            time.sleep(self.delay)
+        if scripted is not None:
+            if scripted.kind == "timeout":
+                # The request did reach the platform: it acts on it, the answer is just late.
+                answer = self.route(request)
+                answer.hang = scripted.options.get("hang", self.hang_seconds)
+                return answer
+            answer = self.failure(scripted.kind, request, **scripted.options)
+            if scripted.options.get("echo_token"):
+                _echo_token(answer.body, request.token())
+            return answer
+        token = request.token()
+        if not token or (self.tokens is not None and token not in self.tokens):
+            return self.failure("auth", request)
+        return self.route(request)
+
+    def _take_scripted(self, request: Received) -> Scripted | None:
+        line = f"{request.method} {request.path}"
+        for scripted in self._script:
+            if (scripted.match is None and request.method == "POST") or (
+                    scripted.match is not None and scripted.match in line):
+                self._script.remove(scripted)
+                return scripted
+        return None
+
+    def route(self, request: Received) -> Answer:
+        raise NotImplementedError
+
+    def failure(self, kind: str, request: Received, **options) -> Answer:
+        raise NotImplementedError
+
+
+def _echo_token(body: dict | None, token: str | None) -> None:
+    """What a careless platform does: quote the credential back in its error message."""
+    for part in (body or {}, (body or {}).get("error") or {}):
+        for key in ("message", "detail"):
+            if isinstance(part.get(key), str):
+                part[key] += f" (access_token={token})"
+
+
+def _handler(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            request = Received(
+                method=self.command, path=parts.path,
+                query={k: v[-1] for k, v in parse_qs(parts.query).items()},
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=self.rfile.read(length) if length else b"")
+            answer = platform.answer(request)
+            if answer.hang:
+                time.sleep(answer.hang)
+            body = b"" if answer.body is None else json.dumps(answer.body).encode()
+            try:
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                if answer.body is not None:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting (a timeout test)
+
+        do_GET = do_POST = do_DELETE = _serve
+
+        def log_message(self, format, *args):  # quiet: the test output is the record
+            pass
+
+    return Handler

@@ -1,0 +1,77 @@
+"""X API v2 as the scheduler uses it: POST /2/tweets and GET /2/users/:id/tweets, with X's
+problem-JSON errors and x-rate-limit-* headers."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from tests.fakes.server import Answer, FakePlatform, Received
+
+
+def _problem(status: int, title: str, detail: str, kind: str = "about:blank") -> dict:
+    return {"title": title, "detail": detail, "type": kind, "status": status}
+
+
+class FakeX(FakePlatform):
+    name = "x"
+    reset_in = 120  # seconds until x-rate-limit-reset in a 429
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tweets: list[dict] = []  # {"id", "text", "token", "created_at"}
+
+    def route(self, request: Received) -> Answer:
+        if request.method == "POST" and request.path == "/2/tweets":
+            return self._create(request)
+        if request.method == "GET" and request.path.startswith("/2/users/") and \
+                request.path.endswith("/tweets"):
+            return self._timeline(request)
+        return Answer(404, _problem(404, "Not Found Error", f"no route {request.path}"))
+
+    def _create(self, request: Received) -> Answer:
+        body = request.json or {}
+        text = body.get("text")
+        if not isinstance(text, str) or not text:
+            return Answer(400, {"errors": [{"message": "$.text: must not be empty"}],
+                                "title": "Invalid Request",
+                                "detail": "One or more parameters to your request was invalid.",
+                                "type": "https://api.twitter.com/2/problems/invalid-request"})
+        if any(t["text"] == text and t["token"] == request.token() for t in self.tweets):
+            return self.failure("duplicate", request)
+        tweet = {"id": self.new_id(), "text": text, "token": request.token(),
+                 "created_at": datetime.now(timezone.utc)}
+        self.tweets.append(tweet)
+        return Answer(201, {"data": {"id": tweet["id"], "text": text,
+                                     "edit_history_tweet_ids": [tweet["id"]]}})
+
+    def _timeline(self, request: Received) -> Answer:
+        if not self.reads_allowed:
+            return Answer(403, _problem(403, "Unsupported Authentication",
+                                        "Your token lacks the tweet.read scope.",
+                                        "https://api.twitter.com/2/problems/unsupported-authentication"))
+        since = datetime.fromisoformat(request.query["start_time"].replace("Z", "+00:00"))
+        data = [{"id": t["id"], "text": t["text"],
+                 "created_at": t["created_at"].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                 "edit_history_tweet_ids": [t["id"]]}
+                for t in reversed(self.tweets)
+                if t["token"] == request.token() and t["created_at"] >= since]
+        return Answer(200, {"data": data, "meta": {"result_count": len(data)}} if data
+                      else {"meta": {"result_count": 0}})
+
+    def failure(self, kind: str, request: Received, **options) -> Answer:
+        if kind == "auth":
+            return Answer(401, _problem(401, "Unauthorized", "Unauthorized"))
+        if kind == "rate_limited":
+            reset = int(time.time()) + options.get("reset_in", self.reset_in)
+            return Answer(429, _problem(429, "Too Many Requests", "Too Many Requests"), {
+                "x-rate-limit-limit": "100", "x-rate-limit-remaining": "0",
+                "x-rate-limit-reset": str(reset)})
+        if kind == "retryable":
+            return Answer(503, _problem(503, "Service Unavailable", "Service Unavailable"))
+        if kind == "duplicate":
+            return Answer(403, _problem(
+                403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."))
+        return Answer(400, {"errors": [{"message": "The Tweet text is invalid."}],
+                            "title": "Invalid Request",
+                            "detail": "One or more parameters to your request was invalid.",
+                            "type": "https://api.twitter.com/2/problems/invalid-request"})
