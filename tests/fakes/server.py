@@ -161,6 +161,9 @@ def _echo_token(body: dict | None, token: str | None) -> None:
 def _handler(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without this, Nagle and delayed ACKs hold the
+        # body back ~40 ms, which real platforms do not do.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             parts = urlsplit(self.path)

@@ -19,6 +19,7 @@ class FakeX(FakePlatform):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.tweets: list[dict] = []  # {"id", "text", "token", "created_at"}
+        self._texts: set[tuple[str | None, str]] = set()  # (token, text): X refuses a repeat
 
     def route(self, request: Received) -> Answer:
         if request.method == "POST" and request.path == "/2/tweets":
@@ -36,11 +37,13 @@ class FakeX(FakePlatform):
                                 "title": "Invalid Request",
                                 "detail": "One or more parameters to your request was invalid.",
                                 "type": "https://api.twitter.com/2/problems/invalid-request"})
-        if any(t["text"] == text and t["token"] == request.token() for t in self.tweets):
-            return self.failure("duplicate", request)
-        tweet = {"id": self.new_id(), "text": text, "token": request.token(),
-                 "created_at": datetime.now(timezone.utc)}
-        self.tweets.append(tweet)
+        with self._lock:
+            if (request.token(), text) in self._texts:
+                return self.failure("duplicate", request)
+            self._texts.add((request.token(), text))
+            tweet = {"id": self.new_id(), "text": text, "token": request.token(),
+                     "created_at": datetime.now(timezone.utc)}
+            self.tweets.append(tweet)
         return Answer(201, {"data": {"id": tweet["id"], "text": text,
                                      "edit_history_tweet_ids": [tweet["id"]]}})
 
