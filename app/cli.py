@@ -318,10 +318,11 @@ def demo(ctx: Context, count: int, spread: int) -> None:
 
 def worker_options(command):
     command = click.option("--loop", is_flag=True,
-                           help="Poll every second until the run budget is spent, so a post "
+                           help="Poll every second until the loop budget is spent, so a post "
                                 "goes out within about a second of its time.")(command)
     return click.option("--budget", type=float, default=None,
-                        help="Seconds this run may keep claiming (default SCHEDULER_RUN_BUDGET, 50).")(command)
+                        help="Seconds this run may keep claiming (default SCHEDULER_RUN_BUDGET, "
+                             "50, or with --loop SCHEDULER_LOOP_BUDGET, 62).")(command)
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]},
@@ -337,7 +338,7 @@ def worker_run(click_ctx: click.Context, loop: bool, budget: float | None) -> No
     """
     from worker.runner import run_worker
 
-    overrides = {} if budget is None else {"run_budget": budget}
+    overrides = {} if budget is None else {"loop_budget" if loop else "run_budget": budget}
     summary = run_worker(Settings.from_env(**overrides), loop=loop)
     ctx = click_ctx.find_object(Context)
     if ctx is not None and ctx.as_json:

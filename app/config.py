@@ -37,6 +37,8 @@ class Settings:
     batch_size: int = 20             # rows claimed per claim transaction, at most
     concurrency: int = 8             # publish threads per worker process
     run_budget: float = 50.0         # seconds a run keeps claiming; below cron's 60
+    # seconds a --loop run keeps polling: past the next cron start, so no second goes unwatched
+    loop_budget: float = 62.0
     retry_backoff: int = 60          # seconds before attempt 2; doubles for each attempt after
     missed_after: int = 48 * 3600    # a post overdue by more than this is `missed`, not sent late
     poll_interval: float = 1.0       # seconds between polls in --loop mode
@@ -64,6 +66,7 @@ class Settings:
         "batch_size": "SCHEDULER_BATCH_SIZE",
         "concurrency": "SCHEDULER_CONCURRENCY",
         "run_budget": "SCHEDULER_RUN_BUDGET",
+        "loop_budget": "SCHEDULER_LOOP_BUDGET",
         "retry_backoff": "SCHEDULER_RETRY_BACKOFF",
         "missed_after": "SCHEDULER_MISSED_AFTER",
         "poll_interval": "SCHEDULER_POLL_INTERVAL",

@@ -18,6 +18,7 @@ EVERY_VARIABLE = [
     ("SCHEDULER_BATCH_SIZE", "batch_size", "7", 7),
     ("SCHEDULER_CONCURRENCY", "concurrency", "3", 3),
     ("SCHEDULER_RUN_BUDGET", "run_budget", "12.5", 12.5),
+    ("SCHEDULER_LOOP_BUDGET", "loop_budget", "61", 61.0),
     ("SCHEDULER_RETRY_BACKOFF", "retry_backoff", "30", 30),
     ("SCHEDULER_MISSED_AFTER", "missed_after", "3600", 3600),
     ("SCHEDULER_POLL_INTERVAL", "poll_interval", "0.25", 0.25),

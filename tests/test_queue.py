@@ -333,7 +333,7 @@ def test_a_post_overdue_beyond_the_missed_window_is_missed_not_published(db, ten
 
 
 def test_loop_mode_publishes_a_post_within_about_a_second_of_its_run_at(db, tenant):
-    settings = db.settings.__class__(**{**db.settings.__dict__, "run_budget": 4.0,
+    settings = db.settings.__class__(**{**db.settings.__dict__, "loop_budget": 4.0,
                                         "poll_interval": 0.2})
     worker = Worker(settings, db.sessions, {"sandbox": Scripted()})
     result = {}

@@ -101,7 +101,7 @@ class Worker:
         in_flight: set[Future] = set()
         nothing_due = False
         while True:
-            left = s.run_budget - (time.monotonic() - started)
+            left = (s.loop_budget if loop else s.run_budget) - (time.monotonic() - started)
             free = s.concurrency - len(in_flight)
             if left > 0 and free > 0 and (loop or not nothing_due):
                 wanted = min(s.batch_size, free)
