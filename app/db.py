@@ -21,7 +21,9 @@ UNKNOWN_DATABASE = 1049
 CANT_CONNECT = (2002, 2003, 2005, 2006, 2013)
 
 
-def make_engine(settings: Settings, **kwargs) -> Engine:
+def make_engine(settings: Settings, pre_ping: bool = True, **kwargs) -> Engine:
+    """`pre_ping`: test a pooled MySQL connection before each use (the API, which lives for
+    days); a worker run lives a minute on fresh connections and skips that round trip."""
     url = settings.url
     if url.drivername == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
@@ -32,7 +34,7 @@ def make_engine(settings: Settings, **kwargs) -> Engine:
                     "charset": "utf8mb4"}
     # READ COMMITTED: the claim's locking read takes record locks only, no gap or
     # next-key locks, so inserts from the API never deadlock against a claim (see README).
-    return create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=True,
+    return create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=pre_ping,
                          pool_recycle=3600, connect_args=connect_args, **kwargs)
 
 

@@ -38,7 +38,8 @@ def test_an_auth_error_fails_at_once_and_the_accounts_other_posts_wait(db, tenan
     later = add_due_posts(db, tenant, 1, run_at=T0 + timedelta(hours=1))[0]
     publisher = Scripted(AuthError("token expired", http_status=401, error_code="190"))
     summary = run(db, publisher, concurrency=1)
-    assert (summary.failed, summary.claimed, summary.published, summary.retried) == (1, 1, 0, 0)
+    # Both due posts are claimed in one batch; the second is held without reaching the platform.
+    assert (summary.failed, summary.waiting, summary.claimed, summary.published) == (1, 1, 2, 0)
     assert publisher.calls == 1          # the second post never reached the platform
     assert account_status(db, tenant.account_id) == "needs_reconnect"
     a, b, c = schedule_rows(db, [first, second, later])
@@ -50,8 +51,10 @@ def test_an_auth_error_fails_at_once_and_the_accounts_other_posts_wait(db, tenan
     assert "must be reconnected" in b["last_error"] and "must be reconnected" in c["last_error"]
     assert attempts_of(db, first)[0]["outcome"] == "failed"
     with db.sessions() as session:
-        codes = session.execute(select(PublishAttempt.http_status, PublishAttempt.error_code)).all()
-    assert codes == [(401, "190")]
+        codes = session.execute(select(PublishAttempt.outcome, PublishAttempt.http_status,
+                                       PublishAttempt.error_code)
+                                .order_by(PublishAttempt.id)).all()
+    assert codes == [("failed", 401, "190"), ("deferred", None, "needs_reconnect")]
     # A waiting post is never claimed, however late it gets (until the account is reconnected).
     assert run(db, Scripted(), now=T0 + timedelta(hours=2)).claimed == 0
 

@@ -285,6 +285,34 @@ def test_a_recovered_workers_late_outcome_changes_nothing(db, tenant, late):
         (1, "unknown"), (2, "published")]
 
 
+def test_published_in_one_batch_writes_only_the_rows_still_ours(db, tenant):
+    """mark_published_many over claims of two tokens, one row of which was recovered and
+    re-claimed by another worker meanwhile: only the rows still ours change, each with its id."""
+    first, second, third = add_due_posts(db, tenant, 3, run_at=T0)
+    a1, a2 = queue.claim_due(db.sessions, T0, 2, "worker-a")      # one claim, one token
+    now = T0 + timedelta(minutes=11)
+    queue.recover_stale(db.sessions, now, 600)                      # both back to pending
+    b1, b2 = queue.claim_due(db.sessions, now, 2, "worker-b")      # B holds first and second
+    (c3,) = queue.claim_due(db.sessions, now, 1, "worker-b")       # a second claim of B's
+    assert {b1.schedule_id, b2.schedule_id, c3.schedule_id} == {first, second, third}
+    assert b1.lock_token != c3.lock_token
+    stale = queue.Published(a1, "from-a")
+    written = queue.mark_published_many(db.sessions, [
+        stale, queue.Published(b1, "p-b1"), queue.Published(c3, "p-c3", Failure("found it", None,
+                                                                                "found_existing"))],
+        now)
+    assert written == {b1.schedule_id, c3.schedule_id}
+    rows = {r["id"]: r for r in schedule_rows(db)}
+    assert (rows[b1.schedule_id]["status"], rows[b1.schedule_id]["platform_post_id"]) == ("done", "p-b1")
+    assert (rows[c3.schedule_id]["status"], rows[c3.schedule_id]["platform_post_id"]) == ("done", "p-c3")
+    assert rows[b2.schedule_id]["status"] == "processing"               # not in the batch
+    assert rows[b2.schedule_id]["post_status"] == "pending"
+    assert attempts_of(db, c3.schedule_id)[-1]["outcome"] == "published"
+    assert attempts_of(db, c3.schedule_id)[-1]["error_message"] == "found it"
+    assert [x["outcome"] for x in attempts_of(db, b2.schedule_id)] == ["unknown", None]
+    assert queue.mark_published_many(db.sessions, [], now) == set()
+
+
 # -- atomicity ---------------------------------------------------------------------------------
 
 def test_an_error_between_the_two_writes_of_mark_published_leaves_both_rows_as_they_were(
@@ -293,7 +321,7 @@ def test_an_error_between_the_two_writes_of_mark_published_leaves_both_rows_as_t
     job = queue.claim_due(db.sessions, T0, 1, "w1")[0]
     before = schedule_rows(db, [sid])
     released = []
-    real_release = queue._release
+    real_release = queue._release_done
 
     def release_then_note(*args, **kwargs):
         released.append(real_release(*args, **kwargs))
@@ -302,11 +330,11 @@ def test_an_error_between_the_two_writes_of_mark_published_leaves_both_rows_as_t
     def crash(*args, **kwargs):
         raise RuntimeError("the process died here")
 
-    monkeypatch.setattr(queue, "_release", release_then_note)
-    monkeypatch.setattr(queue, "_finish_post", crash)
+    monkeypatch.setattr(queue, "_release_done", release_then_note)
+    monkeypatch.setattr(queue, "_finish_published", crash)
     with pytest.raises(RuntimeError):
         queue.mark_published(db.sessions, job, "p-1", T0 + timedelta(seconds=1))
-    assert released == [True]  # the schedule row had been written when it failed
+    assert released == [{sid}]  # the schedule row had been written when it failed
     assert schedule_rows(db, [sid]) == before
     assert before[0]["status"] == "processing" and before[0]["post_status"] == "pending"
     assert attempts_of(db, sid)[0]["outcome"] is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -33,6 +34,7 @@ MAX_DEFERRALS = 5                        # rate-limit deferrals of one post, the
 MAX_DEFERRAL_SPAN = timedelta(hours=24)  # nor is it deferred past this after its first run_at
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=1)  # when the platform does not say how long
 LOOKUP_SLACK = timedelta(minutes=5)      # look this far before a lost attempt (clock skew)
+RECORD_WINDOW = 0.05  # seconds a published outcome may wait to be written with others
 
 
 def utcnow() -> datetime:
@@ -97,31 +99,38 @@ class Worker:
 
     def _drain(self, pool: ThreadPoolExecutor, summary: RunSummary, started: float,
                loop: bool) -> None:
+        """Claim whole batches ahead into `ready`, keep the pool busy from it, and write the
+        published outcomes in groups (a batch's worth, or what finished within RECORD_WINDOW)."""
         s = self.settings
         in_flight: set[Future] = set()
+        ready: deque = deque()
+        recorder = _Recorder(self, summary)
         nothing_due = False
-        while True:
-            left = (s.loop_budget if loop else s.run_budget) - (time.monotonic() - started)
-            free = s.concurrency - len(in_flight)
-            if left > 0 and free > 0 and (loop or not nothing_due):
-                wanted = min(s.batch_size, free)
-                jobs = queue.claim_due(self.sessions, self.clock(), wanted, s.worker_id)
-                summary.claimed += len(jobs)
-                nothing_due = len(jobs) < wanted
-                in_flight |= {pool.submit(self._process, job, post, account)
-                              for job, post, account in self._load(jobs)}
-                if not nothing_due and len(in_flight) < s.concurrency:
-                    continue  # more may be due and there is room: claim again at once
-            if not in_flight:
-                if left <= 0 or not loop:
-                    return
-                time.sleep(min(s.poll_interval, left))
-                continue
-            # Wait for a publish to finish; in --loop mode also wake to look for newly due posts.
-            done, in_flight = wait(in_flight, timeout=s.poll_interval if loop else None,
-                                   return_when=FIRST_COMPLETED)
-            for future in done:
-                summary.count(future.result())
+        try:
+            while True:
+                left = (s.loop_budget if loop else s.run_budget) - (time.monotonic() - started)
+                if left > 0 and len(ready) < s.concurrency and (loop or not nothing_due):
+                    jobs = queue.claim_due(self.sessions, self.clock(), s.batch_size, s.worker_id)
+                    summary.claimed += len(jobs)
+                    nothing_due = len(jobs) < s.batch_size
+                    ready.extend(self._load(jobs))
+                while ready and len(in_flight) < s.concurrency:
+                    in_flight.add(pool.submit(self._process, *ready.popleft()))
+                if not nothing_due and left > 0 and len(ready) < s.concurrency:
+                    continue  # more may be due and the buffer is low: claim again at once
+                if not in_flight:
+                    recorder.flush()
+                    if left <= 0 or not loop:
+                        return
+                    time.sleep(min(s.poll_interval, left))
+                    continue
+                # Wait for a publish to finish; in --loop mode also wake to look for newly due
+                # posts, and wake in time to write the published ones waiting to be recorded.
+                timeout = recorder.due_in(s.poll_interval if loop else None)
+                done, in_flight = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+                recorder.add([future.result() for future in done], s.batch_size)
+        finally:  # whatever ended the loop, what was published is written
+            recorder.add([future.result() for future in wait(in_flight).done], 0)
 
     def _load(self, jobs: list[Claimed]) -> list[tuple[Claimed, PostToPublish, "_AccountRow"]]:
         """The post and account behind each claimed row, in one read."""
@@ -141,15 +150,17 @@ class Worker:
                            _account_view(account)))
         return loaded
 
-    def _process(self, job: Claimed, post: PostToPublish, account: "_AccountRow") -> str:
-        """Publish one claimed post and record the outcome; return the outcome's name."""
+    def _process(self, job: Claimed, post: PostToPublish,
+                 account: "_AccountRow") -> "str | _Published":
+        """Publish one claimed post and record the outcome; return the outcome's name, or the
+        success for the run's loop to record."""
         try:
             return self._publish(job, post, account)
         except Exception:  # a bug or a DB outage must not take the other posts down with it
             log.exception("unexpected error while publishing schedule %s", job.schedule_id)
             return "lost"
 
-    def _publish(self, job: Claimed, post: PostToPublish, account: "_AccountRow") -> str:
+    def _publish(self, job: Claimed, post: PostToPublish, account: "_AccountRow") -> "str | _Published":
         s, now = self.settings, self.clock()
         if job.run_at < now - timedelta(seconds=s.missed_after):
             return self._record(job, account, "missed", queue.mark_failed, Failure(
@@ -172,7 +183,7 @@ class Worker:
         return self._send(job, post, account, publisher)
 
     def _send(self, job: Claimed, post: PostToPublish, account: "_AccountRow",
-              publisher: Publisher) -> str:
+              publisher: Publisher) -> "str | _Published":
         """Look first if an earlier attempt may have got through, then publish; every error
         class of the taxonomy ends here in its queue outcome."""
         note = None
@@ -226,12 +237,9 @@ class Worker:
         return found, note
 
     def _published(self, job: Claimed, account: "_AccountRow", platform_post_id: str,
-                   note: Failure | None) -> str:
-        if not queue.mark_published(self.sessions, job, platform_post_id, self.clock(), note):
-            return self._lost(job, account)
-        self._log(job, account, "published", platform_post_id=platform_post_id,
-                  note=note.message if note else None)
-        return "published"
+                   note: Failure | None) -> "_Published":
+        """Success is written by the run's loop, batched with the others that finish with it."""
+        return _Published(queue.Published(job, platform_post_id, note), account)
 
     def _retry_or_fail(self, job: Claimed, account: "_AccountRow", failure: Failure,
                        maybe_published: bool = False) -> str:
@@ -283,6 +291,60 @@ class Worker:
         event(log, "post", level, outcome=outcome, schedule_id=job.schedule_id,
               post_id=job.post_detail_id, platform=account.platform, attempt=job.attempt,
               worker_id=self.settings.worker_id, **{k: v for k, v in fields.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class _Published:
+    item: queue.Published
+    account: "_AccountRow"
+
+
+class _Recorder:
+    """Counts a run's outcomes and writes its published ones together: each group is one
+    transaction (queue.mark_published_many) instead of one per post."""
+
+    def __init__(self, worker: "Worker", summary: RunSummary):
+        self.worker, self.summary = worker, summary
+        self.waiting: list[_Published] = []
+        self.since = 0.0
+
+    def add(self, results: list, flush_at: int) -> None:
+        for result in results:
+            if isinstance(result, _Published):
+                if not self.waiting:
+                    self.since = time.monotonic()
+                self.waiting.append(result)
+            else:
+                self.summary.count(result)
+        if self.waiting and (len(self.waiting) >= flush_at or self.due_in(None) == 0):
+            self.flush()
+
+    def due_in(self, timeout: float | None) -> float | None:
+        """How long the run may wait before the waiting group must be written."""
+        if not self.waiting:
+            return timeout
+        left = max(0.0, RECORD_WINDOW - (time.monotonic() - self.since))
+        return left if timeout is None else min(timeout, left)
+
+    def flush(self) -> None:
+        group, self.waiting = self.waiting, []
+        if not group:
+            return
+        worker = self.worker
+        try:
+            written = queue.mark_published_many(worker.sessions, [p.item for p in group],
+                                                worker.clock())
+        except Exception:  # a DB outage must not end the run: the rows stay ours, recovery sees them
+            log.exception("could not record %d published posts", len(group))
+            written = set()
+        for p in group:
+            job = p.item.job
+            if job.schedule_id in written:
+                self.summary.count("published")
+                worker._log(job, p.account, "published", platform_post_id=p.item.platform_post_id,
+                            note=p.item.note.message if p.item.note else None)
+            else:
+                self.summary.count(worker._lost(job, p.account))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, TypeVar
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, case, func, insert, select, tuple_, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -177,21 +177,77 @@ def claim_due(sessions: sessionmaker[Session], now: datetime, batch: int,
     return in_transaction(sessions, work)
 
 
+@dataclass(frozen=True)
+class Published:
+    """A post the platform took: the claim, the platform's id, a note for the attempt record."""
+    job: Claimed
+    platform_post_id: str
+    note: Failure | None = None
+
+
 def mark_published(sessions: sessionmaker[Session], job: Claimed, platform_post_id: str,
                    now: datetime, note: Failure | None = None) -> bool:
     """Both rows say published, or neither does. False when this worker no longer owns the row.
     `note` goes on the attempt (e.g. it was found on the platform, not posted again)."""
+    return job.schedule_id in mark_published_many(sessions, [Published(job, platform_post_id, note)],
+                                                   now)
 
-    def work(session: Session) -> bool:
-        if not _release(session, job, now, status="done", last_error=None,
-                        platform_draft_id=None, unknown_since=None):
-            return False
-        _finish_post(session, job, now, status="published", platform_post_id=platform_post_id,
-                     published_at=now, error_message=None)
-        _record_attempt(session, job, now, "published", note)
-        return True
+
+def mark_published_many(sessions: sessionmaker[Session], published: list[Published],
+                        now: datetime) -> set[int]:
+    """mark_published for many posts in one transaction, set-based: the fenced UPDATE matches
+    only the rows still ours under their claim's lock_token, and only those rows' post_details
+    and attempts are written. Returns the schedule ids written."""
+    if not published:
+        return set()
+    by_token: dict[str, list[int]] = {}
+    for item in published:
+        by_token.setdefault(item.job.lock_token, []).append(item.job.schedule_id)
+
+    def work(session: Session) -> set[int]:
+        ours = _release_done(session, by_token, now)
+        mine = [item for item in published if item.job.schedule_id in ours]
+        if mine:
+            _finish_published(session, mine, now)
+        return ours
 
     return in_transaction(sessions, work)
+
+
+def _release_done(session: Session, by_token: dict[str, list[int]], now: datetime) -> set[int]:
+    """The fenced write of mark_published_many: the ids (of those given, by claim token) that
+    were still ours and are now done."""
+    s, ours = PostSchedule, set()
+    for token, ids in by_token.items():
+        session.execute(update(s.__table__).where(
+            s.id.in_(ids), s.lock_token == token, s.status == "processing").values(
+            status="done", locked_at=None, last_error=None, platform_draft_id=None,
+            unknown_since=None, updated_at=now))
+        # A finished row keeps its lock_token, so these are exactly the rows just released.
+        ours |= set(session.scalars(select(s.id).where(
+            s.id.in_(ids), s.lock_token == token, s.status == "done")))
+    return ours
+
+
+def _finish_published(session: Session, mine: list[Published], now: datetime) -> None:
+    """post_details and the attempt rows of posts whose schedule rows were just released:
+    one statement each for the whole batch (attempts with a note get theirs row by row)."""
+    d, a = PostDetail.__table__, PublishAttempt.__table__
+    session.execute(update(d).where(d.c.id.in_([i.job.post_detail_id for i in mine])).values(
+        status="published", published_at=now, error_message=None, updated_at=now,
+        platform_post_id=case({i.job.post_detail_id: i.platform_post_id for i in mine},
+                              value=d.c.id)))
+    plain = [(i.job.schedule_id, i.job.attempt) for i in mine if i.note is None]
+    done = {"outcome": "published", "finished_at": now, "http_status": None}
+    if plain:
+        session.execute(update(a).where(tuple_(a.c.post_schedule_id, a.c.attempt).in_(plain),
+                                        a.c.outcome.is_(None))
+                        .values(error_code=None, error_message=None, **done))
+    for item in (i for i in mine if i.note is not None):
+        session.execute(update(a).where(
+            a.c.post_schedule_id == item.job.schedule_id, a.c.attempt == item.job.attempt,
+            a.c.outcome.is_(None)).values(error_code=item.note.error_code,
+                                          error_message=item.note.message, **done))
 
 
 def schedule_retry(sessions: sessionmaker[Session], job: Claimed, failure: Failure,

@@ -13,7 +13,9 @@ from worker.publishers.base import Publisher
 
 def run_worker(settings: Settings, loop: bool = False,
                publishers: dict[str, Publisher] | None = None) -> RunSummary:
-    engine = make_engine(settings)
+    # A connection for each publish thread and the run's own loop, so none waits for one.
+    engine = make_engine(settings, pre_ping=False, pool_size=settings.concurrency + 2,
+                         max_overflow=2)
     try:
         check_connection(engine)
         check_schema(engine)
