@@ -7,9 +7,10 @@ one writer at a time takes the place of SKIP LOCKED there.
 from __future__ import annotations
 
 import re
+import time
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
@@ -21,9 +22,14 @@ UNKNOWN_DATABASE = 1049
 CANT_CONNECT = (2002, 2003, 2005, 2006, 2013)
 
 
+IDLE_PING_AFTER = 10.0  # seconds a pooled connection may rest before it is tested on checkout
+
+
 def make_engine(settings: Settings, pre_ping: bool = True, **kwargs) -> Engine:
-    """`pre_ping`: test a pooled MySQL connection before each use (the API, which lives for
-    days); a worker run lives a minute on fresh connections and skips that round trip."""
+    """`pre_ping`: test a pooled MySQL connection that has rested IDLE_PING_AFTER seconds or
+    more before it is used again (the API, which lives for days: a server restart or a
+    wait_timeout leaves dead connections in the pool). A busy connection is not tested, which
+    saves a round trip per request; a worker run lives a minute and skips testing altogether."""
     url = settings.url
     if url.drivername == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
@@ -34,8 +40,26 @@ def make_engine(settings: Settings, pre_ping: bool = True, **kwargs) -> Engine:
                     "charset": "utf8mb4"}
     # READ COMMITTED: the claim's locking read takes record locks only, no gap or
     # next-key locks, so inserts from the API never deadlock against a claim (see README).
-    return create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=pre_ping,
-                         pool_recycle=3600, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, isolation_level="READ COMMITTED", pool_recycle=3600,
+                           connect_args=connect_args, **kwargs)
+    if pre_ping:
+        event.listen(engine, "checkin", _rested_since)
+        event.listen(engine, "checkout", _ping_if_rested)
+    return engine
+
+
+def _rested_since(_dbapi_connection, record) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_rested(dbapi_connection, record, _proxy) -> None:
+    """Test a connection that rested a while; a dead one is replaced (the pool retries)."""
+    if time.monotonic() - record.info.get("checked_in", 0.0) < IDLE_PING_AFTER:
+        return
+    try:
+        dbapi_connection.ping(reconnect=False)
+    except Exception as exc:
+        raise DisconnectionError(f"a pooled connection was dead: {exc}") from exc
 
 
 def _sqlite_on_connect(dbapi_connection, _record):

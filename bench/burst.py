@@ -33,11 +33,11 @@ def main() -> None:
     p.add_argument("--processes", type=int, default=1,
                    help="workers cron starts each minute (crontab.example: one line, 1)")
     p.add_argument("--concurrency", type=int, default=None,
-                   help="SCHEDULER_CONCURRENCY (default: the project's, 8)")
+                   help="SCHEDULER_CONCURRENCY (default: the project's, 96)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="SCHEDULER_BATCH_SIZE (default: the project's, 20)")
     p.add_argument("--budget", type=float, default=None,
-                   help="SCHEDULER_RUN_BUDGET (default: the project's, 50)")
+                   help="SCHEDULER_LOOP_BUDGET (default: the project's, 62)")
     p.add_argument("--lead", type=float, default=3.0,
                    help="seconds from the insert to the second the posts fall due")
     args = p.parse_args()
@@ -46,7 +46,7 @@ def main() -> None:
         args.concurrency = args.concurrency or 32
     settings = {name: value for name, value in (
         ("SCHEDULER_CONCURRENCY", args.concurrency), ("SCHEDULER_BATCH_SIZE", args.batch_size),
-        ("SCHEDULER_RUN_BUDGET", args.budget)) if value is not None}
+        ("SCHEDULER_LOOP_BUDGET", args.budget)) if value is not None}
 
     with running_fakes(delay=args.delay) as fakes, bench_database(args.database_url, "burst") as db, \
             log_folder(args.keep_logs, "burst") as logs:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.config import Settings  # noqa: E402
 from bench.common import (  # noqa: E402
     BenchDb, CpuClock, bench_database, check_exit_codes, due_now, emit, insert_posts, log_folder,
     make_tenant, note, parser, start_worker, utcnow, verify_published_once, wait_all, worker_env,
@@ -96,8 +97,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=20, help="SCHEDULER_BATCH_SIZE and the "
                    "reference's LIMIT (default: the project's default, 20)")
-    p.add_argument("--concurrency", type=int, default=8,
-                   help="SCHEDULER_CONCURRENCY (default: the project's default, 8)")
+    p.add_argument("--concurrency", type=int, default=Settings.concurrency,
+                   help=f"SCHEDULER_CONCURRENCY (default: the project's, {Settings.concurrency})")
     p.add_argument("--reference-worker", metavar="DBNAME", help="(internal) run one reference loop")
     args = p.parse_args()
     if args.reference_worker:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Steady load: posts falling due at a steady rate (default 50/s for 60 s) on the `sandbox`
 platform, picked up by the worker in --loop mode started as crontab.example starts it: a new
-`python worker_trigger.py --loop` every minute, each claiming for SCHEDULER_RUN_BUDGET seconds.
+`python worker_trigger.py --loop` every minute, each polling for SCHEDULER_LOOP_BUDGET seconds.
 
 The posts are inserted ahead, with run_at spread evenly over the window. Lateness is
 post_details.published_at - post_schedule.run_at. Prints one JSON line; target: p99 <= 1.5 s.
@@ -31,13 +31,13 @@ def main() -> None:
     p.add_argument("--cron-period", type=float, default=60.0,
                    help="seconds between worker starts (cron: every minute)")
     p.add_argument("--budget", type=float, default=None,
-                   help="SCHEDULER_RUN_BUDGET for the workers (default: the project's, 50)")
+                   help="SCHEDULER_LOOP_BUDGET for the --loop workers (default: the project's, 62)")
     args = p.parse_args()
     if args.smoke:
         args.rate, args.duration, args.lead = 20.0, 4.0, 2.0
         args.budget = args.budget or args.lead + args.duration + 2
     count = int(args.rate * args.duration)
-    settings = {} if args.budget is None else {"SCHEDULER_RUN_BUDGET": args.budget}
+    settings = {} if args.budget is None else {"SCHEDULER_LOOP_BUDGET": args.budget}
 
     with bench_database(args.database_url, "steady") as db, \
             log_folder(args.keep_logs, "steady") as logs:
@@ -55,7 +55,7 @@ def main() -> None:
     stats = percentiles(late)
     emit({"bench": "steady", "smoke": args.smoke, "posts": count, "rate_per_s": args.rate,
           "duration_s": args.duration, "cron_period_s": args.cron_period,
-          "run_budget_s": args.budget or "default (50)", "worker_starts": starts,
+          "loop_budget_s": args.budget or "default (62)", "worker_starts": starts,
           "lateness_s": {**stats, "max": round(max(late), 3) if late else None,
                          "over_1_5_s": sum(1 for x in late if x > TARGET_P99)},
           "target_p99_s": TARGET_P99, "met": stats["p99"] is not None and stats["p99"] <= TARGET_P99,

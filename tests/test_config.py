@@ -48,7 +48,7 @@ def test_defaults_from_an_empty_environment():
     assert settings.lock_timeout == 600
     assert settings.max_attempts == 3
     assert settings.batch_size == 20
-    assert settings.concurrency == 8
+    assert settings.concurrency == 96
     assert settings.run_budget == 50.0
     assert settings.retry_backoff == 60
     assert settings.missed_after == 48 * 3600

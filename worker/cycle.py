@@ -188,7 +188,7 @@ class Worker:
         class of the taxonomy ends here in its queue outcome."""
         note = None
         try:
-            credentials = account.to_publisher()
+            credentials = self._run.credentials(account)
             if job.unknown_since is not None:
                 found, note = self._look(job, post, credentials, publisher)
                 if found is not None:
@@ -361,7 +361,14 @@ class _RunState:
     def __init__(self):
         self.needs_reconnect: set[str] = set()
         self._limits: dict[str, datetime] = {}
+        self._tokens: dict[str, str] = {}  # sealed -> plain: one decryption per account per run
         self._lock = threading.Lock()
+
+    def credentials(self, account: "_AccountRow") -> Account:
+        token = self._tokens.get(account.sealed_token)
+        if token is None:
+            token = self._tokens[account.sealed_token] = crypto.unseal(account.sealed_token)
+        return account.to_publisher(token)
 
     def limit(self, account_id: str, until: datetime) -> None:
         with self._lock:
@@ -385,9 +392,9 @@ class _AccountRow:
     status: str
     sealed_token: str = field(repr=False)
 
-    def to_publisher(self) -> Account:
+    def to_publisher(self, token: str | None = None) -> Account:
         return Account(self.id, self.platform, self.external_id, self.display_name,
-                       crypto.unseal(self.sealed_token))
+                       crypto.unseal(self.sealed_token) if token is None else token)
 
 
 def _account_view(account: SocialAccount) -> _AccountRow:

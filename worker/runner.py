@@ -10,12 +10,15 @@ from app.errors import DatabaseUnavailable
 from worker.cycle import RunSummary, Worker
 from worker.publishers.base import Publisher
 
+MAX_CONNECTIONS = 12  # database connections one worker run opens at most
+
 
 def run_worker(settings: Settings, loop: bool = False,
                publishers: dict[str, Publisher] | None = None) -> RunSummary:
-    # A connection for each publish thread and the run's own loop, so none waits for one.
-    engine = make_engine(settings, pre_ping=False, pool_size=settings.concurrency + 2,
-                         max_overflow=2)
+    # Publish threads touch the database only for outcomes other than success (the run's loop
+    # writes those), so a few connections serve them all: at most MAX_CONNECTIONS per run.
+    pool = min(settings.concurrency, MAX_CONNECTIONS - 2)
+    engine = make_engine(settings, pre_ping=False, pool_size=pool, max_overflow=2)
     try:
         check_connection(engine)
         check_schema(engine)
