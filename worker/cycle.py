@@ -133,21 +133,26 @@ class Worker:
             recorder.add([future.result() for future in wait(in_flight).done], 0)
 
     def _load(self, jobs: list[Claimed]) -> list[tuple[Claimed, PostToPublish, "_AccountRow"]]:
-        """The post and account behind each claimed row, in one read."""
+        """The post and account behind each claimed row, in one read (Core: plain rows)."""
         if not jobs:
             return []
-        with self.sessions() as session:
-            rows = session.execute(
-                select(PostDetail, SocialAccount)
-                .join(SocialAccount, SocialAccount.id == PostDetail.social_account_id)
-                .where(PostDetail.id.in_([j.post_detail_id for j in jobs]))).all()
-        by_id = {post.id: (post, account) for post, account in rows}
+        d, a = PostDetail.__table__.c, SocialAccount.__table__.c
+        with self.sessions.kw["bind"].connect() as conn:
+            rows = conn.execute(
+                select(d.id, d.content, d.media_urls, a.id.label("account_id"), a.platform,
+                       a.external_id, a.display_name, a.status, a.access_token_encrypted)
+                .join_from(PostDetail.__table__, SocialAccount.__table__,
+                           a.id == d.social_account_id)
+                .where(d.id.in_([j.post_detail_id for j in jobs]))).all()
+        by_id = {row.id: row for row in rows}
         loaded = []
         for job in jobs:
-            post, account = by_id[job.post_detail_id]
-            loaded.append((job, PostToPublish(post.id, post.content, list(post.media_urls or []),
+            row = by_id[job.post_detail_id]
+            loaded.append((job, PostToPublish(row.id, row.content, list(row.media_urls or []),
                                               job.schedule_id, job.attempt),
-                           _account_view(account)))
+                           _AccountRow(row.account_id, row.platform, row.external_id,
+                                       row.display_name, row.status,
+                                       row.access_token_encrypted)))
         return loaded
 
     def _process(self, job: Claimed, post: PostToPublish,
@@ -395,11 +400,6 @@ class _AccountRow:
     def to_publisher(self, token: str | None = None) -> Account:
         return Account(self.id, self.platform, self.external_id, self.display_name,
                        crypto.unseal(self.sealed_token) if token is None else token)
-
-
-def _account_view(account: SocialAccount) -> _AccountRow:
-    return _AccountRow(account.id, account.platform, account.external_id, account.display_name,
-                       account.status, account.access_token_encrypted)
 
 
 def _failure(exc: Exception, message: str | None = None, note: str | None = None) -> Failure:

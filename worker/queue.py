@@ -17,6 +17,7 @@ from typing import Callable, TypeVar
 
 from sqlalchemy import Select, case, func, insert, select, tuple_, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import SchedulerError
@@ -59,12 +60,13 @@ class Failure:
 
 # -- transactions -------------------------------------------------------------------------
 
-def in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+def in_transaction(sessions: sessionmaker[Session], work: Callable[[Connection], T]) -> T:
     """Run `work` in one transaction; run it again on a deadlock or lock-wait timeout."""
+    engine = sessions.kw["bind"]  # the queue's statements are Core: a Connection, not a Session
     for attempt in range(TX_RETRIES + 1):
         try:
-            with sessions.begin() as session:
-                return work(session)
+            with engine.begin() as connection:
+                return work(connection)
         except OperationalError as exc:
             if not _is_lock_conflict(exc):
                 raise
@@ -94,8 +96,8 @@ def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: 
     """
     cutoff = now - timedelta(seconds=lock_timeout)
 
-    def work(session: Session) -> int:
-        rows = session.execute(
+    def work(conn: Connection) -> int:
+        rows = conn.execute(
             select(PostSchedule.id, PostSchedule.post_detail_id, PostSchedule.attempts,
                    PostSchedule.max_attempts)
             .where(PostSchedule.status == "processing", PostSchedule.locked_at < cutoff)
@@ -107,21 +109,21 @@ def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: 
         retry = [r.id for r in rows if r.attempts < r.max_attempts]
         spent = [r for r in rows if r.attempts >= r.max_attempts]
         if retry:
-            session.execute(update(PostSchedule).where(PostSchedule.id.in_(retry)).ordered_values(
+            conn.execute(update(PostSchedule).where(PostSchedule.id.in_(retry)).ordered_values(
                 _remember_unknown(), (PostSchedule.status, "pending"), (PostSchedule.locked_at, None),
                 (PostSchedule.worker_id, None), (PostSchedule.lock_token, None),
                 (PostSchedule.last_error, lost), (PostSchedule.updated_at, now)))
         if spent:
             message = (f"{lost}, and it was the last attempt: check the platform for the post, "
                        "then retry it if it is not there")
-            session.execute(update(PostSchedule).where(PostSchedule.id.in_([r.id for r in spent]))
+            conn.execute(update(PostSchedule).where(PostSchedule.id.in_([r.id for r in spent]))
                             .ordered_values(_remember_unknown(), (PostSchedule.status, "failed"),
                                             (PostSchedule.last_error, message),
                                             (PostSchedule.updated_at, now)))
-            session.execute(update(PostDetail)
+            conn.execute(update(PostDetail)
                             .where(PostDetail.id.in_([r.post_detail_id for r in spent]))
                             .values(status="failed", error_message=message, updated_at=now))
-        session.execute(update(PublishAttempt).where(
+        conn.execute(update(PublishAttempt).where(
             PublishAttempt.post_schedule_id.in_([r.id for r in rows]),
             PublishAttempt.outcome.is_(None)).values(
             outcome="unknown", finished_at=now, error_code="lock_timeout", error_message=lost))
@@ -137,9 +139,16 @@ def _remember_unknown():
             func.coalesce(PostSchedule.unknown_since, PostSchedule.locked_at))
 
 
+CLAIMED_COLUMNS = (PostSchedule.id, PostSchedule.post_detail_id, PostSchedule.attempts,
+                   PostSchedule.max_attempts, PostSchedule.run_at, PostSchedule.deferrals,
+                   PostSchedule.deferred_since, PostSchedule.unknown_since,
+                   PostSchedule.platform_draft_id)
+
+
 def due_query(now: datetime, batch: int) -> Select:
-    """The claim's locking read, in the order of ix_post_schedule_due so no sort is needed."""
-    return (select(PostSchedule.id)
+    """The claim's locking read, in the order of ix_post_schedule_due so no sort is needed;
+    it reads what the claim returns, so no second read is needed either."""
+    return (select(*CLAIMED_COLUMNS)
             .where(PostSchedule.status == "pending", PostSchedule.run_at <= now)
             .order_by(PostSchedule.run_at, PostSchedule.id).limit(batch)
             .with_for_update(skip_locked=True))
@@ -155,22 +164,18 @@ def claim_due(sessions: sessionmaker[Session], now: datetime, batch: int,
     """
     token = uuid.uuid4().hex
 
-    def work(session: Session) -> list[Claimed]:
-        ids = session.scalars(due_query(now, batch)).all()
-        if not ids:
+    def work(conn: Connection) -> list[Claimed]:
+        rows = conn.execute(due_query(now, batch)).all()
+        if not rows:
             return []
-        session.execute(update(PostSchedule).where(PostSchedule.id.in_(ids)).values(
+        conn.execute(update(PostSchedule).where(PostSchedule.id.in_([r.id for r in rows])).values(
             status="processing", locked_at=now, worker_id=worker_id, lock_token=token,
             attempts=PostSchedule.attempts + 1, updated_at=now))
-        s = PostSchedule
-        rows = session.execute(
-            select(s.id, s.post_detail_id, s.attempts, s.max_attempts, s.run_at, s.deferrals,
-                   s.deferred_since, s.unknown_since, s.platform_draft_id)
-            .where(s.id.in_(ids)).order_by(s.run_at, s.id)).all()
-        session.execute(insert(PublishAttempt), [
-            {"post_schedule_id": r.id, "attempt": r.attempts, "worker_id": worker_id,
+        # The rows are locked since the read: their attempt is the one read, plus this one.
+        conn.execute(insert(PublishAttempt), [
+            {"post_schedule_id": r.id, "attempt": r.attempts + 1, "worker_id": worker_id,
              "started_at": now} for r in rows])
-        return [Claimed(r.id, r.post_detail_id, token, r.attempts, r.max_attempts, r.run_at,
+        return [Claimed(r.id, r.post_detail_id, token, r.attempts + 1, r.max_attempts, r.run_at,
                         r.deferrals, now, r.deferred_since, r.unknown_since, r.platform_draft_id)
                 for r in rows]
 
@@ -204,47 +209,47 @@ def mark_published_many(sessions: sessionmaker[Session], published: list[Publish
     for item in published:
         by_token.setdefault(item.job.lock_token, []).append(item.job.schedule_id)
 
-    def work(session: Session) -> set[int]:
-        ours = _release_done(session, by_token, now)
+    def work(conn: Connection) -> set[int]:
+        ours = _release_done(conn, by_token, now)
         mine = [item for item in published if item.job.schedule_id in ours]
         if mine:
-            _finish_published(session, mine, now)
+            _finish_published(conn, mine, now)
         return ours
 
     return in_transaction(sessions, work)
 
 
-def _release_done(session: Session, by_token: dict[str, list[int]], now: datetime) -> set[int]:
+def _release_done(conn: Connection, by_token: dict[str, list[int]], now: datetime) -> set[int]:
     """The fenced write of mark_published_many: the ids (of those given, by claim token) that
     were still ours and are now done."""
     s, ours = PostSchedule, set()
     for token, ids in by_token.items():
-        session.execute(update(s.__table__).where(
+        conn.execute(update(s.__table__).where(
             s.id.in_(ids), s.lock_token == token, s.status == "processing").values(
             status="done", locked_at=None, last_error=None, platform_draft_id=None,
             unknown_since=None, updated_at=now))
         # A finished row keeps its lock_token, so these are exactly the rows just released.
-        ours |= set(session.scalars(select(s.id).where(
+        ours |= set(conn.scalars(select(s.id).where(
             s.id.in_(ids), s.lock_token == token, s.status == "done")))
     return ours
 
 
-def _finish_published(session: Session, mine: list[Published], now: datetime) -> None:
+def _finish_published(conn: Connection, mine: list[Published], now: datetime) -> None:
     """post_details and the attempt rows of posts whose schedule rows were just released:
     one statement each for the whole batch (attempts with a note get theirs row by row)."""
     d, a = PostDetail.__table__, PublishAttempt.__table__
-    session.execute(update(d).where(d.c.id.in_([i.job.post_detail_id for i in mine])).values(
+    conn.execute(update(d).where(d.c.id.in_([i.job.post_detail_id for i in mine])).values(
         status="published", published_at=now, error_message=None, updated_at=now,
         platform_post_id=case({i.job.post_detail_id: i.platform_post_id for i in mine},
                               value=d.c.id)))
     plain = [(i.job.schedule_id, i.job.attempt) for i in mine if i.note is None]
     done = {"outcome": "published", "finished_at": now, "http_status": None}
     if plain:
-        session.execute(update(a).where(tuple_(a.c.post_schedule_id, a.c.attempt).in_(plain),
+        conn.execute(update(a).where(tuple_(a.c.post_schedule_id, a.c.attempt).in_(plain),
                                         a.c.outcome.is_(None))
                         .values(error_code=None, error_message=None, **done))
     for item in (i for i in mine if i.note is not None):
-        session.execute(update(a).where(
+        conn.execute(update(a).where(
             a.c.post_schedule_id == item.job.schedule_id, a.c.attempt == item.job.attempt,
             a.c.outcome.is_(None)).values(error_code=item.note.error_code,
                                           error_message=item.note.message, **done))
@@ -256,11 +261,11 @@ def schedule_retry(sessions: sessionmaker[Session], job: Claimed, failure: Failu
     the request may have gone through (no answer), so the next attempt looks first."""
     run_at = now + timedelta(seconds=backoff * 2 ** (job.attempt - 1))
 
-    def work(session: Session) -> bool:
-        if not _release(session, job, now, status="pending", run_at=run_at,
+    def work(conn: Connection) -> bool:
+        if not _release(conn, job, now, status="pending", run_at=run_at,
                         last_error=failure.message, **_unknown(job, maybe_published)):
             return False
-        _record_attempt(session, job, now, "retry", failure)
+        _record_attempt(conn, job, now, "retry", failure)
         return True
 
     return in_transaction(sessions, work)
@@ -271,12 +276,12 @@ def mark_failed(sessions: sessionmaker[Session], job: Claimed, failure: Failure,
     """Failed (or `missed`) for good, with the reason on both rows. `maybe_published`: a retry
     by hand looks for the post on the platform first."""
 
-    def work(session: Session) -> bool:
-        if not _release(session, job, now, status=status, last_error=failure.message,
+    def work(conn: Connection) -> bool:
+        if not _release(conn, job, now, status=status, last_error=failure.message,
                         **_unknown(job, maybe_published)):
             return False
-        _finish_post(session, job, now, status=status, error_message=failure.message)
-        _record_attempt(session, job, now, "failed", failure)
+        _finish_post(conn, job, now, status=status, error_message=failure.message)
+        _record_attempt(conn, job, now, "failed", failure)
         return True
 
     return in_transaction(sessions, work)
@@ -291,13 +296,13 @@ def defer(sessions: sessionmaker[Session], job: Claimed, until: datetime, failur
           now: datetime) -> bool:
     """Due again at `until` (a platform's rate-limit reset), giving back the attempt it counted."""
 
-    def work(session: Session) -> bool:
-        if not _release(session, job, now, status="pending", run_at=until,
+    def work(conn: Connection) -> bool:
+        if not _release(conn, job, now, status="pending", run_at=until,
                         attempts=PostSchedule.attempts - 1, deferrals=PostSchedule.deferrals + 1,
                         deferred_since=job.deferred_since or job.run_at,
                         last_error=failure.message):
             return False
-        _record_attempt(session, job, now, "deferred", failure)
+        _record_attempt(conn, job, now, "deferred", failure)
         return True
 
     return in_transaction(sessions, work)
@@ -307,11 +312,11 @@ def hold_for_reconnect(sessions: sessionmaker[Session], job: Claimed, failure: F
                        now: datetime) -> bool:
     """`waiting` until the account is reconnected, giving back the attempt it counted."""
 
-    def work(session: Session) -> bool:
-        if not _release(session, job, now, status="waiting", attempts=PostSchedule.attempts - 1,
+    def work(conn: Connection) -> bool:
+        if not _release(conn, job, now, status="waiting", attempts=PostSchedule.attempts - 1,
                         last_error=failure.message):
             return False
-        _record_attempt(session, job, now, "deferred", failure)
+        _record_attempt(conn, job, now, "deferred", failure)
         return True
 
     return in_transaction(sessions, work)
@@ -320,18 +325,18 @@ def hold_for_reconnect(sessions: sessionmaker[Session], job: Claimed, failure: F
 def save_draft(sessions: sessionmaker[Session], job: Claimed, draft_id: str | None,
                now: datetime) -> bool:
     """Remember (or forget) what this attempt made on the platform, while the row is ours."""
-    return in_transaction(sessions, lambda session: _keep(session, job, now,
+    return in_transaction(sessions, lambda conn: _keep(conn, job, now,
                                                           platform_draft_id=draft_id))
 
 
 def looked_up(sessions: sessionmaker[Session], job: Claimed, now: datetime) -> bool:
     """The platform was searched after an unknown attempt and the post is not there."""
-    return in_transaction(sessions, lambda session: _keep(session, job, now, unknown_since=None))
+    return in_transaction(sessions, lambda conn: _keep(conn, job, now, unknown_since=None))
 
 
-def _keep(session: Session, job: Claimed, now: datetime, **values) -> bool:
+def _keep(conn: Connection, job: Claimed, now: datetime, **values) -> bool:
     """A fenced write that leaves the row claimed."""
-    return session.execute(update(PostSchedule).where(
+    return conn.execute(update(PostSchedule).where(
         PostSchedule.id == job.schedule_id, PostSchedule.lock_token == job.lock_token,
         PostSchedule.status == "processing").values(updated_at=now, **values)).rowcount == 1
 
@@ -342,27 +347,28 @@ def _posts_of(account_id: str):
     return select(PostDetail.id).where(PostDetail.social_account_id == account_id)
 
 
-def hold_account_posts(session: Session, account_id: str, now: datetime, reason: str) -> int:
+def hold_account_posts(conn: Connection | Session, account_id: str, now: datetime,
+                       reason: str) -> int:
     """Every pending post of the account waits (inside the caller's transaction)."""
-    return session.execute(update(PostSchedule).where(
+    return conn.execute(update(PostSchedule).where(
         PostSchedule.status == "pending", PostSchedule.post_detail_id.in_(_posts_of(account_id)))
         .values(status="waiting", last_error=reason, updated_at=now)).rowcount
 
 
-def release_account_posts(session: Session, account_id: str, now: datetime) -> int:
+def release_account_posts(conn: Connection | Session, account_id: str, now: datetime) -> int:
     """The account's waiting posts are pending again, each at its own run_at (inside the
     caller's transaction). The worker marks one overdue past SCHEDULER_MISSED_AFTER `missed`."""
-    return session.execute(update(PostSchedule).where(
+    return conn.execute(update(PostSchedule).where(
         PostSchedule.status == "waiting", PostSchedule.post_detail_id.in_(_posts_of(account_id)))
         .values(status="pending", last_error=None, updated_at=now)).rowcount
 
 
-def _release(session: Session, job: Claimed, now: datetime, **values) -> bool:
+def _release(conn: Connection, job: Claimed, now: datetime, **values) -> bool:
     """The fenced write: it matches only while the row is still ours under this claim."""
     values["locked_at"] = None
     if values["status"] in ("pending", "waiting"):  # claimable again; a finished row keeps its owner
         values.update(worker_id=None, lock_token=None)
-    result = session.execute(
+    result = conn.execute(
         update(PostSchedule)
         .where(PostSchedule.id == job.schedule_id, PostSchedule.lock_token == job.lock_token,
                PostSchedule.status == "processing")
@@ -370,15 +376,15 @@ def _release(session: Session, job: Claimed, now: datetime, **values) -> bool:
     return result.rowcount == 1
 
 
-def _finish_post(session: Session, job: Claimed, now: datetime, **values) -> None:
-    session.execute(update(PostDetail).where(PostDetail.id == job.post_detail_id)
+def _finish_post(conn: Connection, job: Claimed, now: datetime, **values) -> None:
+    conn.execute(update(PostDetail).where(PostDetail.id == job.post_detail_id)
                     .values(updated_at=now, **values))
 
 
-def _record_attempt(session: Session, job: Claimed, now: datetime, outcome: str,
+def _record_attempt(conn: Connection, job: Claimed, now: datetime, outcome: str,
                     failure: Failure | None = None) -> None:
     failure = failure or Failure(message=None)
-    session.execute(update(PublishAttempt).where(
+    conn.execute(update(PublishAttempt).where(
         PublishAttempt.post_schedule_id == job.schedule_id,
         PublishAttempt.attempt == job.attempt, PublishAttempt.outcome.is_(None)).values(
         outcome=outcome, finished_at=now, http_status=failure.http_status,
@@ -390,19 +396,19 @@ def _record_attempt(session: Session, job: Claimed, now: datetime, outcome: str,
 def requeue_failed(sessions: sessionmaker[Session], schedule_id: int, now: datetime) -> bool:
     """failed (or missed) -> pending, attempts reset, due now. False if the row is not failed."""
 
-    def work(session: Session) -> bool:
-        row = session.execute(
+    def work(conn: Connection) -> bool:
+        row = conn.execute(
             select(PostSchedule.post_detail_id).where(
                 PostSchedule.id == schedule_id, PostSchedule.status.in_(("failed", "missed")))
             .with_for_update()).first()
         if row is None:
             return False
         # unknown_since stays: a post whose last attempt was lost is looked for before reposting.
-        session.execute(update(PostSchedule).where(PostSchedule.id == schedule_id).values(
+        conn.execute(update(PostSchedule).where(PostSchedule.id == schedule_id).values(
             status="pending", run_at=now, attempts=0, deferrals=0, deferred_since=None,
             platform_draft_id=None, lock_token=None, locked_at=None, worker_id=None,
             last_error=None, updated_at=now))
-        session.execute(update(PostDetail).where(PostDetail.id == row.post_detail_id).values(
+        conn.execute(update(PostDetail).where(PostDetail.id == row.post_detail_id).values(
             status="pending", error_message=None, updated_at=now))
         return True
 
@@ -410,20 +416,20 @@ def requeue_failed(sessions: sessionmaker[Session], schedule_id: int, now: datet
 
 
 def count_by_status(sessions: sessionmaker[Session]) -> dict[str, int]:
-    with sessions() as session:
-        rows = session.execute(select(PostSchedule.status, func.count())
+    with sessions() as conn:
+        rows = conn.execute(select(PostSchedule.status, func.count())
                                .group_by(PostSchedule.status)).all()
     return {status: count for status, count in rows}
 
 
 def start_run(sessions: sessionmaker[Session], worker_id: str, now: datetime) -> int:
-    def work(session: Session) -> int:
-        return session.execute(insert(WorkerRun).values(worker_id=worker_id, started_at=now)
+    def work(conn: Connection) -> int:
+        return conn.execute(insert(WorkerRun).values(worker_id=worker_id, started_at=now)
                                ).inserted_primary_key[0]
 
     return in_transaction(sessions, work)
 
 
 def finish_run(sessions: sessionmaker[Session], run_id: int, now: datetime, **counts: int) -> None:
-    in_transaction(sessions, lambda session: session.execute(
+    in_transaction(sessions, lambda conn: conn.execute(
         update(WorkerRun).where(WorkerRun.id == run_id).values(finished_at=now, **counts)))
