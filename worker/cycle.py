@@ -35,6 +35,7 @@ MAX_DEFERRAL_SPAN = timedelta(hours=24)  # nor is it deferred past this after it
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=1)  # when the platform does not say how long
 LOOKUP_SLACK = timedelta(minutes=5)      # look this far before a lost attempt (clock skew)
 RECORD_WINDOW = 0.05  # seconds a published outcome may wait to be written with others
+RECORD_GROUP = 100    # published outcomes written in one transaction, at most
 
 
 def utcnow() -> datetime:
@@ -100,7 +101,8 @@ class Worker:
     def _drain(self, pool: ThreadPoolExecutor, summary: RunSummary, started: float,
                loop: bool) -> None:
         """Claim whole batches ahead into `ready`, keep the pool busy from it, and write the
-        published outcomes in groups (a batch's worth, or what finished within RECORD_WINDOW)."""
+        published outcomes in groups (up to RECORD_GROUP, or what finished within
+        RECORD_WINDOW)."""
         s = self.settings
         in_flight: set[Future] = set()
         ready: deque = deque()
@@ -128,7 +130,7 @@ class Worker:
                 # posts, and wake in time to write the published ones waiting to be recorded.
                 timeout = recorder.due_in(s.poll_interval if loop else None)
                 done, in_flight = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
-                recorder.add([future.result() for future in done], s.batch_size)
+                recorder.add([future.result() for future in done], RECORD_GROUP)
         finally:  # whatever ended the loop, what was published is written
             recorder.add([future.result() for future in wait(in_flight).done], 0)
 
