@@ -371,7 +371,7 @@ def test_after_a_crash_the_recovered_post_is_found_on_the_platform_not_reposted(
         (job,) = queue.claim_due(db.sessions, rig.clock(), 1, "worker-that-dies")
         worker = Worker(rig.settings, db.sessions, clock=rig.clock)
         (_, post, account), = worker._load([job])
-        worker.publishers[platform].publish(post, account.to_publisher())
+        worker.publishers[platform].publish(post, worker._run.credentials(account))
         assert len(publish_requests(rig, platform)) == 1
         rig.clock.advance(minutes=11)  # past the lock timeout
         summary = rig.run()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto
 from app.config import Settings
+from app.db import engine_of
 from app.logs import event
 from app.models import PostDetail, SocialAccount
 from app.services.accounts import mark_needs_reconnect, waiting_reason
@@ -139,7 +140,7 @@ class Worker:
         if not jobs:
             return []
         d, a = PostDetail.__table__.c, SocialAccount.__table__.c
-        with self.sessions.kw["bind"].connect() as conn:
+        with engine_of(self.sessions).connect() as conn:
             rows = conn.execute(
                 select(d.id, d.content, d.media_urls, a.id.label("account_id"), a.platform,
                        a.external_id, a.display_name, a.status, a.access_token_encrypted)
@@ -179,7 +180,8 @@ class Worker:
                 waiting_reason(account), error_code="needs_reconnect"), now=now)
         limited = self._run.limited_until(account.id, now)
         if limited is not None:  # another post of this account was just refused: no request
-            return self._defer(job, account, limited)
+            return self._defer(job, account, limited.until, Failure(
+                limited.message, error_code="rate_limited_account"))
         publisher = self.publishers.get(account.platform)
         if publisher is None:
             return self._record(job, account, "failed", queue.mark_failed, Failure(
@@ -204,10 +206,10 @@ class Worker:
                         "whose answer was lost: not posted again", error_code="found_existing"))
             result = publisher.publish(post, credentials)
         except NotReadyError as exc:  # still processing on the platform's side: not the account's fault
-            return self._defer(job, account, exc, note)
+            return self._defer(job, account, self._until(exc), _failure(exc, note=note))
         except RateLimitedError as exc:
             self._run.limit(account.id, self._until(exc))
-            return self._defer(job, account, exc, note)
+            return self._defer(job, account, self._until(exc), _failure(exc, note=note))
         except AuthError as exc:
             self._run.needs_reconnect.add(account.id)
             mark_needs_reconnect(self.sessions, account.id, self.clock())
@@ -266,13 +268,10 @@ class Worker:
             return exc.retry_at
         return now + (exc.retry_after or DEFAULT_RATE_LIMIT_WAIT)
 
-    def _defer(self, job: Claimed, account: "_AccountRow", cause: RateLimitedError | "_Limit",
-               note: str | None = None) -> str:
-        """Due again when the platform allows, spending no attempt; bounded in count and span."""
+    def _defer(self, job: Claimed, account: "_AccountRow", until: datetime,
+               failure: Failure) -> str:
+        """Due again at `until`, spending no attempt; bounded in count and span."""
         now = self.clock()
-        until = cause.until if isinstance(cause, _Limit) else self._until(cause)
-        failure = (Failure(cause.message, error_code="rate_limited_account")
-                   if isinstance(cause, _Limit) else _failure(cause, note=note))
         first = job.deferred_since or job.run_at
         if job.deferrals >= MAX_DEFERRALS or until > first + MAX_DEFERRAL_SPAN:
             return self._record(job, account, "failed", queue.mark_failed, replace(
@@ -399,9 +398,8 @@ class _AccountRow:
     status: str
     sealed_token: str = field(repr=False)
 
-    def to_publisher(self, token: str | None = None) -> Account:
-        return Account(self.id, self.platform, self.external_id, self.display_name,
-                       crypto.unseal(self.sealed_token) if token is None else token)
+    def to_publisher(self, token: str) -> Account:
+        return Account(self.id, self.platform, self.external_id, self.display_name, token)
 
 
 def _failure(exc: Exception, message: str | None = None, note: str | None = None) -> Failure:

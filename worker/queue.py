@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import engine_of
 from app.errors import SchedulerError
 from app.models import PostDetail, PostSchedule, PublishAttempt, WorkerRun
 
@@ -62,7 +63,7 @@ class Failure:
 
 def in_transaction(sessions: sessionmaker[Session], work: Callable[[Connection], T]) -> T:
     """Run `work` in one transaction; run it again on a deadlock or lock-wait timeout."""
-    engine = sessions.kw["bind"]  # the queue's statements are Core: a Connection, not a Session
+    engine = engine_of(sessions)  # the queue's statements are Core: a Connection, not a Session
     for attempt in range(TX_RETRIES + 1):
         try:
             with engine.begin() as connection:

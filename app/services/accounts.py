@@ -147,19 +147,17 @@ def get_company(sessions: sessionmaker[Session], company_id: str) -> Company:
         return _company(session, company_id)
 
 
-def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime) -> bool:
+def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime) -> None:
     """The platform refused the account's token: the account needs reconnecting, and its pending
-    posts wait for that (status `waiting`). True if this call is the one that changed it."""
+    posts wait for that (status `waiting`)."""
     from worker.queue import hold_account_posts
 
     with sessions.begin() as session:
-        changed = session.execute(update(SocialAccount).where(
-            SocialAccount.id == account_id, SocialAccount.status == "active")
-            .values(status="needs_reconnect", updated_at=now)).rowcount == 1
+        session.execute(update(SocialAccount).where(SocialAccount.id == account_id)
+                        .values(status="needs_reconnect", updated_at=now))
         account = session.get(SocialAccount, account_id)
         if account is not None:
             hold_account_posts(session, account_id, now, waiting_reason(account))
-    return changed
 
 
 def waiting_reason(account: SocialAccount) -> str:
