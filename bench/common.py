@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import pymysql
+from sqlalchemy.exc import OperationalError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
@@ -123,9 +124,15 @@ def bench_database(server_url: str, label: str) -> Iterator[BenchDb]:
 
     name = f"bench_{label}_{os.getpid()}"
     server = create_engine(make_url(server_url).set(database=None), isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    try:
+        with server.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+            conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 "
+                              "COLLATE utf8mb4_unicode_ci"))
+    except OperationalError as exc:  # one line, not a traceback: the server is the user's to fix
+        raise SystemExit(f"bench: cannot create a database on "
+                         f"{make_url(server_url).render_as_string(hide_password=True)}: "
+                         f"{exc.orig}. Start MariaDB or pass --database-url.") from None
     db = BenchDb(server_url, name)
     try:
         engine = make_engine(db.settings())

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 import threading
 
 from tests.fakes import running_fakes
@@ -18,8 +20,14 @@ def main() -> None:
     parser.add_argument("--graph-port", type=int, default=8702)
     parser.add_argument("--linkedin-port", type=int, default=8703)
     args = parser.parse_args()
-    with running_fakes(args.delay, args.host,
-                       (args.x_port, args.graph_port, args.linkedin_port)) as fakes:
+    with contextlib.ExitStack() as stack:
+        try:
+            fakes = stack.enter_context(running_fakes(
+                args.delay, args.host, (args.x_port, args.graph_port, args.linkedin_port)))
+        except OSError as exc:
+            sys.exit(f"python -m tests.fakes: cannot listen on {args.host} ports {args.x_port}, "
+                     f"{args.graph_port}, {args.linkedin_port}: {exc.strerror}; stop what "
+                     "holds them or pick others with --x-port, --graph-port, --linkedin-port")
         print("# fake X, Graph (Facebook, Instagram) and LinkedIn are up; point the worker at them:")
         for name, value in fakes.env().items():
             print(f"export {name}={value}")
