@@ -384,6 +384,26 @@ def queue_retry(ctx: Context, schedule_id: int) -> None:
                f"schedule {schedule_id} is pending again, due now")
 
 
+@queue.command("prune")
+@click.option("--older-than", "older_than", default="90d", show_default=True,
+              help="Delete history older than this: 90d, 12h, 30m.")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@pass_ctx
+@handle_errors
+def queue_prune(ctx: Context, older_than: str, dry_run: bool) -> None:
+    """Delete finished attempts, worker runs, idempotency keys and jobs older than a window,
+    a few thousand rows per transaction. Posts, and each post's last attempt, are kept."""
+    from app.services.retention import parse_duration, prune
+
+    window = parse_duration(older_than)
+    report = prune(ctx.sessions(), utcnow(), window, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    ctx.output(report.as_dict(), "\n".join(
+        [f"{verb}, older than {report.cutoff.isoformat(timespec='seconds')}:"]
+        + [f"  {name:<17}{getattr(report, name):>9}"
+           for name in ("publish_attempts", "worker_runs", "idempotency_keys", "jobs")]))
+
+
 # -- odds and ends --------------------------------------------------------------------------
 
 @cli.command("secret-key")

@@ -59,6 +59,7 @@ class Settings:
     http_read_timeout: float = 30.0     # seconds to wait for a platform's answer
     instagram_poll_interval: float = 2.0  # seconds between checks of a media container
     instagram_poll_attempts: int = 15     # checks per attempt before deferring the post
+    retention_days: int = 90  # history older than this is pruned once a day by a worker; 0: never
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -86,7 +87,9 @@ class Settings:
         "http_read_timeout": "SCHEDULER_HTTP_READ_TIMEOUT",
         "instagram_poll_interval": "SCHEDULER_INSTAGRAM_POLL_INTERVAL",
         "instagram_poll_attempts": "SCHEDULER_INSTAGRAM_POLL_ATTEMPTS",
+        "retention_days": "SCHEDULER_RETENTION_DAYS",
     }
+    MAY_BE_ZERO = ("retention_days",)  # 0 turns the feature off
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -109,7 +112,9 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{self.ENV[f.name]} must be a finite number, got {value}")
-            if isinstance(value, (int, float)) and value <= 0:
+            if f.name in self.MAY_BE_ZERO and value < 0:
+                raise ConfigError(f"{self.ENV[f.name]} must be 0 (off) or more, got {value}")
+            if isinstance(value, (int, float)) and value <= 0 and f.name not in self.MAY_BE_ZERO:
                 raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
         if not self.worker_id:
             raise ConfigError("SCHEDULER_WORKER_ID must not be empty")

@@ -21,6 +21,7 @@ POST_STATUSES = ("pending", "published", "failed", "cancelled", "missed")
 # `waiting`: held back until its account is reconnected (reconnect_account makes it pending again)
 SCHEDULE_STATUSES = ("pending", "processing", "done", "failed", "cancelled", "missed", "waiting")
 ATTEMPT_OUTCOMES = ("published", "retry", "failed", "deferred", "unknown")
+JOB_STATUSES = ("pending", "processing", "done", "failed")
 
 
 class UTCDateTime(TypeDecorator):
@@ -239,6 +240,33 @@ class IdempotencyKey(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Job(Base):
+    """Background work other than publishing (kinds: prune, later refresh_token,
+    deliver_webhook, ...), claimed with the same SKIP LOCKED / fencing code as post_schedule."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "status", "run_at", "id"), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    company_id: Mapped[str | None] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    payload: Mapped[dict] = mapped_column(JSON)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(
+        _enum("job_status", JOB_STATUSES), server_default=text("'pending'"))
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    lock_token: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default=text("3"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # One job per key at most (e.g. "prune:2026-11-23"): two workers enqueueing it race harmlessly.
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class SchemaMigration(Base):

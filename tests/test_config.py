@@ -36,9 +36,11 @@ EVERY_VARIABLE = [
     ("SCHEDULER_HTTP_READ_TIMEOUT", "http_read_timeout", "10", 10.0),
     ("SCHEDULER_INSTAGRAM_POLL_INTERVAL", "instagram_poll_interval", "0.5", 0.5),
     ("SCHEDULER_INSTAGRAM_POLL_ATTEMPTS", "instagram_poll_attempts", "4", 4),
+    ("SCHEDULER_RETENTION_DAYS", "retention_days", "30", 30),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
+POSITIVE = [(var, name) for var, name in NUMERIC if name not in Settings.MAY_BE_ZERO]
 WHOLE = [(var, name) for var, name, _, parsed in EVERY_VARIABLE if isinstance(parsed, int)]
 
 
@@ -101,7 +103,7 @@ def test_overrides_win_over_the_environment_and_are_validated():
         Settings.from_env({}, run_budget=0.0)
 
 
-@pytest.mark.parametrize("var,name", NUMERIC)
+@pytest.mark.parametrize("var,name", POSITIVE)
 @pytest.mark.parametrize("raw", ["0", "-1"])
 def test_zero_and_negative_values_are_refused(var, name, raw):
     with pytest.raises(ConfigError) as info:
@@ -110,6 +112,13 @@ def test_zero_and_negative_values_are_refused(var, name, raw):
     assert var in message
     assert "greater than 0" in message
     assert "\n" not in message
+
+
+def test_retention_days_zero_turns_pruning_off_and_negative_is_refused():
+    assert Settings.from_env({}).retention_days == 90
+    assert Settings.from_env({"SCHEDULER_RETENTION_DAYS": "0"}).retention_days == 0
+    with pytest.raises(ConfigError, match=r"^SCHEDULER_RETENTION_DAYS must be 0 \(off\) or more, got -1$"):
+        Settings.from_env({"SCHEDULER_RETENTION_DAYS": "-1"})
 
 
 @pytest.mark.parametrize("var,name", NUMERIC)

@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from app.models import PostDetail, PostSchedule
+from app.queue import tx
 from worker import queue
 from worker.cycle import Worker
 from worker.publishers.base import PublishResult, RetryableError
@@ -389,7 +390,7 @@ def lock_error(code):
 
 
 def test_deadlocks_and_lock_waits_are_retried_then_reported_cleanly(db, monkeypatch):
-    monkeypatch.setattr(queue.time, "sleep", lambda s: None)
+    monkeypatch.setattr(tx.time, "sleep", lambda s: None)
     calls = []
 
     def flaky(session):

@@ -23,6 +23,7 @@ from app.logs import event
 from app.models import PostDetail, SocialAccount
 from app.services.accounts import mark_needs_reconnect, waiting_reason
 from worker import queue
+from worker.jobs import JobContext, JobRunner
 from worker.publishers import default_publishers
 from worker.publishers.base import (
     Account, AuthError, LookupUnavailable, NotReadyError, PermanentError, PostToPublish, Publisher,
@@ -55,6 +56,8 @@ class RunSummary:
     waiting: int = 0       # held until their account is reconnected
     missed: int = 0
     lost: int = 0          # outcomes not written because the claim was no longer ours
+    jobs: int = 0          # jobs other than publishing done (worker/jobs.py)
+    jobs_failed: int = 0   # jobs that failed or will be tried again
     seconds: float = 0.0
     outcomes: dict = field(default_factory=dict, repr=False)
 
@@ -76,6 +79,7 @@ class Worker:
         self.publishers = default_publishers(settings) if publishers is None else publishers
         self.clock = clock
         self._run = _RunState()
+        self.jobs = JobRunner(JobContext(settings, sessions, clock))
 
     def run(self, loop: bool = False) -> RunSummary:
         """One run. Without `loop` it ends when nothing is due; with it, when the budget is spent."""
@@ -86,6 +90,7 @@ class Worker:
         run_id = queue.start_run(self.sessions, s.worker_id, self.clock())
         try:
             summary.recovered = queue.recover_stale(self.sessions, self.clock(), s.lock_timeout)
+            self.jobs.prepare()  # stale job locks recovered, today's prune enqueued
             with ThreadPoolExecutor(max_workers=s.concurrency, thread_name_prefix="publish") as pool:
                 self._drain(pool, summary, started, loop)
         except queue.LockConflict as exc:
@@ -119,6 +124,8 @@ class Worker:
                     ready.extend(self._load(jobs))
                 while ready and len(in_flight) < s.concurrency:
                     in_flight.add(pool.submit(self._process, *ready.popleft()))
+                if nothing_due and not ready and left > 0:  # jobs get what publishing leaves
+                    in_flight |= self.jobs.submit(pool, s.concurrency - len(in_flight))
                 if not nothing_due and left > 0 and len(ready) < s.concurrency:
                     continue  # more may be due and the buffer is low: claim again at once
                 if not in_flight:

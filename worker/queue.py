@@ -8,30 +8,20 @@ elsewhere changes nothing, because its token no longer matches.
 """
 from __future__ import annotations
 
-import random
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, TypeVar
 
 from sqlalchemy import Select, case, func, insert, select, tuple_, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import engine_of
-from app.errors import SchedulerError
 from app.models import PostDetail, PostSchedule, PublishAttempt, WorkerRun
+from app.queue.locked import LockedTable
+from app.queue.tx import LockConflict, in_transaction  # noqa: F401  (re-exported: the queue's API)
 
-T = TypeVar("T")
-LOCK_CONFLICTS = (1205, 1213)  # lock wait timeout, deadlock: the transaction can simply run again
-TX_RETRIES = 5
 RECOVER_LIMIT = 500
-
-
-class LockConflict(SchedulerError):
-    """A queue transaction kept hitting deadlocks or lock waits; the run stops cleanly."""
+POSTS = LockedTable(PostSchedule.__table__)  # the shared claim/recover/release, on post_schedule
 
 
 @dataclass(frozen=True)
@@ -59,32 +49,6 @@ class Failure:
     error_code: str | None = None
 
 
-# -- transactions -------------------------------------------------------------------------
-
-def in_transaction(sessions: sessionmaker[Session], work: Callable[[Connection], T]) -> T:
-    """Run `work` in one transaction; run it again on a deadlock or lock-wait timeout."""
-    engine = engine_of(sessions)  # the queue's statements are Core: a Connection, not a Session
-    for attempt in range(TX_RETRIES + 1):
-        try:
-            with engine.begin() as connection:
-                return work(connection)
-        except OperationalError as exc:
-            if not _is_lock_conflict(exc):
-                raise
-            if attempt == TX_RETRIES:
-                raise LockConflict(f"gave up after {TX_RETRIES + 1} lock conflicts: "
-                                   f"{str(exc.orig).splitlines()[0]}") from exc
-            time.sleep(min(0.05 * 2 ** attempt, 1.0) * random.uniform(0.5, 1.5))
-    raise AssertionError("unreachable")
-
-
-def _is_lock_conflict(exc: OperationalError) -> bool:
-    args = getattr(exc.orig, "args", ())
-    if args and args[0] in LOCK_CONFLICTS:
-        return True
-    return "database is locked" in str(exc.orig)  # SQLite, after its busy timeout
-
-
 # -- the queue's steps --------------------------------------------------------------------
 
 def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: float) -> int:
@@ -98,12 +62,9 @@ def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: 
     cutoff = now - timedelta(seconds=lock_timeout)
 
     def work(conn: Connection) -> int:
-        rows = conn.execute(
-            select(PostSchedule.id, PostSchedule.post_detail_id, PostSchedule.attempts,
-                   PostSchedule.max_attempts)
-            .where(PostSchedule.status == "processing", PostSchedule.locked_at < cutoff)
-            .order_by(PostSchedule.id).limit(RECOVER_LIMIT)
-            .with_for_update(skip_locked=True)).all()
+        rows = POSTS.stale(conn, cutoff, RECOVER_LIMIT, (
+            PostSchedule.id, PostSchedule.post_detail_id, PostSchedule.attempts,
+            PostSchedule.max_attempts))
         if not rows:
             return 0
         lost = "the worker stopped answering during this attempt; it was recovered after the lock timeout"
@@ -149,10 +110,7 @@ CLAIMED_COLUMNS = (PostSchedule.id, PostSchedule.post_detail_id, PostSchedule.at
 def due_query(now: datetime, batch: int) -> Select:
     """The claim's locking read, in the order of ix_post_schedule_due so no sort is needed;
     it reads what the claim returns, so no second read is needed either."""
-    return (select(*CLAIMED_COLUMNS)
-            .where(PostSchedule.status == "pending", PostSchedule.run_at <= now)
-            .order_by(PostSchedule.run_at, PostSchedule.id).limit(batch)
-            .with_for_update(skip_locked=True))
+    return POSTS.due(now, batch, CLAIMED_COLUMNS)
 
 
 def claim_due(sessions: sessionmaker[Session], now: datetime, batch: int,
@@ -166,12 +124,9 @@ def claim_due(sessions: sessionmaker[Session], now: datetime, batch: int,
     token = uuid.uuid4().hex
 
     def work(conn: Connection) -> list[Claimed]:
-        rows = conn.execute(due_query(now, batch)).all()
+        rows = POSTS.claim(conn, now, batch, worker_id, token, CLAIMED_COLUMNS)
         if not rows:
             return []
-        conn.execute(update(PostSchedule).where(PostSchedule.id.in_([r.id for r in rows])).values(
-            status="processing", locked_at=now, worker_id=worker_id, lock_token=token,
-            attempts=PostSchedule.attempts + 1, updated_at=now))
         # The rows are locked since the read: their attempt is the one read, plus this one.
         conn.execute(insert(PublishAttempt), [
             {"post_schedule_id": r.id, "attempt": r.attempts + 1, "worker_id": worker_id,
@@ -366,15 +321,7 @@ def release_account_posts(conn: Connection | Session, account_id: str, now: date
 
 def _release(conn: Connection, job: Claimed, now: datetime, **values) -> bool:
     """The fenced write: it matches only while the row is still ours under this claim."""
-    values["locked_at"] = None
-    if values["status"] in ("pending", "waiting"):  # claimable again; a finished row keeps its owner
-        values.update(worker_id=None, lock_token=None)
-    result = conn.execute(
-        update(PostSchedule)
-        .where(PostSchedule.id == job.schedule_id, PostSchedule.lock_token == job.lock_token,
-               PostSchedule.status == "processing")
-        .values(updated_at=now, **values))
-    return result.rowcount == 1
+    return POSTS.release(conn, job.schedule_id, job.lock_token, now, **values)
 
 
 def _finish_post(conn: Connection, job: Claimed, now: datetime, **values) -> None:

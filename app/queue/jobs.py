@@ -1,0 +1,113 @@
+"""The jobs table as a queue: enqueue (at most once per dedupe_key), claim, recover, and the
+fenced outcomes done / retry / failed. The claim and the fencing are post_schedule's own
+(app.queue.locked); only what a job carries differs."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import Job
+from app.queue.locked import LockedTable
+from app.queue.tx import in_transaction
+
+JOBS = LockedTable(Job.__table__)
+RECOVER_LIMIT = 100
+CLAIMED_COLUMNS = (Job.id, Job.kind, Job.company_id, Job.payload, Job.attempts,
+                   Job.max_attempts, Job.run_at)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job this worker owns until it records an outcome, proven by `lock_token`."""
+    id: int
+    kind: str
+    company_id: str | None
+    payload: dict
+    lock_token: str
+    attempt: int  # this attempt's number, 1-based, already counted
+    max_attempts: int
+    claimed_at: datetime
+
+
+def enqueue(sessions: sessionmaker[Session], kind: str, payload: dict, run_at: datetime,
+            now: datetime, dedupe_key: str | None = None, company_id: str | None = None,
+            max_attempts: int = 3) -> int | None:
+    """Add a job; its id, or None when a job with this dedupe_key already exists (whatever its
+    status): the unique key, not a read before the write, decides who enqueues it."""
+    row = {"kind": kind, "payload": payload, "run_at": run_at, "dedupe_key": dedupe_key,
+           "company_id": company_id, "max_attempts": max_attempts, "status": "pending",
+           "attempts": 0, "created_at": now, "updated_at": now}
+    if dedupe_key is not None and _exists(sessions, dedupe_key):
+        return None  # the common case once a day's job is there: a read, no failed insert
+    try:
+        return in_transaction(sessions, lambda conn: conn.execute(
+            insert(Job).values(**row)).inserted_primary_key[0])
+    except IntegrityError:
+        if dedupe_key is not None and _exists(sessions, dedupe_key):
+            return None  # another worker enqueued it between our read and our insert
+        raise
+
+
+def _exists(sessions: sessionmaker[Session], dedupe_key: str) -> bool:
+    with sessions() as session:
+        return session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key)) is not None
+
+
+def claim_jobs(sessions: sessionmaker[Session], now: datetime, batch: int,
+               worker_id: str) -> list[ClaimedJob]:
+    """Claim up to `batch` due jobs, committed before any of them runs."""
+    token = uuid.uuid4().hex
+
+    def work(conn: Connection) -> list[ClaimedJob]:
+        rows = JOBS.claim(conn, now, batch, worker_id, token, CLAIMED_COLUMNS)
+        return [ClaimedJob(r.id, r.kind, r.company_id, r.payload or {}, token, r.attempts + 1,
+                           r.max_attempts, now) for r in rows]
+
+    return in_transaction(sessions, work)
+
+
+def finish_job(sessions: sessionmaker[Session], job: ClaimedJob, now: datetime) -> bool:
+    """Done. False when this worker no longer owns the job (it was recovered meanwhile)."""
+    return in_transaction(sessions, lambda conn: JOBS.release(
+        conn, job.id, job.lock_token, now, status="done", last_error=None))
+
+
+def retry_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now: datetime,
+              backoff: float) -> bool:
+    """Pending again after `backoff` x 2^(attempt-1) seconds, or failed when it was the last."""
+    if job.attempt >= job.max_attempts:
+        return fail_job(sessions, job, f"{error} (attempt {job.attempt} of {job.max_attempts})", now)
+    run_at = now + timedelta(seconds=backoff * 2 ** (job.attempt - 1))
+    return in_transaction(sessions, lambda conn: JOBS.release(
+        conn, job.id, job.lock_token, now, status="pending", run_at=run_at, last_error=error))
+
+
+def fail_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now: datetime) -> bool:
+    return in_transaction(sessions, lambda conn: JOBS.release(
+        conn, job.id, job.lock_token, now, status="failed", last_error=error))
+
+
+def recover_stale_jobs(sessions: sessionmaker[Session], now: datetime, lock_timeout: float) -> int:
+    """Jobs held past the lock timeout go back to pending (their attempt was counted at claim),
+    or fail when that was their last attempt. Returns how many."""
+    cutoff = now - timedelta(seconds=lock_timeout)
+    lost = "the worker stopped answering while running this job; recovered after the lock timeout"
+
+    def work(conn: Connection) -> int:
+        rows = JOBS.stale(conn, cutoff, RECOVER_LIMIT, (Job.id, Job.attempts, Job.max_attempts))
+        again = [r.id for r in rows if r.attempts < r.max_attempts]
+        spent = [r.id for r in rows if r.attempts >= r.max_attempts]
+        for ids, status in ((again, "pending"), (spent, "failed")):
+            if ids:
+                owner = {"worker_id": None, "lock_token": None} if status == "pending" else {}
+                conn.execute(update(Job).where(Job.id.in_(ids)).values(
+                    status=status, locked_at=None, last_error=lost, updated_at=now, **owner))
+        return len(rows)
+
+    return in_transaction(sessions, work)

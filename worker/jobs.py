@@ -1,0 +1,108 @@
+"""Jobs other than publishing, run with the capacity publishing leaves: the handlers by kind,
+the daily prune enqueued once per UTC day, and the outcome of each job (done, retry with
+backoff, failed), fenced on its lock_token like a post's."""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.logs import event
+from app.queue import jobs as job_queue
+from app.queue.jobs import ClaimedJob
+from app.services.retention import prune
+
+log = logging.getLogger("worker")
+JOB_BACKOFF = 60.0  # seconds before a failed job's second attempt; doubles after
+
+
+class JobFailed(Exception):
+    """A handler's way to say: do not try again, this will not work (the message says why)."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime]
+
+
+def run_prune(ctx: JobContext, job: ClaimedJob) -> dict:
+    days = int(job.payload.get("older_than_days", ctx.settings.retention_days))
+    report = prune(ctx.sessions, ctx.clock(), timedelta(days=days))
+    return report.as_dict()
+
+
+HANDLERS: dict[str, Callable[[JobContext, ClaimedJob], dict | None]] = {"prune": run_prune}
+
+
+def enqueue_daily_prune(settings: Settings, sessions: sessionmaker[Session],
+                        now: datetime) -> int | None:
+    """Today's prune job (UTC), unless it exists or retention is off. Every run asks; the
+    unique dedupe_key makes exactly one of them enqueue it, and the claim one run it."""
+    if settings.retention_days == 0:
+        return None
+    return job_queue.enqueue(sessions, "prune", {"older_than_days": settings.retention_days},
+                             run_at=now, now=now, dedupe_key=f"prune:{now.date().isoformat()}")
+
+
+class JobRunner:
+    """Claims due jobs only into publishing's spare capacity and runs them on the run's pool;
+    when none is due it looks again after a poll interval, not on every wake of the loop."""
+
+    def __init__(self, ctx: JobContext):
+        self.ctx = ctx
+        self.next_look = 0.0
+
+    def prepare(self) -> None:
+        """At the start of a run: stale job locks back to pending, today's prune enqueued."""
+        ctx = self.ctx
+        recovered = job_queue.recover_stale_jobs(ctx.sessions, ctx.clock(), ctx.settings.lock_timeout)
+        if recovered:
+            event(log, "jobs_recovered", logging.WARNING, count=recovered)
+        enqueue_daily_prune(ctx.settings, ctx.sessions, ctx.clock())
+
+    def submit(self, pool: ThreadPoolExecutor, spare: int) -> set[Future]:
+        if spare <= 0 or time.monotonic() < self.next_look:
+            return set()
+        s = self.ctx.settings
+        claimed = job_queue.claim_jobs(self.ctx.sessions, self.ctx.clock(), min(spare, s.batch_size),
+                                       s.worker_id)
+        if not claimed:
+            self.next_look = time.monotonic() + s.poll_interval
+        return {pool.submit(self.run_one, job) for job in claimed}
+
+    def run_one(self, job: ClaimedJob) -> str:
+        """Run one job and write its outcome; the outcome's name for the run's summary."""
+        ctx, handler = self.ctx, HANDLERS.get(job.kind)
+        try:
+            if handler is None:
+                raise JobFailed(f"no handler for job kind {job.kind!r} in this worker")
+            result = handler(ctx, job)
+        except JobFailed as exc:
+            return self._outcome(job, "failed", job_queue.fail_job(
+                ctx.sessions, job, str(exc), ctx.clock()), error=str(exc))
+        except Exception as exc:  # anything else is worth another attempt, later
+            log.exception("job %s (%s) raised", job.id, job.kind)
+            error = f"{type(exc).__name__}: {exc}"
+            outcome = "retry" if job.attempt < job.max_attempts else "failed"
+            return self._outcome(job, outcome, job_queue.retry_job(
+                ctx.sessions, job, error, ctx.clock(), JOB_BACKOFF), error=error)
+        return self._outcome(job, "done", job_queue.finish_job(ctx.sessions, job, ctx.clock()),
+                             result=result)
+
+    def _outcome(self, job: ClaimedJob, outcome: str, written: bool, **fields) -> str:
+        """Log the outcome; return the run summary's counter for it."""
+        if not written:
+            outcome, fields = "lost", {"error": "the job was recovered by another worker; "
+                                                "this outcome was not written"}
+        event(log, "job", logging.INFO if outcome == "done" else logging.WARNING,
+              outcome=outcome, job_id=job.id, kind=job.kind, attempt=job.attempt,
+              worker_id=self.ctx.settings.worker_id, **fields)
+        return {"done": "jobs", "lost": "lost"}.get(outcome, "jobs_failed")
