@@ -20,7 +20,7 @@ from app.db import (
     check_connection, check_schema, describe, explain_connect_error, make_engine,
     make_session_factory,
 )
-from app.errors import DatabaseUnavailable, InvalidInput, NotFound, SchedulerError
+from app.errors import ConfigError, DatabaseUnavailable, InvalidInput, NotFound, SchedulerError
 from app.timeutil import parse_instant, utcnow
 
 EXIT_CODES_HELP = """\b
@@ -406,10 +406,34 @@ def queue_prune(ctx: Context, older_than: str, dry_run: bool) -> None:
 
 # -- odds and ends --------------------------------------------------------------------------
 
-@cli.command("secret-key")
-def secret_key() -> None:
+@cli.group("secret-key", invoke_without_command=True)
+@click.pass_context
+def secret_key(ctx: click.Context) -> None:
     """Print a new key for SCHEDULER_SECRET_KEY (encrypts access tokens at rest)."""
-    click.echo(crypto.new_key())
+    if ctx.invoked_subcommand is None:
+        click.echo(crypto.new_key())
+
+
+@secret_key.command("rotate")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Rows re-sealed per transaction.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@pass_ctx
+@handle_errors
+def secret_key_rotate(ctx: Context, batch: int, as_json: bool) -> None:
+    """Re-seal every stored token and webhook secret with SCHEDULER_SECRET_KEY, opening them
+    with it or SCHEDULER_OLD_SECRET_KEYS. Safe to interrupt and run again."""
+    from app.services.keys import rotate
+
+    ctx.as_json = ctx.as_json or as_json
+    report = rotate(ctx.sessions(), batch=batch)
+    ctx.output(report.as_dict(), (f"re-sealed {report.resealed}, already under the current key "
+                                  f"{report.already_current}, unreadable {len(report.unreadable)}"))
+    if report.unreadable:
+        raise ConfigError(f"{len(report.unreadable)} stored secrets cannot be decrypted with "
+                          "SCHEDULER_SECRET_KEY or SCHEDULER_OLD_SECRET_KEYS (first: "
+                          f"{report.unreadable[0]}): add the key they were sealed with to "
+                          "SCHEDULER_OLD_SECRET_KEYS and run this again")
 
 
 @cli.command("serve")

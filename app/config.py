@@ -47,6 +47,8 @@ class Settings:
     worker_id: str = field(default_factory=default_worker_id)
     environment: str = "development"  # development | test | production
     secret_key: str = field(default="", repr=False)  # Fernet key sealing social access tokens
+    # comma-separated earlier keys: they still open tokens, never seal (`secret-key rotate`)
+    old_secret_keys: str = field(default="", repr=False)
     max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
     metrics_token: str = field(default="", repr=False)  # if set, /metrics wants it as Bearer
     # The platforms' APIs: real hosts by default; tests and demos point them at local fakes.
@@ -60,6 +62,8 @@ class Settings:
     instagram_poll_interval: float = 2.0  # seconds between checks of a media container
     instagram_poll_attempts: int = 15     # checks per attempt before deferring the post
     retention_days: int = 90  # history older than this is pruned once a day by a worker; 0: never
+    webhook_timeout: float = 10.0  # seconds to connect to, and then to wait for, a webhook receiver
+    webhook_allow_private: int = 0  # 1: webhook URLs may resolve to private/loopback addresses
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -76,6 +80,7 @@ class Settings:
         "worker_id": "SCHEDULER_WORKER_ID",
         "environment": "SCHEDULER_ENV",
         "secret_key": "SCHEDULER_SECRET_KEY",
+        "old_secret_keys": "SCHEDULER_OLD_SECRET_KEYS",
         "max_body_bytes": "SCHEDULER_MAX_BODY_BYTES",
         "metrics_token": "SCHEDULER_METRICS_TOKEN",
         "x_api_base_url": "X_API_BASE_URL",
@@ -88,8 +93,10 @@ class Settings:
         "instagram_poll_interval": "SCHEDULER_INSTAGRAM_POLL_INTERVAL",
         "instagram_poll_attempts": "SCHEDULER_INSTAGRAM_POLL_ATTEMPTS",
         "retention_days": "SCHEDULER_RETENTION_DAYS",
+        "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
+        "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
     }
-    MAY_BE_ZERO = ("retention_days",)  # 0 turns the feature off
+    MAY_BE_ZERO = ("retention_days", "webhook_allow_private")  # 0 turns the feature off
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -116,6 +123,9 @@ class Settings:
                 raise ConfigError(f"{self.ENV[f.name]} must be 0 (off) or more, got {value}")
             if isinstance(value, (int, float)) and value <= 0 and f.name not in self.MAY_BE_ZERO:
                 raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
+        if self.webhook_allow_private not in (0, 1):
+            raise ConfigError(f"SCHEDULER_WEBHOOK_ALLOW_PRIVATE must be 0 or 1, "
+                              f"got {self.webhook_allow_private}")
         if not self.worker_id:
             raise ConfigError("SCHEDULER_WORKER_ID must not be empty")
         if self.environment not in ENVIRONMENTS:

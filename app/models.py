@@ -22,6 +22,8 @@ POST_STATUSES = ("pending", "published", "failed", "cancelled", "missed")
 SCHEDULE_STATUSES = ("pending", "processing", "done", "failed", "cancelled", "missed", "waiting")
 ATTEMPT_OUTCOMES = ("published", "retry", "failed", "deferred", "unknown")
 JOB_STATUSES = ("pending", "processing", "done", "failed")
+# `retrying`: an attempt failed and a deliver_webhook job will try again; `failed`: given up
+DELIVERY_STATUSES = ("pending", "delivered", "retrying", "failed")
 
 
 class UTCDateTime(TypeDecorator):
@@ -267,6 +269,41 @@ class Job(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Webhook(Base):
+    """A company's endpoint for events; the signing secret is sealed like an access token.
+    A deleted webhook keeps its row (disabled_at set) until the company goes."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list] = mapped_column(JSON)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: its body as sent, and where its delivery stands (the
+    deliver_webhook job that carries it holds the next attempt's time)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_webhook", "webhook_id", "id"), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSON)
+    attempt: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    status: Mapped[str] = mapped_column(
+        _enum("delivery_status", DELIVERY_STATUSES), server_default=text("'pending'"))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SchemaMigration(Base):

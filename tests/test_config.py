@@ -37,6 +37,9 @@ EVERY_VARIABLE = [
     ("SCHEDULER_INSTAGRAM_POLL_INTERVAL", "instagram_poll_interval", "0.5", 0.5),
     ("SCHEDULER_INSTAGRAM_POLL_ATTEMPTS", "instagram_poll_attempts", "4", 4),
     ("SCHEDULER_RETENTION_DAYS", "retention_days", "30", 30),
+    ("SCHEDULER_OLD_SECRET_KEYS", "old_secret_keys", "a" * 44 + "," + "b" * 44, "a" * 44 + "," + "b" * 44),
+    ("SCHEDULER_WEBHOOK_TIMEOUT", "webhook_timeout", "3", 3.0),
+    ("SCHEDULER_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private", "1", 1),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
