@@ -26,6 +26,14 @@ class JobFailed(Exception):
     """A handler's way to say: do not try again, this will not work (the message says why)."""
 
 
+class RetryAt(Exception):
+    """A handler's way to say: try again at `when` (its own schedule, not the default backoff)."""
+
+    def __init__(self, when: datetime, message: str):
+        super().__init__(message)
+        self.when = when
+
+
 @dataclass(frozen=True)
 class JobContext:
     settings: Settings
@@ -39,7 +47,14 @@ def run_prune(ctx: JobContext, job: ClaimedJob) -> dict:
     return report.as_dict()
 
 
-HANDLERS: dict[str, Callable[[JobContext, ClaimedJob], dict | None]] = {"prune": run_prune}
+def run_deliver_webhook(ctx: JobContext, job: ClaimedJob) -> dict:
+    from worker.webhooks import deliver  # imported here: it raises this module's exceptions
+
+    return deliver(ctx, job)
+
+
+HANDLERS: dict[str, Callable[[JobContext, ClaimedJob], dict | None]] = {
+    "prune": run_prune, "deliver_webhook": run_deliver_webhook}
 
 
 def enqueue_daily_prune(settings: Settings, sessions: sessionmaker[Session],
@@ -85,6 +100,10 @@ class JobRunner:
             if handler is None:
                 raise JobFailed(f"no handler for job kind {job.kind!r} in this worker")
             result = handler(ctx, job)
+        except RetryAt as exc:
+            return self._outcome(job, "retry", job_queue.retry_job(
+                ctx.sessions, job, str(exc), ctx.clock(), JOB_BACKOFF, run_at=exc.when),
+                error=str(exc))
         except JobFailed as exc:
             return self._outcome(job, "failed", job_queue.fail_job(
                 ctx.sessions, job, str(exc), ctx.clock()), error=str(exc))

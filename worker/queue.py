@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models import PostDetail, PostSchedule, PublishAttempt, WorkerRun
 from app.queue.locked import LockedTable
 from app.queue.tx import LockConflict, in_transaction  # noqa: F401  (re-exported: the queue's API)
+from app.services.webhooks import post_events
 
 RECOVER_LIMIT = 500
 POSTS = LockedTable(PostSchedule.__table__)  # the shared claim/recover/release, on post_schedule
@@ -85,6 +86,7 @@ def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: 
             conn.execute(update(PostDetail)
                             .where(PostDetail.id.in_([r.post_detail_id for r in spent]))
                             .values(status="failed", error_message=message, updated_at=now))
+            post_events(conn, "post.failed", [r.post_detail_id for r in spent], now)
         conn.execute(update(PublishAttempt).where(
             PublishAttempt.post_schedule_id.in_([r.id for r in rows]),
             PublishAttempt.outcome.is_(None)).values(
@@ -170,6 +172,7 @@ def mark_published_many(sessions: sessionmaker[Session], published: list[Publish
         mine = [item for item in published if item.job.schedule_id in ours]
         if mine:
             _finish_published(conn, mine, now)
+            post_events(conn, "post.published", [i.job.post_detail_id for i in mine], now)
         return ours
 
     return in_transaction(sessions, work)
@@ -238,6 +241,7 @@ def mark_failed(sessions: sessionmaker[Session], job: Claimed, failure: Failure,
             return False
         _finish_post(conn, job, now, status=status, error_message=failure.message)
         _record_attempt(conn, job, now, "failed", failure)
+        post_events(conn, f"post.{status}", [job.post_detail_id], now)
         return True
 
     return in_transaction(sessions, work)

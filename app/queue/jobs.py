@@ -40,18 +40,25 @@ def enqueue(sessions: sessionmaker[Session], kind: str, payload: dict, run_at: d
             max_attempts: int = 3) -> int | None:
     """Add a job; its id, or None when a job with this dedupe_key already exists (whatever its
     status): the unique key, not a read before the write, decides who enqueues it."""
-    row = {"kind": kind, "payload": payload, "run_at": run_at, "dedupe_key": dedupe_key,
-           "company_id": company_id, "max_attempts": max_attempts, "status": "pending",
-           "attempts": 0, "created_at": now, "updated_at": now}
     if dedupe_key is not None and _exists(sessions, dedupe_key):
         return None  # the common case once a day's job is there: a read, no failed insert
     try:
-        return in_transaction(sessions, lambda conn: conn.execute(
-            insert(Job).values(**row)).inserted_primary_key[0])
+        return in_transaction(sessions, lambda conn: insert_job(
+            conn, kind, payload, run_at, now, dedupe_key, company_id, max_attempts))
     except IntegrityError:
         if dedupe_key is not None and _exists(sessions, dedupe_key):
             return None  # another worker enqueued it between our read and our insert
         raise
+
+
+def insert_job(conn: Connection | Session, kind: str, payload: dict, run_at: datetime,
+               now: datetime, dedupe_key: str | None = None, company_id: str | None = None,
+               max_attempts: int = 3) -> int:
+    """Add a job inside the caller's transaction (so it commits, or not, with what caused it)."""
+    return conn.execute(insert(Job).values(
+        kind=kind, payload=payload, run_at=run_at, dedupe_key=dedupe_key, company_id=company_id,
+        max_attempts=max_attempts, status="pending", attempts=0, created_at=now,
+        updated_at=now)).inserted_primary_key[0]
 
 
 def _exists(sessions: sessionmaker[Session], dedupe_key: str) -> bool:
@@ -79,11 +86,12 @@ def finish_job(sessions: sessionmaker[Session], job: ClaimedJob, now: datetime) 
 
 
 def retry_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now: datetime,
-              backoff: float) -> bool:
-    """Pending again after `backoff` x 2^(attempt-1) seconds, or failed when it was the last."""
+              backoff: float, run_at: datetime | None = None) -> bool:
+    """Pending again at `run_at` (default: after `backoff` x 2^(attempt-1) seconds), or failed
+    when it was the last attempt."""
     if job.attempt >= job.max_attempts:
         return fail_job(sessions, job, f"{error} (attempt {job.attempt} of {job.max_attempts})", now)
-    run_at = now + timedelta(seconds=backoff * 2 ** (job.attempt - 1))
+    run_at = run_at or now + timedelta(seconds=backoff * 2 ** (job.attempt - 1))
     return in_transaction(sessions, lambda conn: JOBS.release(
         conn, job.id, job.lock_token, now, status="pending", run_at=run_at, last_error=error))
 

@@ -152,12 +152,17 @@ def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: 
     posts wait for that (status `waiting`)."""
     from worker.queue import hold_account_posts
 
+    from app.services.webhooks import account_event
+
     with sessions.begin() as session:
-        session.execute(update(SocialAccount).where(SocialAccount.id == account_id)
-                        .values(status="needs_reconnect", updated_at=now))
+        changed = session.execute(update(SocialAccount).where(
+            SocialAccount.id == account_id, SocialAccount.status != "needs_reconnect")
+            .values(status="needs_reconnect", updated_at=now)).rowcount
         account = session.get(SocialAccount, account_id)
         if account is not None:
             hold_account_posts(session, account_id, now, waiting_reason(account))
+            if changed:  # the transition, once: not every thread that saw the refusal
+                account_event(session, "account.needs_reconnect", account_id, now)
 
 
 def waiting_reason(account: SocialAccount) -> str:
