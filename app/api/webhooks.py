@@ -9,7 +9,8 @@ from pydantic import Field
 
 from app.api.schemas import Out, Strict
 from app.api.spec import Api, sessions
-from app.models import DELIVERY_STATUSES, Webhook, WebhookDelivery
+from app.models import Webhook, WebhookDelivery
+from app.statuses import DeliveryStatus
 from app.services import webhooks
 from app.timeutil import utcnow
 
@@ -47,7 +48,7 @@ class DeliveryOut(Out):
     event: Event
     payload: dict
     attempt: int = Field(description="Attempts made so far")
-    status: Literal[DELIVERY_STATUSES]
+    status: DeliveryStatus
     httpStatus: int | None = Field(description="The receiver's answer to the last attempt")
     error: str | None
     createdAt: datetime
