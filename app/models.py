@@ -288,9 +288,11 @@ class WebhookDelivery(Base):
     deliver_webhook job that carries it holds the next attempt's time)."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_webhook", "webhook_id", "id"), MYSQL_TABLE)
+    __table_args__ = (Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at"),
+                      MYSQL_TABLE)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # Made by the code, not the database, so a batch of events is one multi-row INSERT.
+    id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
     webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
     event: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSON)

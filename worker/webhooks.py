@@ -16,7 +16,7 @@ USER_AGENT = "post-scheduler-webhooks/1"
 
 
 def deliver(ctx: JobContext, job: ClaimedJob) -> dict:
-    now, delivery_id = ctx.clock(), int(job.payload["delivery_id"])
+    now, delivery_id = ctx.clock(), str(job.payload["delivery_id"])
     target = webhooks.delivery_target(ctx.sessions, delivery_id)
     if target is None:
         raise JobFailed(f"webhook delivery {delivery_id} no longer exists")
@@ -46,12 +46,12 @@ def deliver(ctx: JobContext, job: ClaimedJob) -> dict:
     raise RetryAt(when, error)
 
 
-def _post(ctx: JobContext, url: str, secret: str, delivery_id: int, payload: dict,
+def _post(ctx: JobContext, url: str, secret: str, delivery_id: str, payload: dict,
           now) -> tuple[int | None, str | None]:
     """(HTTP status, error or None when the receiver took it with a 2xx)."""
     body = json.dumps({"id": delivery_id, **payload}, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-               "X-Scheduler-Event": payload["event"], "X-Scheduler-Delivery": str(delivery_id),
+               "X-Scheduler-Event": payload["event"], "X-Scheduler-Delivery": delivery_id,
                webhooks.SIGNATURE_HEADER: webhooks.sign(secret, int(now.timestamp()), body)}
     timeout = ctx.settings.webhook_timeout
     with requests.Session() as session:
@@ -67,7 +67,7 @@ def _post(ctx: JobContext, url: str, secret: str, delivery_id: int, payload: dic
     return status, f"the receiver answered HTTP {status}"
 
 
-def _give_up(ctx: JobContext, job: ClaimedJob, delivery_id: int, error: str,
+def _give_up(ctx: JobContext, job: ClaimedJob, delivery_id: str, error: str,
              http_status: int | None = None) -> dict:
     webhooks.record_attempt(ctx.sessions, delivery_id, job.attempt, "failed", ctx.clock(),
                             http_status, error)

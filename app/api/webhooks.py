@@ -44,7 +44,7 @@ class WebhookList(Out):
 
 
 class DeliveryOut(Out):
-    id: int
+    id: str
     event: Event
     payload: dict
     attempt: int = Field(description="Attempts made so far")

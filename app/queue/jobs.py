@@ -51,14 +51,28 @@ def enqueue(sessions: sessionmaker[Session], kind: str, payload: dict, run_at: d
         raise
 
 
+def _job_row(kind: str, payload: dict, run_at: datetime, now: datetime, dedupe_key: str | None,
+             company_id: str | None, max_attempts: int) -> dict:
+    return dict(kind=kind, payload=payload, run_at=run_at, dedupe_key=dedupe_key,
+                company_id=company_id, max_attempts=max_attempts, status="pending", attempts=0,
+                created_at=now, updated_at=now)
+
+
 def insert_job(conn: Connection | Session, kind: str, payload: dict, run_at: datetime,
                now: datetime, dedupe_key: str | None = None, company_id: str | None = None,
                max_attempts: int = 3) -> int:
     """Add a job inside the caller's transaction (so it commits, or not, with what caused it)."""
-    return conn.execute(insert(Job).values(
-        kind=kind, payload=payload, run_at=run_at, dedupe_key=dedupe_key, company_id=company_id,
-        max_attempts=max_attempts, status="pending", attempts=0, created_at=now,
-        updated_at=now)).inserted_primary_key[0]
+    return conn.execute(insert(Job).values(**_job_row(
+        kind, payload, run_at, now, dedupe_key, company_id, max_attempts))).inserted_primary_key[0]
+
+
+def insert_jobs(conn: Connection | Session, kind: str, jobs: list[tuple[dict, str | None]],
+                run_at: datetime, now: datetime, max_attempts: int = 3) -> None:
+    """Many jobs of one kind, (payload, company_id) each, in one multi-row INSERT inside the
+    caller's transaction."""
+    if jobs:
+        conn.execute(insert(Job), [_job_row(kind, payload, run_at, now, None, company_id,
+                                            max_attempts) for payload, company_id in jobs])
 
 
 def _exists(sessions: sessionmaker[Session], dedupe_key: str) -> bool:

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto
 from app.errors import InvalidInput, NotFound
-from app.models import PostDetail, SocialAccount, Webhook, WebhookDelivery
-from app.queue.jobs import insert_job
+from app.models import PostDetail, SocialAccount, Webhook, WebhookDelivery, new_uuid
+from app.queue.jobs import insert_jobs
+from app.statuses import DeliveryStatus
 
 POST_EVENTS = ("post.published", "post.failed", "post.missed")
 ACCOUNT_EVENTS = ("account.needs_reconnect", "account.token_expiring")
@@ -77,7 +78,8 @@ def list_deliveries(sessions: sessionmaker[Session], company_id: str, webhook_id
     with sessions() as session:
         _webhook(session, company_id, webhook_id)
         return list(session.scalars(select(WebhookDelivery).where(
-            WebhookDelivery.webhook_id == webhook_id).order_by(WebhookDelivery.id.desc())
+            WebhookDelivery.webhook_id == webhook_id)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id)
             .limit(limit)))
 
 
@@ -138,7 +140,7 @@ def post_events(conn: Connection | Session, event: str, post_ids: Iterable[str],
         .join(a, a.id == p.social_account_id)
         .join(w, (w.company_id == p.company_id) & w.disabled_at.is_(None))
         .where(p.id.in_(post_ids))).all()
-    queued = 0
+    out = []
     for r in rows:
         if event in (r.events or []):
             data = {"postId": r.id, "socialAccountId": r.social_account_id, "platform": r.platform}
@@ -146,8 +148,8 @@ def post_events(conn: Connection | Session, event: str, post_ids: Iterable[str],
                 data.update(platformPostId=r.platform_post_id, publishedAt=_iso(r.published_at))
             else:
                 data["error"] = r.error_message
-            queued += _queue(conn, r.webhook_id, r.company_id, event, data, now)
-    return queued
+            out.append((r.webhook_id, r.company_id, data))
+    return _queue(conn, event, out, now)
 
 
 def account_event(conn: Connection | Session, event: str, account_id: str, now: datetime) -> int:
@@ -158,24 +160,28 @@ def account_event(conn: Connection | Session, event: str, account_id: str, now: 
                w.id.label("webhook_id"), w.events)
         .join(w, (w.company_id == a.company_id) & w.disabled_at.is_(None))
         .where(a.id == account_id)).all()
-    queued = 0
-    for r in rows:
-        if event in (r.events or []):
-            data = {"socialAccountId": r.id, "platform": r.platform, "externalId": r.external_id,
-                    "displayName": r.display_name, "tokenExpiresAt": _iso(r.token_expires_at)}
-            queued += _queue(conn, r.webhook_id, r.company_id, event, data, now)
-    return queued
+    out = [(r.webhook_id, r.company_id, {
+        "socialAccountId": r.id, "platform": r.platform, "externalId": r.external_id,
+        "displayName": r.display_name, "tokenExpiresAt": _iso(r.token_expires_at)})
+        for r in rows if event in (r.events or [])]
+    return _queue(conn, event, out, now)
 
 
-def _queue(conn: Connection | Session, webhook_id: str, company_id: str, event: str, data: dict,
+def _queue(conn: Connection | Session, event: str, out: list[tuple[str, str, dict]],
            now: datetime) -> int:
-    payload = {"event": event, "occurredAt": _iso(now), "data": data}
-    delivery_id = conn.execute(insert(WebhookDelivery).values(
-        webhook_id=webhook_id, event=event, payload=payload, attempt=0, status="pending",
-        created_at=now)).inserted_primary_key[0]
-    insert_job(conn, DELIVERY_KIND, {"delivery_id": delivery_id}, run_at=now, now=now,
-               company_id=company_id, max_attempts=MAX_ATTEMPTS)
-    return 1
+    """One delivery row and one deliver_webhook job per (webhook, company, data): two multi-row
+    INSERTs whatever their number (the delivery's id is made here, so no insert waits for one)."""
+    if not out:
+        return 0
+    deliveries = [dict(id=new_uuid(), webhook_id=webhook_id, event=event, attempt=0,
+                       status=DeliveryStatus.PENDING, created_at=now,
+                       payload={"event": event, "occurredAt": _iso(now), "data": data})
+                  for webhook_id, _, data in out]
+    conn.execute(insert(WebhookDelivery), deliveries)
+    insert_jobs(conn, DELIVERY_KIND, [({"delivery_id": d["id"]}, company_id)
+                                      for d, (_, company_id, _) in zip(deliveries, out)],
+                run_at=now, now=now, max_attempts=MAX_ATTEMPTS)
+    return len(out)
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -198,7 +204,7 @@ def next_attempt_at(first_at: datetime, attempt: int, now: datetime) -> datetime
     return when if when <= first_at + RETRY_FOR else None
 
 
-def delivery_target(sessions: sessionmaker[Session], delivery_id: int):
+def delivery_target(sessions: sessionmaker[Session], delivery_id: str):
     """The delivery with its webhook (None if either is gone)."""
     with sessions() as session:
         row = session.execute(select(WebhookDelivery, Webhook).join(
@@ -207,7 +213,7 @@ def delivery_target(sessions: sessionmaker[Session], delivery_id: int):
         return None if row is None else (row[0], row[1])
 
 
-def record_attempt(sessions: sessionmaker[Session], delivery_id: int, attempt: int, status: str,
+def record_attempt(sessions: sessionmaker[Session], delivery_id: str, attempt: int, status: str,
                    now: datetime, http_status: int | None = None,
                    error: str | None = None) -> None:
     """An attempt's result on the delivery's history row."""

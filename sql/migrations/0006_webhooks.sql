@@ -13,7 +13,7 @@ CREATE TABLE webhooks (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE webhook_deliveries (
-    id            BIGINT       NOT NULL AUTO_INCREMENT,
+    id            CHAR(36)     NOT NULL,
     webhook_id    CHAR(36)     NOT NULL,
     event         VARCHAR(64)  NOT NULL,
     payload       JSON         NOT NULL,
@@ -25,5 +25,5 @@ CREATE TABLE webhook_deliveries (
     delivered_at  DATETIME(6)  NULL,
     CONSTRAINT pk_webhook_deliveries PRIMARY KEY (id),
     CONSTRAINT fk_webhook_deliveries_webhook_id FOREIGN KEY (webhook_id) REFERENCES webhooks (id) ON DELETE CASCADE,
-    INDEX ix_webhook_deliveries_webhook (webhook_id, id)
+    INDEX ix_webhook_deliveries_webhook (webhook_id, created_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
