@@ -44,6 +44,15 @@ class QueueStatus(StrEnum):
     WAITING = "waiting"        # held until its account is reconnected
 
 
+class JobStatus(StrEnum):
+    """Where a background job is (jobs.status): the queue's claim states, and how it ended."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"  # claimed by a worker, under its lock_token
+    DONE = "done"
+    FAILED = "failed"          # its handler gave up, or its last attempt went wrong
+
+
 class Outcome(StrEnum):
     """How one publish attempt ended (publish_attempts.outcome); NULL while in flight."""
 
@@ -57,15 +66,6 @@ class Outcome(StrEnum):
 # A user may still change or cancel a post in these: no worker has claimed it.
 EDITABLE = (QueueStatus.PENDING, QueueStatus.WAITING)
 RETRYABLE = (QueueStatus.FAILED, QueueStatus.MISSED)
-
-
-class JobStatus(StrEnum):
-    """Where a job other than publishing is (jobs.status), claimed like post_schedule."""
-
-    PENDING = "pending"
-    PROCESSING = "processing"
-    DONE = "done"
-    FAILED = "failed"
 
 
 class DeliveryStatus(StrEnum):

@@ -142,23 +142,23 @@ def test_the_command_line_prunes_and_reports(sqlite, tenant):
     assert "--older-than must be a positive duration such as 90d" in bad.output
 
 
-def test_two_workers_on_one_day_prune_once(mariadb, tenant):
-    seed(mariadb, tenant)
-    with mariadb.engine.begin() as conn:  # the seeded posts are history, not due work
+def test_two_workers_on_one_day_prune_once(db, tenant):
+    seed(db, tenant)
+    with db.engine.begin() as conn:  # the seeded posts are history, not due work
         conn.exec_driver_sql("UPDATE post_schedule SET status = 'done'")
     barrier, summaries = threading.Barrier(2), []
 
     def run(name):
-        settings = mariadb.settings.__class__(**{**mariadb.settings.__dict__, "worker_id": name})
+        settings = db.settings.__class__(**{**db.settings.__dict__, "worker_id": name})
         barrier.wait()
-        summaries.append(Worker(settings, mariadb.sessions, {}, clock=lambda: T0).run())
+        summaries.append(Worker(settings, db.sessions, {}, clock=lambda: T0).run())
 
     threads = [threading.Thread(target=run, args=(f"w{i}",)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    [job] = mariadb.rows("SELECT kind, status, attempts, dedupe_key FROM jobs WHERE kind = 'prune'")
+    [job] = db.rows("SELECT kind, status, attempts, dedupe_key FROM jobs WHERE kind = 'prune'")
     assert (job["status"], job["attempts"], job["dedupe_key"]) == ("done", 1, "prune:2026-12-01")
     assert sorted(s.jobs for s in summaries) == [0, 1]
-    assert counts(mariadb)["publish_attempts"] == 4 and counts(mariadb)["worker_runs"] == 3
+    assert counts(db)["publish_attempts"] == 4 and counts(db)["worker_runs"] == 3

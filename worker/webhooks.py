@@ -10,6 +10,7 @@ from app import crypto
 from app.errors import ConfigError
 from app.queue.jobs import ClaimedJob
 from app.services import webhooks
+from app.statuses import DeliveryStatus
 from worker.jobs import JobContext, JobFailed, RetryAt
 
 USER_AGENT = "post-scheduler-webhooks/1"
@@ -34,14 +35,14 @@ def deliver(ctx: JobContext, job: ClaimedJob) -> dict:
     else:
         http_status, error = _post(ctx, hook.url, secret, delivery.id, delivery.payload, now)
     if error is None:
-        webhooks.record_attempt(ctx.sessions, delivery.id, job.attempt, "delivered", ctx.clock(),
+        webhooks.record_attempt(ctx.sessions, delivery.id, job.attempt, DeliveryStatus.DELIVERED, ctx.clock(),
                                 http_status)
         return {"delivery_id": delivery.id, "http_status": http_status}
     when = webhooks.next_attempt_at(delivery.created_at, job.attempt, ctx.clock())
     if when is None:
         return _give_up(ctx, job, delivery.id, f"{error}; gave up after {job.attempt} attempts "
                         f"over {webhooks.RETRY_FOR}", http_status)
-    webhooks.record_attempt(ctx.sessions, delivery.id, job.attempt, "retrying", ctx.clock(),
+    webhooks.record_attempt(ctx.sessions, delivery.id, job.attempt, DeliveryStatus.RETRYING, ctx.clock(),
                             http_status, error)
     raise RetryAt(when, error)
 
@@ -69,6 +70,6 @@ def _post(ctx: JobContext, url: str, secret: str, delivery_id: str, payload: dic
 
 def _give_up(ctx: JobContext, job: ClaimedJob, delivery_id: str, error: str,
              http_status: int | None = None) -> dict:
-    webhooks.record_attempt(ctx.sessions, delivery_id, job.attempt, "failed", ctx.clock(),
+    webhooks.record_attempt(ctx.sessions, delivery_id, job.attempt, DeliveryStatus.FAILED, ctx.clock(),
                             http_status, error)
     raise JobFailed(error)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models import Job
 from app.queue.locked import LockedTable
 from app.queue.tx import in_transaction
+from app.statuses import JobStatus
 
 JOBS = LockedTable(Job.__table__)
 RECOVER_LIMIT = 100
@@ -54,8 +55,8 @@ def enqueue(sessions: sessionmaker[Session], kind: str, payload: dict, run_at: d
 def _job_row(kind: str, payload: dict, run_at: datetime, now: datetime, dedupe_key: str | None,
              company_id: str | None, max_attempts: int) -> dict:
     return dict(kind=kind, payload=payload, run_at=run_at, dedupe_key=dedupe_key,
-                company_id=company_id, max_attempts=max_attempts, status="pending", attempts=0,
-                created_at=now, updated_at=now)
+                company_id=company_id, max_attempts=max_attempts, status=JobStatus.PENDING,
+                attempts=0, created_at=now, updated_at=now)
 
 
 def insert_job(conn: Connection | Session, kind: str, payload: dict, run_at: datetime,
@@ -96,7 +97,7 @@ def claim_jobs(sessions: sessionmaker[Session], now: datetime, batch: int,
 def finish_job(sessions: sessionmaker[Session], job: ClaimedJob, now: datetime) -> bool:
     """Done. False when this worker no longer owns the job (it was recovered meanwhile)."""
     return in_transaction(sessions, lambda conn: JOBS.release(
-        conn, job.id, job.lock_token, now, status="done", last_error=None))
+        conn, job.id, job.lock_token, now, status=JobStatus.DONE, last_error=None))
 
 
 def retry_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now: datetime,
@@ -107,12 +108,12 @@ def retry_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now:
         return fail_job(sessions, job, f"{error} (attempt {job.attempt} of {job.max_attempts})", now)
     run_at = run_at or now + timedelta(seconds=backoff * 2 ** (job.attempt - 1))
     return in_transaction(sessions, lambda conn: JOBS.release(
-        conn, job.id, job.lock_token, now, status="pending", run_at=run_at, last_error=error))
+        conn, job.id, job.lock_token, now, status=JobStatus.PENDING, run_at=run_at, last_error=error))
 
 
 def fail_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now: datetime) -> bool:
     return in_transaction(sessions, lambda conn: JOBS.release(
-        conn, job.id, job.lock_token, now, status="failed", last_error=error))
+        conn, job.id, job.lock_token, now, status=JobStatus.FAILED, last_error=error))
 
 
 def recover_stale_jobs(sessions: sessionmaker[Session], now: datetime, lock_timeout: float) -> int:
@@ -125,9 +126,9 @@ def recover_stale_jobs(sessions: sessionmaker[Session], now: datetime, lock_time
         rows = JOBS.stale(conn, cutoff, RECOVER_LIMIT, (Job.id, Job.attempts, Job.max_attempts))
         again = [r.id for r in rows if r.attempts < r.max_attempts]
         spent = [r.id for r in rows if r.attempts >= r.max_attempts]
-        for ids, status in ((again, "pending"), (spent, "failed")):
+        for ids, status in ((again, JobStatus.PENDING), (spent, JobStatus.FAILED)):
             if ids:
-                owner = {"worker_id": None, "lock_token": None} if status == "pending" else {}
+                owner = {"worker_id": None, "lock_token": None} if status == JobStatus.PENDING else {}
                 conn.execute(update(Job).where(Job.id.in_(ids)).values(
                     status=status, locked_at=None, last_error=lost, updated_at=now, **owner))
         return len(rows)

@@ -13,8 +13,12 @@ from datetime import datetime
 from sqlalchemy import Row, Select, Table, select, update
 from sqlalchemy.engine import Connection
 
-PENDING, PROCESSING = "pending", "processing"
-CLAIMABLE = ("pending", "waiting")  # a release to these clears the owner; a finished row keeps it
+from app.statuses import EDITABLE, JobStatus, QueueStatus
+
+# Both tables name their claim states alike: claimable, and held under a lock_token.
+PENDING, PROCESSING = QueueStatus.PENDING, QueueStatus.PROCESSING
+assert (PENDING, PROCESSING) == (JobStatus.PENDING, JobStatus.PROCESSING)
+CLAIMABLE = EDITABLE  # a release to these clears the owner; a finished row keeps it
 
 
 @dataclass(frozen=True)

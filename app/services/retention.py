@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.errors import InvalidInput
 from app.models import IdempotencyKey, Job, PublishAttempt, WorkerRun
 from app.queue.tx import in_transaction
+from app.statuses import JobStatus
 
 PRUNE_BATCH = 2000  # rows per DELETE transaction: short enough that claims never queue behind it
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
@@ -57,7 +58,7 @@ def _targets(cutoff: datetime) -> dict[str, tuple[Table, tuple]]:
         # A run lasts a minute at most: one started before the window is finished or dead.
         "worker_runs": (runs, (runs.c.started_at < cutoff,)),
         "idempotency_keys": (keys, (keys.c.created_at < cutoff,)),
-        "jobs": (jobs, (jobs.c.status.in_(("done", "failed")), jobs.c.updated_at < cutoff)),
+        "jobs": (jobs, (jobs.c.status.in_((JobStatus.DONE, JobStatus.FAILED)), jobs.c.updated_at < cutoff)),
     }
 
 

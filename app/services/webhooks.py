@@ -218,7 +218,7 @@ def record_attempt(sessions: sessionmaker[Session], delivery_id: str, attempt: i
                    error: str | None = None) -> None:
     """An attempt's result on the delivery's history row."""
     values = dict(attempt=attempt, status=status, http_status=http_status, error=error)
-    if status == "delivered":
+    if status == DeliveryStatus.DELIVERED:
         values["delivered_at"] = now
     with sessions.begin() as session:
         session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
