@@ -401,7 +401,8 @@ def queue_prune(ctx: Context, older_than: str, dry_run: bool) -> None:
     ctx.output(report.as_dict(), "\n".join(
         [f"{verb}, older than {report.cutoff.isoformat(timespec='seconds')}:"]
         + [f"  {name:<17}{getattr(report, name):>9}"
-           for name in ("publish_attempts", "worker_runs", "idempotency_keys", "jobs")]))
+           for name in ("publish_attempts", "worker_runs", "idempotency_keys", "jobs",
+                        "webhook_deliveries")]))
 
 
 # -- odds and ends --------------------------------------------------------------------------

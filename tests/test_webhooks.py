@@ -231,3 +231,17 @@ def test_a_deleted_webhook_gets_no_new_events_and_its_queued_ones_stop(sqlite, t
     assert receiver.received == []
     [d] = deliveries(sqlite)
     assert d.status == "failed" and "deleted" in d.error
+
+
+def test_retention_prunes_finished_deliveries_and_keeps_the_ones_still_trying(sqlite, tenant):
+    from app.services.retention import prune
+
+    hook, _ = hook_for(sqlite, tenant, "http://127.0.0.1:9/closed")
+    with sqlite.sessions.begin() as session:
+        for status in ("delivered", "failed", "retrying", "pending"):
+            session.add(WebhookDelivery(webhook_id=hook.id, event="post.published", payload={},
+                                        status=status, created_at=T0 - timedelta(days=91)))
+        session.add(WebhookDelivery(webhook_id=hook.id, event="post.published", payload={},
+                                    status="delivered", created_at=T0 - timedelta(days=1)))
+    assert prune(sqlite.sessions, T0, timedelta(days=90)).webhook_deliveries == 2
+    assert sorted(d.status for d in deliveries(sqlite)) == ["delivered", "pending", "retrying"]

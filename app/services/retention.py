@@ -11,9 +11,9 @@ from sqlalchemy import Table, delete, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import InvalidInput
-from app.models import IdempotencyKey, Job, PublishAttempt, WorkerRun
+from app.models import IdempotencyKey, Job, PublishAttempt, WebhookDelivery, WorkerRun
 from app.queue.tx import in_transaction
-from app.statuses import JobStatus
+from app.statuses import DeliveryStatus, JobStatus
 
 PRUNE_BATCH = 2000  # rows per DELETE transaction: short enough that claims never queue behind it
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
@@ -37,6 +37,7 @@ class PruneReport:
     worker_runs: int = 0
     idempotency_keys: int = 0
     jobs: int = 0
+    webhook_deliveries: int = 0  # delivered or given up; pending and retrying ones stay
     batches: int = 0
 
     def as_dict(self) -> dict:
@@ -53,12 +54,15 @@ def _old_attempts(cutoff: datetime):
 def _targets(cutoff: datetime) -> dict[str, tuple[Table, tuple]]:
     """Per report field: the table (or alias) to read and what makes one of its rows old."""
     runs, keys, jobs = WorkerRun.__table__, IdempotencyKey.__table__, Job.__table__
+    sent = WebhookDelivery.__table__
     return {
         "publish_attempts": _old_attempts(cutoff),
         # A run lasts a minute at most: one started before the window is finished or dead.
         "worker_runs": (runs, (runs.c.started_at < cutoff,)),
         "idempotency_keys": (keys, (keys.c.created_at < cutoff,)),
         "jobs": (jobs, (jobs.c.status.in_((JobStatus.DONE, JobStatus.FAILED)), jobs.c.updated_at < cutoff)),
+        "webhook_deliveries": (sent, (sent.c.status.in_((DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)),
+                                      sent.c.created_at < cutoff)),
     }
 
 
