@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from app.services.accounts import create_client
 from app.services.posts import NewPost, schedule_post
+from app.services.webhooks import create_webhook
 
 from conftest import ApiClient, Db, make_tenant
 
@@ -29,8 +30,10 @@ def seeded(db: Db, name: str) -> dict:
         session.execute(text("UPDATE post_schedule SET status = 'failed' WHERE post_detail_id = :p"),
                         {"p": failed.id})
         session.execute(text("UPDATE post_details SET status = 'failed' WHERE id = :p"), {"p": failed.id})
+    webhook = create_webhook(db.sessions, tenant.company_id, "https://93.184.215.14/hook",
+                             ["post.published"], NOW)[0].id
     return {"tenant": tenant, "company": tenant.company_id, "account": tenant.account_id,
-            "client": client, "post": pending.id, "failed": failed.id}
+            "client": client, "post": pending.id, "failed": failed.id, "webhook": webhook}
 
 
 def body(mine: dict, **theirs) -> dict:
@@ -72,6 +75,12 @@ MATRIX = {
                                      "companyId": t["company"]}),
     "add client as their company": lambda m, t: (
         "POST", "/clients", {"name": "c", "companyId": t["company"]}),
+    "add webhook as their company": lambda m, t: (
+        "POST", "/webhooks", {"url": "https://93.184.215.14/x", "events": ["post.failed"],
+                              "companyId": t["company"]}),
+    "list webhooks as their company": lambda m, t: ("GET", f"/webhooks?companyId={t['company']}", None),
+    "delete their webhook": lambda m, t: ("DELETE", f"/webhooks/{t['webhook']}", None),
+    "their webhook's deliveries": lambda m, t: ("GET", f"/webhooks/{t['webhook']}/deliveries", None),
 }
 
 
@@ -86,7 +95,7 @@ def snapshot(db: Db, company_id: str) -> dict:
                                          c=company_id)]
         for table, where in [
             ("post_details", "company_id = :c"), ("social_accounts", "company_id = :c"),
-            ("clients", "company_id = :c"),
+            ("clients", "company_id = :c"), ("webhooks", "company_id = :c"),
             ("post_schedule", "post_detail_id IN (SELECT id FROM post_details WHERE company_id = :c)"),
         ]}
 
@@ -118,11 +127,11 @@ def test_another_companys_ids_are_404(db, two, case):
 
 def test_lists_show_only_the_callers_own(db, two):
     mine, theirs, api = two
-    for path in ("/scheduled-posts", "/social-accounts", "/clients", "/api/queue/health"):
+    for path in ("/scheduled-posts", "/social-accounts", "/clients", "/webhooks", "/api/queue/health"):
         response = api.get(path)
         assert response.status_code == 200
         text_ = response.get_data(as_text=True)
-        for key in ("company", "account", "client", "post", "failed"):
+        for key in ("company", "account", "client", "post", "failed", "webhook"):
             assert theirs[key] not in text_, (path, key)
     assert {p["id"] for p in api.get("/scheduled-posts").get_json()["items"]} == {
         mine["post"], mine["failed"]}
@@ -135,7 +144,8 @@ def test_the_matrix_covers_every_operation(db, two):
     covered = {(method, path.split("?")[0]) for method, path, _ in
                (MATRIX[c](_ids("m"), _ids("t")) for c in MATRIX)}
     as_template = {_ids("t")["post"]: "{post_id}", _ids("t")["failed"]: "{post_id}",
-                   _ids("t")["account"]: "{account_id}", _ids("m")["account"]: "{account_id}"}
+                   _ids("t")["account"]: "{account_id}", _ids("m")["account"]: "{account_id}",
+                   _ids("t")["webhook"]: "{webhook_id}"}
     for concrete, template in as_template.items():
         covered = {(m, p.replace(concrete, template)) for m, p in covered}
     for path, operations in document["paths"].items():
@@ -145,4 +155,4 @@ def test_the_matrix_covers_every_operation(db, two):
 
 
 def _ids(side: str) -> dict:
-    return {k: f"{side}-{k}" for k in ("company", "account", "client", "post", "failed")}
+    return {k: f"{side}-{k}" for k in ("company", "account", "client", "post", "failed", "webhook")}

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
+from uuid import UUID
 
 from flask import current_app
 from pydantic import Field
 
-from app.api.schemas import Out, Strict
+from app.api.schemas import CompanyQuery, Out, Strict
 from app.api.spec import Api, sessions
 from app.models import Webhook, WebhookDelivery
 from app.statuses import DeliveryStatus
@@ -19,6 +20,7 @@ Event = Literal[webhooks.EVENTS]
 
 
 class WebhookIn(Strict):
+    companyId: UUID | None = None
     url: str = Field(min_length=1, max_length=2048, examples=["https://example.com/hooks/scheduler"],
                      description="http(s); it must resolve to public addresses only")
     events: list[Event] = Field(min_length=1, max_length=len(webhooks.EVENTS))
@@ -74,8 +76,9 @@ def create_webhook(company_id: str, body: WebhookIn):
     return WebhookCreated(**WebhookOut.fields_of(hook), secret=secret)
 
 
-@api.route("GET", "/webhooks", summary="The company's webhooks (never a secret)", response=WebhookList)
-def list_webhooks(company_id: str):
+@api.route("GET", "/webhooks", summary="The company's webhooks (never a secret)",
+           query=CompanyQuery, response=WebhookList)
+def list_webhooks(company_id: str, query: CompanyQuery):
     return WebhookList(items=[WebhookOut(**WebhookOut.fields_of(w))
                               for w in webhooks.list_webhooks(sessions(), company_id)])
 
