@@ -551,9 +551,11 @@ def queue_retry(ctx: Context, post_id: str) -> None:
 # -- odds and ends --------------------------------------------------------------------------
 
 @cli.command("secret-key")
-def secret_key() -> None:
+@pass_ctx
+def secret_key(ctx: Context) -> None:
     """Print a new key for SCHEDULER_SECRET_KEY (encrypts access tokens at rest)."""
-    click.echo(crypto.new_key())
+    key = crypto.new_key()
+    ctx.output({"secret_key": key}, key)
 
 
 @cli.command("serve")

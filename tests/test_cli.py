@@ -10,6 +10,7 @@ import logging
 import os
 from datetime import datetime, timedelta, timezone
 
+import click
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -553,6 +554,27 @@ def json_error(result, exit_code: int, code: str, *fragments: str) -> dict:
     for fragment in fragments:
         assert fragment in error["message"]
     return error
+
+
+def command_paths(group=cli, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from command_paths(command, (*prefix, name))
+
+
+def test_every_command_accepts_json_after_its_name(run):
+    paths = list(command_paths())
+    assert ("post", "list") in paths and ("queue", "retry") in paths and len(paths) > 15
+    for path in paths:
+        result = run(*path, "--json", "--help")
+        assert result.exit_code == 0, (path, result.output)
+
+
+def test_secret_key_under_json(run):
+    key = json.loads(run("secret-key", "--json").stdout)["secret_key"]
+    assert len(key) == 44 and key != json.loads(run("--json", "secret-key").stdout)["secret_key"]
+    assert len(run("secret-key").stdout.strip()) == 44
 
 
 def test_errors_under_json_are_json_on_stderr(ready):
