@@ -22,7 +22,7 @@ from app.db import (
     make_session_factory,
 )
 from app.errors import DatabaseUnavailable, InvalidInput, NotFound, SchedulerError
-from app.models import POST_STATUSES
+from app.statuses import Platform, PostStatus, QueueStatus
 from app.timeutil import parse_instant, utcnow
 
 EX_USAGE = 64  # sysexits.h: the command line itself is wrong
@@ -288,7 +288,7 @@ def account() -> None:
 @account.command("add")
 @click.option("--company", "company_id", required=True, help="Company id.")
 @click.option("--platform", required=True,
-              type=click.Choice(["x", "facebook", "instagram", "linkedin", "sandbox"]))
+              type=click.Choice([p.value for p in Platform]))
 @click.option("--external-id", required=True,
               help="Page id, IG user id, person/org URN or X user id (anything for sandbox).")
 @click.option("--token", required=True, envvar="SCHEDULER_ACCOUNT_TOKEN",
@@ -396,7 +396,8 @@ def parse_when(value: str, tz_name: str | None, now: datetime) -> datetime:
 
 @post.command("list")
 @click.option("--company", "company_id", required=True, help="Company id.")
-@click.option("--status", type=click.Choice(POST_STATUSES), help="Only posts in this status.")
+@click.option("--status", type=click.Choice([s.value for s in PostStatus]),
+              help="Only posts in this status.")
 @click.option("--client", "client_id", help="Only this client's posts.")
 @click.option("--account", "account_id", help="Only this social account's posts.")
 @click.option("--from", "run_from", help="Scheduled at or after (ISO 8601; local = company zone).")
@@ -456,7 +457,7 @@ def demo(ctx: Context, count: int, spread: int) -> None:
         raise InvalidInput("--posts must be at least 1 and --spread not negative")
     now, sessions = utcnow(), ctx.sessions()
     created, key = create_company(sessions, "Demo company", now)
-    sandbox = add_account(sessions, created.id, "sandbox", f"demo-{created.id[:8]}", "demo-token",
+    sandbox = add_account(sessions, created.id, Platform.SANDBOX, f"demo-{created.id[:8]}", "demo-token",
                           now, display_name="Sandbox demo")
     posts = [schedule_post(sessions, created.id, NewPost(
         [sandbox.id], f"Demo post {i + 1} of {count}",
@@ -517,11 +518,10 @@ def queue() -> None:
 @handle_errors
 def queue_stats(ctx: Context) -> None:
     """Rows of post_schedule by status."""
-    from app.models import SCHEDULE_STATUSES
     from worker.queue import count_by_status
 
     counts = count_by_status(ctx.sessions())
-    ordered = {s: counts.get(s, 0) for s in SCHEDULE_STATUSES}
+    ordered = {s: counts.get(s, 0) for s in QueueStatus}
     ctx.output(ordered, "\n".join(f"{k:<11}{v:>8}" for k, v in ordered.items()))
 
 
@@ -540,12 +540,14 @@ def queue_retry(ctx: Context, post_id: str) -> None:
     if post_id.isdigit():
         schedule = retry_post(sessions, utcnow(), schedule_id=int(post_id))
         ctx.output({"schedule_id": schedule.id, "post_id": schedule.post_detail_id,
-                    "status": "pending"}, f"schedule {schedule.id} is pending again, due now")
+                    "status": QueueStatus.PENDING},
+                   f"schedule {schedule.id} is pending again, due now")
         return
     schedule = retry_post(sessions, utcnow(), company_id=owner_of_post(sessions, post_id),
                           post_id=post_id)
     ctx.output({"schedule_id": schedule.id, "post_id": schedule.post_detail_id,
-                "status": "pending"}, f"post {schedule.post_detail_id} is pending again, due now")
+                "status": QueueStatus.PENDING},
+               f"post {schedule.post_detail_id} is pending again, due now")
 
 
 # -- odds and ends --------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from app.api.spec import session_company, sessions
 from app.errors import NotFound, Unauthorized
-from app.models import SCHEDULE_STATUSES
 from app.services import accounts, health, posts
 from app.services.accounts import hash_key
+from app.statuses import EDITABLE, RETRYABLE, QueueStatus
 from app.timeutil import utcnow, zone
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -41,7 +41,7 @@ def overview():
     status, verdicts = health.evaluate(figures)
     tz = zone(company.timezone)
     return render_template("dashboard/overview.html", company=company, figures=figures,
-                           status=status, verdicts=verdicts, statuses=SCHEDULE_STATUSES,
+                           status=status, verdicts=verdicts, statuses=tuple(QueueStatus),
                            chart=_chart(figures.throughput, figures.now.astimezone(tz)), tz=tz)
 
 
@@ -117,8 +117,8 @@ def post_detail(post_id: str):
         abort(404)
     return render_template("dashboard/post.html", company=company, post=post, attempts=attempts,
                            tz=zone(company.timezone),
-                           can_cancel=post.schedule.status in posts.EDITABLE,
-                           can_retry=post.schedule.status in posts.RETRYABLE)
+                           can_cancel=post.schedule.status in EDITABLE,
+                           can_retry=post.schedule.status in RETRYABLE)
 
 
 def _chart(values: list[int], now: datetime, width: int = 600, height: int = 120,

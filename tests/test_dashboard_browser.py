@@ -15,7 +15,8 @@ from sqlalchemy import update
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.models import SCHEDULE_STATUSES, Company, PostDetail, PostSchedule, SocialAccount, WorkerRun
+from app.models import Company, PostDetail, PostSchedule, SocialAccount, WorkerRun
+from app.statuses import QueueStatus
 from app.services.posts import NewPost, schedule_post
 from worker.cycle import Worker
 from worker.publishers.base import PermanentError
@@ -113,7 +114,7 @@ def test_every_figure_equals_the_database(browser, site, seeded, mariadb):
         "SELECT s.status, COUNT(*) AS n FROM post_schedule s JOIN post_details d "
         "ON d.id = s.post_detail_id WHERE d.company_id = :c GROUP BY s.status", c=company)}
     assert counts["waiting"] == 1
-    for status in SCHEDULE_STATUSES:
+    for status in QueueStatus:
         expect(page.get_by_test_id(f"depth-{status}")).to_have_text(str(counts.get(status, 0)))
     published_hour = mariadb.scalar(
         "SELECT COUNT(*) FROM publish_attempts a JOIN post_schedule s ON s.id = a.post_schedule_id "
