@@ -112,7 +112,7 @@ def test_the_far_but_representable_future_is_accepted(db, tenant, api):
             "scheduledAt": "9998-12-31T23:59:59-14:00", "timezone": "Pacific/Kiritimati"}
     response = api.post("/schedule-post", json=body)
     assert response.status_code == 201, response.get_json()
-    assert response.get_json()["posts"][0]["scheduledAtLocal"].startswith("9998-12-31T23:59:59")
+    assert response.get_json()["posts"][0]["scheduledAtLocal"] == "9999-01-02T03:59:59+14:00"
     listed = api.get("/scheduled-posts", query_string={"from": "9998-12-31T00:00:00Z"}).get_json()
     assert [p["content"] for p in listed["items"]] == ["Later"]
 

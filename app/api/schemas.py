@@ -59,6 +59,9 @@ _OFFSET = r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 INSTANT_PATTERN = f"^{_YEAR}-{_DAY}{_TIME}{_OFFSET}$"
 LOCAL_OR_INSTANT_PATTERN = f"^{_YEAR}-{_DAY}{_TIME}{_OFFSET}?$"
 ENDS_WITH_OFFSET = f"{_OFFSET}$"
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not empty, not only spaces, no NUL
+MEDIA_URL_PATTERN = (r"^https?://(?:[^\s\x00/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00/?#@:\[\]]+)"
+                     r"(?::[0-9]*)?(?:[/?#][^\s\x00]*)?$")
 
 
 def _instant(value: object) -> datetime:
@@ -73,10 +76,22 @@ def _instant(value: object) -> datetime:
         raise ValueError(str(exc)) from None
 
 
+# What each pattern means, in words, for the error message (pydantic would quote the regex).
+PATTERN_MESSAGES = {
+    NOT_BLANK: "must not be empty or only spaces",
+    INSTANT_PATTERN: "must be a date-time with a UTC offset between the years 0002 and 9998, "
+                     "e.g. 2026-12-01T09:00:00+01:00",
+    LOCAL_OR_INSTANT_PATTERN: "is not an ISO 8601 date-time between the years 0002 and 9998 "
+                              "(e.g. 2026-12-01T09:00:00+01:00, or 2026-12-01T09:00:00 with a "
+                              "timezone)",
+    CURSOR_PATTERN: "not a cursor from this API: pass nextCursor unchanged",
+    MEDIA_URL_PATTERN: "must be an http:// or https:// URL with a host and no spaces",
+}
+
+
 # The pattern is for the document; _media_url says what is wrong in words.
 MediaUrl = Annotated[str, Field(max_length=MAX_URL_LENGTH, json_schema_extra={"format": "uri"},
-                               pattern=r"^https?://(?:[^\s\x00/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|"
-                                       r"[^\s\x00/?#@:\[\]]+)(?::[0-9]*)?(?:[/?#][^\s\x00]*)?$"),
+                               pattern=MEDIA_URL_PATTERN),
                      AfterValidator(_media_url)]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/Paris"],
                                 json_schema_extra=lambda schema: schema.update(enum=list(iana_zones()))),
@@ -84,7 +99,6 @@ TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/P
 Instant = Annotated[datetime, PlainValidator(_instant), WithJsonSchema(
     {"type": "string", "format": "date-time", "pattern": INSTANT_PATTERN,
      "examples": ["2026-12-01T09:00:00+01:00"]})]
-NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not empty, not only spaces, no NUL
 Token = Annotated[str, Field(min_length=1, max_length=8192, pattern=NOT_BLANK,
                              description="Write-only; not only whitespace")]
 LocalOrOffsetTime = Annotated[str, Field(

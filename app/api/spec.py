@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from app.api.body import HttpError, check_strings, parse_json, read_body
-from app.api.schemas import NOT_BLANK, ErrorBody
+from app.api.schemas import PATTERN_MESSAGES, ErrorBody
 from app.errors import InvalidInput, NotFound, Unauthorized
 from app.services.accounts import company_for_key, company_for_key_hash
 
@@ -173,8 +173,9 @@ def _field_name(loc: tuple) -> str:
 def _explain(error: dict) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown field"
-    if error["type"] == "string_pattern_mismatch" and error["ctx"]["pattern"] == NOT_BLANK:
-        return "must not be empty or only spaces"
+    if error["type"] == "string_pattern_mismatch":
+        return PATTERN_MESSAGES.get(error["ctx"]["pattern"], "does not have the form "
+                                    "/openapi.json gives for it")
     if error["type"] == "missing":
         return "required"
     return error["msg"].removeprefix("Value error, ")
