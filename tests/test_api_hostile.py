@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from app.api.schemas import INSTANT_PATTERN
 
 from conftest import ApiClient, Tenant
 
@@ -105,6 +108,12 @@ def test_a_crafted_cursor_is_refused(db, tenant, api):
             [value, "00000000-0000-4000-8000-000000000000"]).encode()).decode().rstrip("=")
         response = api.get("/scheduled-posts", query_string={"cursor": cursor})
         assert_4xx(response, 422, field="cursor")
+
+
+def test_every_year_from_0002_to_9998_is_a_date_and_no_other():
+    for year in range(0, 10000):
+        text = f"{year:04d}-06-15T12:00:00Z"
+        assert bool(re.fullmatch(INSTANT_PATTERN, text)) == (2 <= year <= 9998), text
 
 
 def test_the_far_but_representable_future_is_accepted(db, tenant, api):

@@ -19,7 +19,7 @@ from app.api.spec import DocumentSchema
 from conftest import serving
 
 EXAMPLES_PER_OPERATION = 10
-MIN_CASES = 150
+MIN_CASES = 100
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "schemathesis.txt"
 NOT_JSON_API = {"static", "dashboard", "metrics"}  # HTML pages and Prometheus text
 
