@@ -40,6 +40,7 @@ EVERY_VARIABLE = [
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
+ZERO_MEANS_NONE = {"trusted_proxies"}  # 0 proxies: X-Forwarded-* believed from nobody
 WHOLE = [(var, name) for var, name, _, parsed in EVERY_VARIABLE if isinstance(parsed, int)]
 
 
@@ -102,7 +103,7 @@ def test_overrides_win_over_the_environment_and_are_validated():
         Settings.from_env({}, run_budget=0.0)
 
 
-@pytest.mark.parametrize("var,name", NUMERIC)
+@pytest.mark.parametrize("var,name", [(v, n) for v, n in NUMERIC if n not in ZERO_MEANS_NONE])
 @pytest.mark.parametrize("raw", ["0", "-1"])
 def test_zero_and_negative_values_are_refused(var, name, raw):
     with pytest.raises(ConfigError) as info:
@@ -111,6 +112,12 @@ def test_zero_and_negative_values_are_refused(var, name, raw):
     assert var in message
     assert "greater than 0" in message
     assert "\n" not in message
+
+
+def test_zero_trusted_proxies_means_none_and_a_negative_count_is_refused():
+    assert Settings.from_env({"SCHEDULER_TRUSTED_PROXIES": "0"}).trusted_proxies == 0
+    with pytest.raises(ConfigError, match="SCHEDULER_TRUSTED_PROXIES must be 0 or more"):
+        Settings.from_env({"SCHEDULER_TRUSTED_PROXIES": "-1"})
 
 
 @pytest.mark.parametrize("var,name", NUMERIC)
