@@ -56,7 +56,6 @@ _TIME = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
 _OFFSET = r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 INSTANT_PATTERN = f"^{_YEAR}-{_DAY}{_TIME}{_OFFSET}$"
 LOCAL_OR_INSTANT_PATTERN = f"^{_YEAR}-{_DAY}{_TIME}{_OFFSET}?$"
-ENDS_WITH_OFFSET = f"{_OFFSET}$"
 NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not empty, not only spaces, no NUL
 MEDIA_URL_PATTERN = (r"^https?://(?:[^\s\x00/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00/?#@:\[\]]+)"
                      r"(?::[0-9]*)?(?:[/?#][^\s\x00]*)?$")
@@ -80,8 +79,8 @@ PATTERN_MESSAGES = {
     INSTANT_PATTERN: "must be a date-time with a UTC offset between the years 0002 and 9998, "
                      "e.g. 2026-12-01T09:00:00+01:00",
     LOCAL_OR_INSTANT_PATTERN: "is not an ISO 8601 date-time between the years 0002 and 9998 "
-                              "(e.g. 2026-12-01T09:00:00+01:00, or 2026-12-01T09:00:00 with a "
-                              "timezone)",
+                              "(e.g. 2026-12-01T09:00:00+01:00, or 2026-12-01T09:00:00 read in "
+                              "timezone or the company's zone)",
     CURSOR_PATTERN: "not a cursor from this API: pass nextCursor unchanged",
     MEDIA_URL_PATTERN: "must be an http:// or https:// URL with a host and no spaces",
 }
@@ -102,7 +101,8 @@ Token = Annotated[str, Field(min_length=1, max_length=8192, pattern=NOT_BLANK,
 LocalOrOffsetTime = Annotated[str, Field(
     min_length=1, max_length=64, pattern=LOCAL_OR_INSTANT_PATTERN,
     examples=["2026-12-01T09:00:00+01:00", "2026-12-01T09:00:00"],
-    description="ISO 8601 with a UTC offset, or a local time plus `timezone`; in the future")]
+    description="ISO 8601 with a UTC offset, or a local time read in `timezone` "
+                "(the company's time zone when none is given); in the future")]
 
 
 def _given(name: str, json_type: str) -> dict:
@@ -123,12 +123,9 @@ class Out(BaseModel):
 # -- requests -------------------------------------------------------------------------------
 
 class SchedulePostIn(Strict):
-    # Exactly one of the two accounts' fields, a null counting as absent (as the server reads
-    # it); a local scheduledAt only with a timezone.
+    # Exactly one of the two accounts' fields, a null counting as absent (as the server reads it).
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "oneOf": [_given("socialAccountId", "string"), _given("socialAccountIds", "array")],
-        "anyOf": [_given("timezone", "string"),
-                  {"properties": {"scheduledAt": {"pattern": ENDS_WITH_OFFSET}}}]})
+        "oneOf": [_given("socialAccountId", "string"), _given("socialAccountIds", "array")]})
 
     companyId: UUID | None = Field(None, description="Must be the API key's company if given")
     socialAccountId: UUID | None = Field(None, description="One account (or socialAccountIds)")
@@ -142,13 +139,11 @@ class SchedulePostIn(Strict):
 
 
 class EditPostIn(Strict):
-    # Something to change; a timezone only with scheduledAt; a local scheduledAt only with one.
+    # Something to change; a timezone only with scheduledAt.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
         {"anyOf": [_given("content", "string"), _given("mediaUrls", "array"),
                    _given("scheduledAt", "string")]},
         {"anyOf": [{"not": _given("timezone", "string")}, _given("scheduledAt", "string")]},
-        {"anyOf": [_given("timezone", "string"),
-                   {"properties": {"scheduledAt": {"pattern": ENDS_WITH_OFFSET}}}]},
     ]})
 
     content: str | None = Field(None, min_length=1, max_length=65536)
@@ -250,7 +245,8 @@ class PostOut(Out):
     status: PostStatus = Field(description="What became of the post")
     queueStatus: QueueStatus = Field(description="Where it is in the queue")
     scheduledAt: datetime = Field(description="UTC")
-    timezone: str | None = Field(description="The IANA zone it was scheduled in, if one was given")
+    timezone: str | None = Field(description="The IANA zone its local time was read in "
+                                        "(given, or the company's)")
     scheduledAtLocal: str | None = Field(description="scheduledAt in `timezone`, with its offset")
     attempts: int
     maxAttempts: int
