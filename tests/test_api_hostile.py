@@ -116,6 +116,13 @@ def test_every_year_from_0002_to_9998_is_a_date_and_no_other():
         assert bool(re.fullmatch(INSTANT_PATTERN, text)) == (2 <= year <= 9998), text
 
 
+def test_29_february_is_a_date_in_leap_years_only():
+    for year in range(2, 9999):
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        text = f"{year:04d}-02-29T12:00:00Z"
+        assert bool(re.fullmatch(INSTANT_PATTERN, text)) == leap, text
+
+
 def test_the_far_but_representable_future_is_accepted(db, tenant, api):
     body = {"socialAccountId": tenant.account_id, "content": "Later",
             "scheduledAt": "9998-12-31T23:59:59-14:00", "timezone": "Pacific/Kiritimati"}

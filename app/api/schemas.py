@@ -47,15 +47,18 @@ def _iana(value: str) -> str:
 
 # Date-times as the document states them and the server reads them, by one pattern each: years
 # 0002-9998 (a day inside the calendar's ends, so no zone overflows), real months and days,
-# hours 00-23, an optional fraction, an offset (Z or +-hh:mm). Only a leap day in a year without
-# one, or a local time that a zone skips, gets past the pattern and is refused afterwards.
+# hours 00-23, an optional fraction, an offset (Z or +-hh:mm). Only a local time that a zone
+# skips or repeats gets past the pattern and is refused afterwards.
 _YEAR = r"(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
 _DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
-        r"|02-(?:0[1-9]|1[0-9]|2[0-9]))")
+        r"|02-(?:0[1-9]|1[0-9]|2[0-8]))")
+# Divisible by 4, and centuries only by 400: the years with a 29 February.
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][48]|[2468][048]|[13579][26])00)"
+_DATE = f"(?:{_YEAR}-{_DAY}|{_LEAP_YEAR}-02-29)"
 _TIME = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
 _OFFSET = r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
-INSTANT_PATTERN = f"^{_YEAR}-{_DAY}{_TIME}{_OFFSET}$"
-LOCAL_OR_INSTANT_PATTERN = f"^{_YEAR}-{_DAY}{_TIME}{_OFFSET}?$"
+INSTANT_PATTERN = f"^{_DATE}{_TIME}{_OFFSET}$"
+LOCAL_OR_INSTANT_PATTERN = f"^{_DATE}{_TIME}{_OFFSET}?$"
 NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not empty, not only spaces, no NUL
 MEDIA_URL_PATTERN = (r"^https?://(?:[^\s\x00/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00/?#@:\[\]]+)"
                      r"(?::[0-9]*)?(?:[/?#][^\s\x00]*)?$")
