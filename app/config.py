@@ -51,6 +51,7 @@ class Settings:
     old_secret_keys: str = field(default="", repr=False)
     max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
     metrics_token: str = field(default="", repr=False)  # if set, /metrics wants it as Bearer
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-* headers are believed
     # The platforms' APIs: real hosts by default; tests and demos point them at local fakes.
     x_api_base_url: str = "https://api.x.com"
     graph_api_base_url: str = "https://graph.facebook.com"
@@ -83,6 +84,7 @@ class Settings:
         "old_secret_keys": "SCHEDULER_OLD_SECRET_KEYS",
         "max_body_bytes": "SCHEDULER_MAX_BODY_BYTES",
         "metrics_token": "SCHEDULER_METRICS_TOKEN",
+        "trusted_proxies": "SCHEDULER_TRUSTED_PROXIES",
         "x_api_base_url": "X_API_BASE_URL",
         "graph_api_base_url": "GRAPH_API_BASE_URL",
         "graph_api_version": "GRAPH_API_VERSION",
@@ -96,7 +98,8 @@ class Settings:
         "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
     }
-    MAY_BE_ZERO = ("retention_days", "webhook_allow_private")  # 0 turns the feature off
+    MAY_BE_ZERO_OFF = ("retention_days", "webhook_allow_private")  # 0 turns the feature off
+    MAY_BE_ZERO = MAY_BE_ZERO_OFF + ("trusted_proxies",)  # 0 proxies: headers believed from none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -120,7 +123,8 @@ class Settings:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{self.ENV[f.name]} must be a finite number, got {value}")
             if f.name in self.MAY_BE_ZERO and value < 0:
-                raise ConfigError(f"{self.ENV[f.name]} must be 0 (off) or more, got {value}")
+                what = "0 (off)" if f.name in self.MAY_BE_ZERO_OFF else "0"
+                raise ConfigError(f"{self.ENV[f.name]} must be {what} or more, got {value}")
             if isinstance(value, (int, float)) and value <= 0 and f.name not in self.MAY_BE_ZERO:
                 raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
         if self.webhook_allow_private not in (0, 1):
@@ -140,6 +144,8 @@ class Settings:
     @property
     def url(self) -> URL:
         return normalize_database_url(self.database_url)
+
+
 
 
 def _check_platform_settings(settings: Settings) -> None:

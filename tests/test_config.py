@@ -27,6 +27,7 @@ EVERY_VARIABLE = [
     ("SCHEDULER_SECRET_KEY", "secret_key", "x" * 44, "x" * 44),
     ("SCHEDULER_MAX_BODY_BYTES", "max_body_bytes", "4096", 4096),
     ("SCHEDULER_METRICS_TOKEN", "metrics_token", "scrape-me", "scrape-me"),
+    ("SCHEDULER_TRUSTED_PROXIES", "trusted_proxies", "1", 1),
     ("X_API_BASE_URL", "x_api_base_url", "http://127.0.0.1:9001", "http://127.0.0.1:9001"),
     ("GRAPH_API_BASE_URL", "graph_api_base_url", "http://127.0.0.1:9002", "http://127.0.0.1:9002"),
     ("GRAPH_API_VERSION", "graph_api_version", "v24.0", "v24.0"),
@@ -122,6 +123,12 @@ def test_retention_days_zero_turns_pruning_off_and_negative_is_refused():
     assert Settings.from_env({"SCHEDULER_RETENTION_DAYS": "0"}).retention_days == 0
     with pytest.raises(ConfigError, match=r"^SCHEDULER_RETENTION_DAYS must be 0 \(off\) or more, got -1$"):
         Settings.from_env({"SCHEDULER_RETENTION_DAYS": "-1"})
+
+
+def test_zero_trusted_proxies_means_none_and_a_negative_count_is_refused():
+    assert Settings.from_env({"SCHEDULER_TRUSTED_PROXIES": "0"}).trusted_proxies == 0
+    with pytest.raises(ConfigError, match="SCHEDULER_TRUSTED_PROXIES must be 0 or more"):
+        Settings.from_env({"SCHEDULER_TRUSTED_PROXIES": "-1"})
 
 
 @pytest.mark.parametrize("var,name", NUMERIC)
