@@ -168,11 +168,14 @@ def _handler(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if len(body) < length:  # the client hung up mid-request: a platform ignores it
+                self.close_connection = True
+                return
             request = Received(
                 method=self.command, path=parts.path,
                 query={k: v[-1] for k, v in parse_qs(parts.query).items()},
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=self.rfile.read(length) if length else b"")
+                headers={k.lower(): v for k, v in self.headers.items()}, body=body)
             answer = platform.answer(request)
             if answer.hang:
                 time.sleep(answer.hang)

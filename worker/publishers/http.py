@@ -14,9 +14,12 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from worker.publishers.base import (
     AuthError, LookupUnavailable, PermanentError, PublishError, RateLimitedError, RetryableError,
+    before_request,
 )
 
 MESSAGE_LIMIT = 300
@@ -49,7 +52,7 @@ class HttpClient:
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
+            adapter = _CheckedAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._local.session = session
@@ -60,6 +63,7 @@ class HttpClient:
         """One request. `creates`: it may publish something, so a read timeout means the
         post may be out there (the next attempt looks before posting again)."""
         host = urlsplit(url).netloc
+        before_request()  # the claim is still this worker's: checked as late as possible
         try:
             return self.session().request(method, url, timeout=self.timeout,
                                           allow_redirects=False, **kwargs)
@@ -74,6 +78,38 @@ class HttpClient:
             error = RetryableError(f"{platform}: request to {host} failed ({type(exc).__name__})",
                                    error_code="connection")
         raise error
+
+
+# The claim is checked again right before each write of the request's bytes (headers, then
+# body), once the connection is open: a worker frozen while connecting, building the request or
+# waiting for the GIL sends nothing stale when it resumes. A request cut after its headers is
+# not acted on by the platform.
+
+class _CheckedHTTPConnection(HTTPConnection):
+    def send(self, data) -> None:
+        if self.sock is None:
+            self.connect()
+        before_request()
+        super().send(data)
+
+
+class _CheckedHTTPSConnection(_CheckedHTTPConnection, HTTPSConnection):
+    pass
+
+
+class _CheckedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _CheckedHTTPConnection
+
+
+class _CheckedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedHTTPSConnection
+
+
+class _CheckedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool,
+                                                   "https": _CheckedHTTPSPool}
 
 
 # -- reading answers ------------------------------------------------------------------------
