@@ -33,7 +33,8 @@ def start_worker(db, fakes, name: str, **settings: str) -> subprocess.Popen:
     """A worker process as cron starts it: settings only from the environment."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("SCHEDULER_") and k != "DATABASE_URL"}
-    env.update(DATABASE_URL=db.url, SCHEDULER_WORKER_ID=name, **fakes.env(), **FAST, **settings)
+    env.update({"DATABASE_URL": db.url, "SCHEDULER_WORKER_ID": name, **fakes.env(), **FAST,
+                **settings})
     return subprocess.Popen([sys.executable, str(TRIGGER)], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -110,3 +111,33 @@ def test_a_frozen_worker_with_200_rows_in_its_buffer_sends_none_of_them(mariadb)
                                   SCHEDULER_BATCH_SIZE="200")
     assert a["claimed"] >= 200
     assert dup == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_publish_longer_than_the_lock_timeout_is_kept_by_the_heartbeat(mariadb):
+    """Instagram's container takes ~17 s to process, the lock timeout is 8 s: a worker that
+    starts meanwhile must not recover the live worker's row, and the post goes out once."""
+    slow = {"SCHEDULER_HTTP_READ_TIMEOUT": "1.5", "SCHEDULER_INSTAGRAM_POLL_INTERVAL": "0.3",
+            "SCHEDULER_INSTAGRAM_POLL_ATTEMPTS": "10"}  # 2 x (0.5 + 1.5) + 10 x 0.3 + 1 = 8 s
+    tenant = make_tenant(mariadb, platform="instagram")
+    add_due_posts(mariadb, tenant, 1, run_at=due_now())
+    with mariadb.engine.begin() as conn:  # Instagram wants media
+        conn.exec_driver_sql("UPDATE post_details SET media_urls = '[\"https://example.com/a.jpg\"]'")
+    with running_fakes(delay=1.2) as fakes:
+        fakes.graph.container_states = ("IN_PROGRESS",) * 9 + ("FINISHED",)
+        a = start_worker(mariadb, fakes, "slow", **slow)
+        wait_for(lambda: mariadb.scalar("SELECT COUNT(*) FROM post_schedule "
+                                        "WHERE status = 'processing'") == 1, what="the claim")
+        claimed = time.monotonic()
+        time.sleep(int(FAST["SCHEDULER_LOCK_TIMEOUT"]) + 1)
+        b = finished(start_worker(mariadb, fakes, "other", **slow))
+        still_publishing = not fakes.graph.requests("POST", "media_publish")
+        summary_a = finished(a)
+        assert still_publishing, "the publish ended before the other worker ran: proves nothing"
+        assert time.monotonic() - claimed > int(FAST["SCHEDULER_LOCK_TIMEOUT"])
+        assert (b["recovered"], b["claimed"]) == (0, 0)
+        assert (summary_a["published"], summary_a["released"]) == (1, 0)
+        assert len(fakes.graph.media) == 1
+        assert len(fakes.graph.requests("POST", "/media")) == 2  # one container, one publish
+    row = mariadb.rows("SELECT status, attempts FROM post_schedule")[0]
+    assert (row["status"], row["attempts"]) == ("done", 1)
