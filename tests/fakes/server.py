@@ -5,6 +5,7 @@ A subclass implements `route(request)` and the answers of the failure kinds it s
 """
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
@@ -148,6 +149,23 @@ class FakePlatform:
 
     def failure(self, kind: str, request: Received, **options) -> Answer:
         raise NotImplementedError
+
+
+def page_of(items: list, offset: int, size: int) -> tuple[list, int | None]:
+    """Items [offset, offset + size) and the next page's offset (None on the last page)."""
+    end = offset + size
+    return items[offset:end], (end if end < len(items) else None)
+
+
+def cursor(offset: int) -> str:
+    """An opaque cursor, as platforms give them."""
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def offset_of(token: str | None) -> int:
+    if not token:
+        return 0
+    return int(base64.urlsafe_b64decode(token.encode()).decode().partition(":")[2])
 
 
 def _echo_token(body: dict | None, token: str | None) -> None:

@@ -23,6 +23,7 @@ from worker.publishers.base import (
 )
 
 MESSAGE_LIMIT = 300
+LOOKUP_PAGES = 10  # pages of an account's posts read, at most, looking for a lost attempt's post
 
 
 def _user_agent() -> str:
@@ -183,6 +184,19 @@ def lookup_failure(platform: str, response: requests.Response,
     return LookupUnavailable(f"{platform} would not let this token read the account's recent "
                              f"posts: {error.message}", http_status=status,
                              error_code=error.error_code)
+
+
+def find_in_pages(platform: str, read_page) -> str | None:
+    """Walk an account's posts newest first, back to the lost attempt's start: `read_page(cursor)`
+    returns (the id of our post on that page or None, the next page's cursor or None when the
+    page was the last or reached the start). Bounded by LOOKUP_PAGES."""
+    cursor = None
+    for _ in range(LOOKUP_PAGES):
+        found, cursor = read_page(cursor)
+        if found is not None or cursor is None:
+            return found
+    raise LookupUnavailable(f"{platform}: the account published more than {LOOKUP_PAGES} pages "
+                            "of posts since the lost attempt; not all of them were read")
 
 
 def bearer(token: str) -> dict[str, str]:
