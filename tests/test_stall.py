@@ -1,7 +1,8 @@
 """Exactly once when a worker stalls: real `worker_trigger.py` processes on MariaDB against the
 fake platforms, which record every request they receive. A worker frozen with SIGSTOP past the
 lock timeout while another drains the queue must send nothing for the rows it no longer owns
-once it is resumed; a publish longer than the lock timeout is kept by its worker's heartbeat.
+once it is resumed; a publish longer than the lock timeout is kept by its worker's heartbeat;
+a database outage mid-run is logged for what it is.
 """
 from __future__ import annotations
 
@@ -15,10 +16,19 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
+import logging
+import threading
+from dataclasses import replace
 
+import pytest
+from sqlalchemy.engine import make_url
+
+from app.errors import DatabaseUnavailable
 from conftest import add_due_posts, make_tenant
 from tests.fakes import running_fakes
+from tests.fakes.tcp import CuttableProxy
+from worker.publishers.base import PublishResult
+from worker.runner import run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIGGER = ROOT / "worker_trigger.py"
@@ -141,3 +151,40 @@ def test_a_publish_longer_than_the_lock_timeout_is_kept_by_the_heartbeat(mariadb
         assert len(fakes.graph.requests("POST", "/media")) == 2  # one container, one publish
     row = mariadb.rows("SELECT status, attempts FROM post_schedule")[0]
     assert (row["status"], row["attempts"]) == ("done", 1)
+
+
+def test_a_database_outage_mid_run_is_logged_plainly_and_exits_2(mariadb, caplog):
+    """The posts go out, then the database goes away before their outcomes are written: each
+    is logged as unrecorded (no traceback, not 'recovered by another worker'), the rows stay
+    claimed for recovery, and the run ends with exit 2 saying so."""
+    tenant = make_tenant(mariadb)
+    ids = add_due_posts(mariadb, tenant, 3, run_at=due_now())
+    url = make_url(mariadb.url)
+    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 3306)
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(
+        hide_password=False)
+    published_all = threading.Barrier(3, action=proxy.cut)  # the last publish cuts the line
+
+    class PublishThenOutage:
+        platform = "sandbox"
+
+        def publish(self, post, account):
+            published_all.wait(timeout=10)
+            return PublishResult(f"sandbox-{post.id}")
+
+    settings = replace(mariadb.settings, database_url=through_proxy, concurrency=3, batch_size=3)
+    caplog.set_level(logging.INFO, logger="worker")
+    with pytest.raises(DatabaseUnavailable) as caught:
+        run_worker(settings, publishers={"sandbox": PublishThenOutage()})
+    assert caught.value.exit_code == 2
+    assert "unreachable during the run" in str(caught.value)
+    assert "3 outcomes were not recorded" in str(caught.value)
+    posts = [r.fields for r in caplog.records if getattr(r, "fields", {}).get("event") == "post"]
+    assert [p["outcome"] for p in posts] == ["unrecorded"] * 3
+    assert all("database unreachable while recording; the post was published and will be "
+               "found by the lookup" in p["error"] for p in posts)
+    assert not [r for r in caplog.records if r.exc_info]
+    assert "recovered by another worker" not in caplog.text
+    # Still claimed: the next run after the lock timeout recovers them and looks first.
+    assert mariadb.scalar("SELECT COUNT(*) FROM post_schedule WHERE status = 'processing'") == 3
+    assert len(ids) == 3

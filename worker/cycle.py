@@ -65,6 +65,7 @@ class RunSummary:
     unrecorded: int = 0    # outcomes not written because the database could not be reached
     seconds: float = 0.0
     outcomes: dict = field(default_factory=dict, repr=False)
+    outage: str | None = field(default=None, repr=False)  # why the database stopped the run
 
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -72,6 +73,7 @@ class RunSummary:
     def as_log(self) -> dict:
         data = asdict(self)
         data.pop("outcomes")
+        data.pop("outage")
         return data
 
 
@@ -101,6 +103,12 @@ class Worker:
                 self._drain(pool, summary, started, loop)
         except queue.LockConflict as exc:
             event(log, "run_stopped", logging.WARNING, reason=str(exc))
+        except DBAPIError as exc:
+            if not _unreachable(exc):
+                raise
+            summary.outage = str(exc.orig).splitlines()[0]
+            event(log, "run_stopped", logging.WARNING,
+                  reason=f"database unreachable: {summary.outage}")
         finally:
             summary.seconds = round(time.monotonic() - started, 3)
             self._finish(run_id, summary)
