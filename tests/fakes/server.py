@@ -27,6 +27,7 @@ class Received:
     query: dict[str, str]
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    at: float = field(default_factory=time.time)  # when it arrived (Unix seconds)
 
     @property
     def json(self):
