@@ -10,7 +10,7 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import select
@@ -24,6 +24,8 @@ from app.errors import ConfigError
 from app.logs import event
 from app.models import PostDetail, SocialAccount
 from app.services.accounts import mark_needs_reconnect, waiting_reason
+from app.statuses import AccountStatus, QueueStatus
+from app.timeutil import utcnow
 from worker import queue
 from worker.publishers import default_publishers
 from worker.lease import Leases
@@ -43,10 +45,6 @@ RECORD_GROUP = 100    # published outcomes written in one transaction, at most
 # MySQL client/server codes meaning the server is gone: can't connect (2002, 2003), gone away
 # (2006), lost during a query (2013), read/write error (2055), shutting down (1053), killed (1927)
 CONNECTION_LOST = {2002, 2003, 2006, 2013, 2055, 1053, 1927}
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -234,8 +232,8 @@ class Worker:
             return self._record(job, account, "missed", queue.mark_failed, Failure(
                 f"not published: it was due at {job.run_at.isoformat()}, more than "
                 f"{s.missed_after} s (SCHEDULER_MISSED_AFTER) before the worker reached it",
-                error_code="missed"), now=now, status="missed")
-        if account.status != "active" or account.id in self._run.needs_reconnect:
+                error_code="missed"), now=now, status=QueueStatus.MISSED)
+        if account.status != AccountStatus.ACTIVE or account.id in self._run.needs_reconnect:
             return self._record(job, account, "waiting", queue.hold_for_reconnect, Failure(
                 waiting_reason(account), error_code="needs_reconnect"), now=now)
         limited = self._run.limited_until(account.id, now)
