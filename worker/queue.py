@@ -336,7 +336,7 @@ def extend_locks(sessions: sessionmaker[Session], held: list[Claimed],
     def work(conn: Connection) -> set[tuple[int, str]]:
         ours = {(r.id, r.lock_token) for r in conn.execute(
             select(s.id, s.lock_token).where(tuple_(s.id, s.lock_token).in_(pairs),
-                                             s.status == "processing")
+                                             s.status == QueueStatus.PROCESSING)
             .order_by(s.id).with_for_update())}
         if ours:
             conn.execute(update(s.__table__).where(s.id.in_([i for i, _ in ours]))
@@ -358,18 +358,18 @@ def release_unsent(sessions: sessionmaker[Session], jobs: list[Claimed], failure
 
     def work(conn: Connection) -> set[int]:
         ours = set(conn.scalars(select(s.id).where(tuple_(s.id, s.lock_token).in_(pairs),
-                                                   s.status == "processing")
+                                                   s.status == QueueStatus.PROCESSING)
                                 .order_by(s.id).with_for_update()))
         if not ours:
             return ours
         conn.execute(update(s.__table__).where(s.id.in_(sorted(ours))).values(
-            status="pending", locked_at=None, worker_id=None, lock_token=None,
+            status=QueueStatus.PENDING, locked_at=None, worker_id=None, lock_token=None,
             attempts=s.attempts - 1, last_error=failure.message, updated_at=now))
         conn.execute(update(a).where(
             tuple_(a.c.post_schedule_id, a.c.attempt).in_(
                 [(j.schedule_id, j.attempt) for j in jobs if j.schedule_id in ours]),
             a.c.outcome.is_(None)).values(
-            outcome="deferred", finished_at=now, http_status=None,
+            outcome=Outcome.DEFERRED, finished_at=now, http_status=None,
             error_code=failure.error_code, error_message=failure.message))
         return ours
 
