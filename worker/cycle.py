@@ -212,15 +212,13 @@ class Worker:
         success for the run's loop to record."""
         try:
             return self._publish(job, post, account)
-        except DBAPIError as exc:
-            if not _unreachable(exc):
-                raise
-            self._log(job, account, "unrecorded", level=logging.WARNING, error=(
-                "database unreachable while recording this post's outcome; the row stays "
-                "claimed and is recovered after SCHEDULER_LOCK_TIMEOUT, then looked for on "
-                "the platform before any repost"))
-            return "unrecorded"
-        except Exception:  # a bug must not take the other posts down with it
+        except Exception as exc:  # neither a bug nor an outage takes the other posts down
+            if isinstance(exc, DBAPIError) and _unreachable(exc):
+                self._log(job, account, "unrecorded", level=logging.WARNING, error=(
+                    "database unreachable while recording this post's outcome; the row stays "
+                    "claimed and is recovered after SCHEDULER_LOCK_TIMEOUT, then looked for on "
+                    "the platform before any repost"))
+                return "unrecorded"
             log.exception("unexpected error while publishing schedule %s", job.schedule_id)
             return "lost"
         finally:
@@ -412,9 +410,12 @@ class _Recorder:
         try:
             written = queue.mark_published_many(worker.sessions, [p.item for p in group],
                                                 worker.clock())
-        except DBAPIError as exc:  # an outage must not end the run: recovery sees the rows
-            if not _unreachable(exc):
-                raise
+        except Exception as exc:  # the run goes on: the rows stay claimed, recovery sees them
+            if not (isinstance(exc, DBAPIError) and _unreachable(exc)):
+                log.exception("could not record %d published posts", len(group))
+                for p in group:
+                    self.summary.count(worker._lost(p.item.job, p.account))
+                return
             for p in group:
                 self.summary.count("unrecorded")
                 worker._log(p.item.job, p.account, "unrecorded", level=logging.WARNING,
