@@ -1,4 +1,4 @@
-"""The tables of DESIGN.md as SQLAlchemy 2.0 typed models.
+"""The tables of docs/architecture.md as SQLAlchemy 2.0 typed models.
 
 `sql/schema.sql` is the same schema written for MySQL/MariaDB; tests/test_schema.py proves
 the two are equal column by column, so neither can drift from the other.
