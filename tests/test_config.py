@@ -258,3 +258,26 @@ def test_platform_defaults_are_the_real_hosts():
     assert (settings.x_api_base_url, settings.graph_api_base_url, settings.linkedin_api_base_url) == (
         "https://api.x.com", "https://graph.facebook.com", "https://api.linkedin.com")
     assert (settings.http_connect_timeout, settings.http_read_timeout) == (5.0, 30.0)
+
+
+@pytest.mark.parametrize("env", [
+    {"SCHEDULER_LOCK_TIMEOUT": "1"},
+    {"SCHEDULER_LOCK_TIMEOUT": "100"},  # 2 x (5 + 30) + 15 x 2 + 1 = 101 s
+    {"SCHEDULER_LOCK_TIMEOUT": "600", "SCHEDULER_HTTP_READ_TIMEOUT": "300"},
+    {"SCHEDULER_LOCK_TIMEOUT": "120", "SCHEDULER_INSTAGRAM_POLL_ATTEMPTS": "30"},
+])
+def test_a_lock_timeout_a_publish_does_not_fit_in_is_refused_naming_both(env):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    message = str(caught.value)
+    assert "SCHEDULER_LOCK_TIMEOUT" in message and "SCHEDULER_HTTP_READ_TIMEOUT" in message
+    assert "raise SCHEDULER_LOCK_TIMEOUT to at least" in message
+
+
+def test_a_lock_timeout_that_fits_is_accepted():
+    assert Settings.from_env({"SCHEDULER_LOCK_TIMEOUT": "101"}).lock_timeout == 101
+    short = Settings.from_env({"SCHEDULER_LOCK_TIMEOUT": "8", "SCHEDULER_HTTP_CONNECT_TIMEOUT": "0.5",
+                               "SCHEDULER_HTTP_READ_TIMEOUT": "2.5",
+                               "SCHEDULER_INSTAGRAM_POLL_INTERVAL": "0.1",
+                               "SCHEDULER_INSTAGRAM_POLL_ATTEMPTS": "3"})
+    assert short.claim_margin == 4.0  # connect + read + 1 s of clock slack

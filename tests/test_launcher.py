@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -211,3 +212,35 @@ def test_bad_setting_is_exit_4_naming_it(sqlite, tenant, var, value, fragment):
     line = one_error_line(trigger(sqlite.url, **{var: value}), 4)
     assert fragment in line
     assert statuses(sqlite, due) == [("pending", 0)]
+
+
+def test_a_lock_timeout_shorter_than_a_publish_is_exit_4_naming_both(sqlite, tenant):
+    due = add_due_posts(sqlite, tenant, 1, run_at=just_due())
+    line = one_error_line(trigger(sqlite.url, SCHEDULER_LOCK_TIMEOUT="5"), 4)
+    assert "SCHEDULER_LOCK_TIMEOUT (5 s) is too short" in line
+    assert "SCHEDULER_HTTP_READ_TIMEOUT" in line
+    assert statuses(sqlite, due) == [("pending", 0)]
+
+
+def test_a_wrong_secret_key_stops_the_run_with_exit_4_and_spends_nothing(mariadb, tenant):
+    """Tokens sealed with one key, a worker with another: nothing is sent, nothing is spent."""
+    due = add_due_posts(mariadb, tenant, 30, run_at=just_due())
+    wrong = Fernet.generate_key().decode()
+    proc = trigger(mariadb.url, SCHEDULER_SECRET_KEY=wrong, SCHEDULER_BATCH_SIZE="10",
+                   SCHEDULER_CONCURRENCY="4")
+    assert proc.returncode == 4, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("{")]
+    assert len(errors) == 1 and errors[0].startswith("error: "), proc.stderr
+    assert "SCHEDULER_SECRET_KEY" in errors[0] and "no attempt spent" in errors[0]
+    assert statuses(mariadb, due) == [("pending", 0)] * 30
+    assert mariadb.scalar("SELECT COUNT(*) FROM post_schedule WHERE lock_token IS NOT NULL") == 0
+    assert mariadb.scalar("SELECT COUNT(*) FROM post_details WHERE status <> 'pending'") == 0
+    outcomes = mariadb.rows("SELECT outcome, error_code FROM publish_attempts")
+    assert outcomes and {(r["outcome"], r["error_code"]) for r in outcomes} == {
+        ("deferred", "secret_key")}
+    assert summary_of(proc)["released"] == len(outcomes)
+    # With the right key the same posts go out, each on its first attempt.
+    proc = trigger(mariadb.url)
+    assert proc.returncode == 0, proc.stderr
+    assert statuses(mariadb, due) == [("done", 1)] * 30

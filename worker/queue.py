@@ -324,6 +324,58 @@ def hold_for_reconnect(sessions: sessionmaker[Session], job: Claimed, failure: F
     return in_transaction(sessions, work)
 
 
+def extend_locks(sessions: sessionmaker[Session], held: list[Claimed],
+                 now: datetime) -> set[tuple[int, str]]:
+    """The heartbeat: move `locked_at` to `now` on the rows still ours under their claim's
+    lock_token, set-based; return the (id, lock_token) pairs extended. A pair missing from the
+    answer was recovered (and maybe claimed again) by another worker: it is no longer ours."""
+    if not held:
+        return set()
+    s, pairs = PostSchedule, [(job.schedule_id, job.lock_token) for job in held]
+
+    def work(conn: Connection) -> set[tuple[int, str]]:
+        ours = {(r.id, r.lock_token) for r in conn.execute(
+            select(s.id, s.lock_token).where(tuple_(s.id, s.lock_token).in_(pairs),
+                                             s.status == QueueStatus.PROCESSING)
+            .order_by(s.id).with_for_update())}
+        if ours:
+            conn.execute(update(s.__table__).where(s.id.in_([i for i, _ in ours]))
+                         .values(locked_at=now))
+        return ours
+
+    return in_transaction(sessions, work)
+
+
+def release_unsent(sessions: sessionmaker[Session], jobs: list[Claimed], failure: Failure,
+                   now: datetime) -> set[int]:
+    """Rows for which no request was sent go back to `pending`, due as they were, with their
+    attempt given back and the reason on the attempt (`deferred`); set-based and fenced.
+    Returns the schedule ids released (those still ours)."""
+    if not jobs:
+        return set()
+    s, a = PostSchedule, PublishAttempt.__table__
+    pairs = [(job.schedule_id, job.lock_token) for job in jobs]
+
+    def work(conn: Connection) -> set[int]:
+        ours = set(conn.scalars(select(s.id).where(tuple_(s.id, s.lock_token).in_(pairs),
+                                                   s.status == QueueStatus.PROCESSING)
+                                .order_by(s.id).with_for_update()))
+        if not ours:
+            return ours
+        conn.execute(update(s.__table__).where(s.id.in_(sorted(ours))).values(
+            status=QueueStatus.PENDING, locked_at=None, worker_id=None, lock_token=None,
+            attempts=s.attempts - 1, last_error=failure.message, updated_at=now))
+        conn.execute(update(a).where(
+            tuple_(a.c.post_schedule_id, a.c.attempt).in_(
+                [(j.schedule_id, j.attempt) for j in jobs if j.schedule_id in ours]),
+            a.c.outcome.is_(None)).values(
+            outcome=Outcome.DEFERRED, finished_at=now, http_status=None,
+            error_code=failure.error_code, error_message=failure.message))
+        return ours
+
+    return in_transaction(sessions, work)
+
+
 def save_draft(sessions: sessionmaker[Session], job: Claimed, draft_id: str | None,
                now: datetime) -> bool:
     """Remember (or forget) what this attempt made on the platform, while the row is ours."""
