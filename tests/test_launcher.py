@@ -193,7 +193,7 @@ def test_schema_missing_on_a_fresh_mariadb_database_is_exit_3(scratch_mysql_data
 
 @pytest.mark.parametrize("url,fragment", [
     ("garbage", "DATABASE_URL is not a database URL"),
-    ("postgresql://u:p@localhost/sched", "DATABASE_URL uses 'postgresql'"),
+    ("oracle://u:p@localhost/sched", "DATABASE_URL uses 'oracle'"),
     ("mysql://root@127.0.0.1:3306", "DATABASE_URL names no database"),
 ])
 def test_malformed_database_url_is_exit_4(url, fragment):
