@@ -7,7 +7,6 @@ revision its tables show, then upgraded like any other. Concurrent `db init`s ta
 from __future__ import annotations
 
 import io
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -22,8 +21,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 from app.errors import ConfigError, SchemaMissing
-
-logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines would flood `db init`
 
 DIALECTS = ("mysql", "postgresql")  # the engines sql/schema.<dialect>.sql is rendered for
 LOCK_NAME = "scheduler_db_init"
