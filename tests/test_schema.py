@@ -141,3 +141,23 @@ def test_a_long_facebook_post_is_accepted_and_round_trips(db, tenant, api, conte
     assert db.scalar("SELECT content FROM post_details WHERE id = :i", i=post["id"]) == content
     listed = api.get("/scheduled-posts").get_json()["items"]
     assert [p["content"] for p in listed if p["id"] == post["id"]] == [content]
+
+
+def test_pip_install_ships_every_file_the_migrations_need():
+    """`pip install .` (not editable) copies sql/ through setup.cfg's data_files: a revision
+    added later must match one of its patterns, or an installed `db init` would never see it."""
+    import configparser
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    setup = configparser.ConfigParser()
+    setup.read(root / "setup.cfg")
+    shipped = set()
+    for target, patterns in setup["options.data_files"].items():
+        for pattern in (p.strip() for p in patterns.replace("\n", ",").split(",") if p.strip()):
+            shipped |= {(target, str(path.relative_to(root))) for path in root.glob(pattern)}
+    needed = {str(p.relative_to(root)) for p in (root / "sql").rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts and p.name != "render_schema.py"}
+    assert needed <= {path for _target, path in shipped}, needed - {p for _t, p in shipped}
+    for target, path in shipped:  # each lands where app.migrations.sql_dir() looks
+        assert "share/post-scheduler/" + str(Path(path).parent) == target, (target, path)
