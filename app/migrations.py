@@ -6,6 +6,7 @@ revision its tables show, then upgraded like any other. Concurrent `db init`s ta
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -58,7 +59,9 @@ def alembic_config(connection: Connection | None = None, dialect_name: str | Non
     return config
 
 
+@functools.lru_cache(maxsize=None)
 def script_directory() -> ScriptDirectory:
+    """The revisions, read once per process (every worker run checks the schema against them)."""
     return ScriptDirectory.from_config(alembic_config())
 
 
