@@ -149,7 +149,8 @@ def bench_database(server_url: str, label: str) -> Iterator[BenchDb]:
         create = f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"
         drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
     else:
-        server = create_engine(db.url.set(database=None), isolation_level="AUTOCOMMIT")
+        # URL.set() takes database=None as "unchanged": _replace really drops it.
+        server = create_engine(db.url._replace(database=None), isolation_level="AUTOCOMMIT")
         create = f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         drop = f"DROP DATABASE IF EXISTS {name}"
     try:
