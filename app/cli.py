@@ -21,6 +21,7 @@ from app.db import (
     make_session_factory,
 )
 from app.errors import DatabaseUnavailable, InvalidInput, NotFound, SchedulerError
+from app.statuses import Platform, QueueStatus
 from app.timeutil import parse_instant, utcnow
 
 EXIT_CODES_HELP = """\b
@@ -213,7 +214,7 @@ def account() -> None:
 @account.command("add")
 @click.option("--company", "company_id", required=True, help="Company id.")
 @click.option("--platform", required=True,
-              type=click.Choice(["x", "facebook", "instagram", "linkedin", "sandbox"]))
+              type=click.Choice([p.value for p in Platform]))
 @click.option("--external-id", required=True,
               help="Page id, IG user id, person/org URN or X user id (anything for sandbox).")
 @click.option("--token", required=True, envvar="SCHEDULER_ACCOUNT_TOKEN",
@@ -328,7 +329,7 @@ def demo(ctx: Context, count: int, spread: int) -> None:
         raise InvalidInput("--posts must be at least 1 and --spread not negative")
     now, sessions = utcnow(), ctx.sessions()
     created, key = create_company(sessions, "Demo company", now)
-    sandbox = add_account(sessions, created.id, "sandbox", f"demo-{created.id[:8]}", "demo-token",
+    sandbox = add_account(sessions, created.id, Platform.SANDBOX, f"demo-{created.id[:8]}", "demo-token",
                           now, display_name="Sandbox demo")
     posts = [schedule_post(sessions, created.id, NewPost(
         [sandbox.id], f"Demo post {i + 1} of {count}",
@@ -389,11 +390,10 @@ def queue() -> None:
 @handle_errors
 def queue_stats(ctx: Context) -> None:
     """Rows of post_schedule by status."""
-    from app.models import SCHEDULE_STATUSES
     from worker.queue import count_by_status
 
     counts = count_by_status(ctx.sessions())
-    ordered = {s: counts.get(s, 0) for s in SCHEDULE_STATUSES}
+    ordered = {s: counts.get(s, 0) for s in QueueStatus}
     ctx.output(ordered, "\n".join(f"{k:<11}{v:>8}" for k, v in ordered.items()))
 
 
@@ -406,7 +406,7 @@ def queue_retry(ctx: Context, schedule_id: int) -> None:
     from app.services.posts import retry_post
 
     retry_post(ctx.sessions(), utcnow(), schedule_id=schedule_id)
-    ctx.output({"schedule_id": schedule_id, "status": "pending"},
+    ctx.output({"schedule_id": schedule_id, "status": QueueStatus.PENDING},
                f"schedule {schedule_id} is pending again, due now")
 
 

@@ -15,10 +15,10 @@ from app.api.spec import session_company, sessions
 from app.errors import NotFound, Unauthorized
 from app.services import accounts, health, posts
 from app.services.accounts import hash_key
+from app.statuses import QueueStatus
 from app.timeutil import utcnow, zone
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
-STATUS_ORDER = ("pending", "processing", "done", "failed", "cancelled", "missed")
 
 
 def _company_or_login():
@@ -40,7 +40,7 @@ def overview():
     figures = health.gather(sessions(), company.id, utcnow(), settings.lock_timeout)
     status, verdicts = health.evaluate(figures)
     return render_template("dashboard/overview.html", company=company, figures=figures,
-                           status=status, verdicts=verdicts, statuses=STATUS_ORDER,
+                           status=status, verdicts=verdicts, statuses=tuple(QueueStatus),
                            chart=_chart(figures.throughput), tz=zone(company.timezone))
 
 

@@ -12,11 +12,9 @@ from uuid import UUID
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.errors import InvalidInput
-from app.models import (
-    ACCOUNT_STATUSES, ATTEMPT_OUTCOMES, PLATFORMS, POST_STATUSES, SCHEDULE_STATUSES, Client,
-    PublishAttempt, PostDetail, SocialAccount,
-)
+from app.models import Client, PostDetail, PublishAttempt, SocialAccount
 from app.services.limits import MAX_MEDIA, MAX_URL_LENGTH, check_media_url
+from app.statuses import AccountStatus, Outcome, Platform, PostStatus, QueueStatus
 from app.timeutil import zone
 
 
@@ -78,7 +76,7 @@ class EditPostIn(Strict):
 
 class SocialAccountIn(Strict):
     companyId: UUID | None = None
-    platform: Literal[PLATFORMS]
+    platform: Platform
     externalId: str = Field(min_length=1, max_length=255,
                             description="Page id, IG user id, person/organization URN or X user id")
     displayName: str | None = Field(None, max_length=255)
@@ -109,7 +107,7 @@ class CompanyQuery(Strict):
 
 class PostListQuery(Strict):
     companyId: UUID | None = None
-    status: Literal[POST_STATUSES] | None = None
+    status: PostStatus | None = None
     clientId: UUID | None = None
     socialAccountId: UUID | None = None
     from_: AwareDatetime | None = Field(None, alias="from", description="run_at >= from")
@@ -122,11 +120,11 @@ class PostListQuery(Strict):
 
 class AccountOut(Out):
     id: str
-    platform: Literal[PLATFORMS]
+    platform: Platform
     externalId: str
     displayName: str | None
     clientId: str | None
-    status: Literal[ACCOUNT_STATUSES]
+    status: AccountStatus
     tokenExpiresAt: datetime | None
     createdAt: datetime
 
@@ -162,11 +160,11 @@ class PostOut(Out):
     groupId: str
     clientId: str | None
     socialAccountId: str
-    platform: Literal[PLATFORMS]
+    platform: Platform
     content: str
     mediaUrls: list[str]
-    status: Literal[POST_STATUSES] = Field(description="What became of the post")
-    queueStatus: Literal[SCHEDULE_STATUSES] = Field(description="Where it is in the queue")
+    status: PostStatus = Field(description="What became of the post")
+    queueStatus: QueueStatus = Field(description="Where it is in the queue")
     scheduledAt: datetime = Field(description="UTC")
     timezone: str | None = Field(description="The IANA zone it was scheduled in, if one was given")
     scheduledAtLocal: str | None = Field(description="scheduledAt in `timezone`, with its offset")
@@ -199,7 +197,7 @@ class AttemptOut(Out):
     attempt: int
     startedAt: datetime
     finishedAt: datetime | None
-    outcome: Literal[ATTEMPT_OUTCOMES] | None = Field(description="null while in flight")
+    outcome: Outcome | None = Field(description="null while in flight")
     httpStatus: int | None
     errorCode: str | None
     errorMessage: str | None

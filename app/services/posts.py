@@ -19,13 +19,10 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Client, PostDetail, PostSchedule, PublishAttempt, SocialAccount
 from app.services.limits import MAX_MEDIA, check_media_url, check_post
+from app.statuses import EDITABLE, AccountStatus, PostStatus, QueueStatus
 from app.timeutil import parse_instant
 from worker.queue import requeue_failed
 
-# The schedule statuses a user may still change or cancel: not yet claimed by a worker
-# (`waiting`: held until its account is reconnected).
-EDITABLE = ("pending", "waiting")
-RETRYABLE = ("failed", "missed")
 
 
 @dataclass(frozen=True)
@@ -76,9 +73,9 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
         post = PostDetail(company_id=company_id, client_id=request.client_id or account.client_id,
                           social_account_id=account.id, group_id=group_id,
                           content=request.content, media_urls=list(request.media_urls),
-                          timezone=request.timezone, status="pending",
+                          timezone=request.timezone, status=PostStatus.PENDING,
                           idempotency_key=idempotency_key, created_at=now, updated_at=now)
-        post.schedule = PostSchedule(run_at=request.run_at, status="pending", attempts=0,
+        post.schedule = PostSchedule(run_at=request.run_at, status=QueueStatus.PENDING, attempts=0,
                                      max_attempts=max_attempts, deferrals=0,
                                      created_at=now, updated_at=now)
         post.account = account
@@ -129,7 +126,7 @@ def _accounts(session: Session, company_id: str, account_ids: list[str]) -> list
         account = found.get(account_id)
         if account is None:
             raise NotFound(f"no social account {account_id} in this company")
-        if account.status != "active":
+        if account.status != AccountStatus.ACTIVE:
             raise Conflict(f"the {account.platform} account {account.display_name or account_id} "
                            "needs to be reconnected before posts can be scheduled on it")
     return [found[a] for a in unique]
@@ -267,8 +264,8 @@ def cancel_post(sessions: sessionmaker[Session], company_id: str, post_id: str,
     """pending -> cancelled; the worker will never see it again."""
     with sessions.begin() as session:
         post = _post(session, company_id, post_id)
-        _hold_pending(session, post, "cancelled", status="cancelled", updated_at=now)
-        post.status, post.updated_at = "cancelled", now
+        _hold_pending(session, post, "cancelled", status=QueueStatus.CANCELLED, updated_at=now)
+        post.status, post.updated_at = PostStatus.CANCELLED, now
         session.flush()
         session.refresh(post.schedule)
     return post
@@ -286,7 +283,8 @@ def _hold_pending(session: Session, post: PostDetail, verb: str, **values) -> No
 
 
 def _describe(schedule_status: str) -> str:
-    return {"processing": "being published right now", "done": "already published"}.get(
+    return {QueueStatus.PROCESSING: "being published right now",
+            QueueStatus.DONE: "already published"}.get(
         schedule_status, schedule_status)
 
 
