@@ -27,7 +27,9 @@ def upgrade() -> None:
                         type_=sa.Enum(*STATUSES, name="schedule_status"),
                         existing_server_default=sa.text("'pending'"))
     elif dialect == "postgresql":
-        op.execute("ALTER TYPE schedule_status ADD VALUE IF NOT EXISTS 'waiting'")
+        # Before PostgreSQL 12, ADD VALUE may not run inside a transaction block.
+        with op.get_context().autocommit_block():
+            op.execute("ALTER TYPE schedule_status ADD VALUE IF NOT EXISTS 'waiting'")
     # SQLite keeps an enum as VARCHAR without a CHECK: nothing to change there.
     present = set() if context.is_offline_mode() else {
         c["name"] for c in sa.inspect(op.get_bind()).get_columns("post_schedule")}
