@@ -1,4 +1,5 @@
-"""The tables of DESIGN.md as SQLAlchemy 2.0 typed models, for SQLite, MariaDB/MySQL and PostgreSQL.
+"""The tables of docs/architecture.md as SQLAlchemy 2.0 typed models, for SQLite, MariaDB/MySQL
+and PostgreSQL.
 
 The revisions of sql/migrations/ build these tables; tests/test_schema.py proves the two agree
 (`alembic check`) and that sql/schema.*.sql are what the revisions render.

@@ -9,7 +9,7 @@ from app.api.schemas import (
 )
 from app.api.spec import Api, sessions
 from app.errors import InvalidInput
-from app.services import idempotency, posts
+from app.services import accounts, idempotency, posts
 from app.timeutil import utcnow
 
 api = Api("posts", "posts")
@@ -26,9 +26,11 @@ def schedule_post(company_id: str, body: SchedulePostIn):
                            "exactly one of them",
                            fields={"socialAccountId": "give this or socialAccountIds, not both"})
     account_ids = [str(a) for a in body.socialAccountIds or [body.socialAccountId]]
+    tz_name = posts.zone_for(body.scheduledAt, body.timezone,
+                             lambda: accounts.get_company(sessions(), company_id).timezone)
     request_post = posts.NewPost(
-        account_ids, body.content, posts.when(body.scheduledAt, body.timezone, now),
-        timezone=body.timezone, media_urls=tuple(body.mediaUrls),
+        account_ids, body.content, posts.when(body.scheduledAt, tz_name, now),
+        timezone=tz_name, media_urls=tuple(body.mediaUrls),
         client_id=str(body.clientId) if body.clientId else None)
     key = request.headers.get("Idempotency-Key")
 

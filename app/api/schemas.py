@@ -40,7 +40,8 @@ TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/P
                      AfterValidator(_iana)]
 LocalOrOffsetTime = Annotated[str, Field(
     min_length=1, max_length=64, examples=["2026-12-01T09:00:00+01:00", "2026-12-01T09:00:00"],
-    description="ISO 8601 with a UTC offset, or a local time plus `timezone`")]
+    description="ISO 8601 with a UTC offset, or a local time read in `timezone` "
+                "(the company's time zone when none is given)")]
 
 
 class Strict(BaseModel):
@@ -166,7 +167,8 @@ class PostOut(Out):
     status: PostStatus = Field(description="What became of the post")
     queueStatus: QueueStatus = Field(description="Where it is in the queue")
     scheduledAt: datetime = Field(description="UTC")
-    timezone: str | None = Field(description="The IANA zone it was scheduled in, if one was given")
+    timezone: str | None = Field(description="The IANA zone its local time was read in "
+                                        "(given, or the company's)")
     scheduledAtLocal: str | None = Field(description="scheduledAt in `timezone`, with its offset")
     attempts: int
     maxAttempts: int

@@ -149,6 +149,12 @@ def get_company(sessions: sessionmaker[Session], company_id: str) -> Company:
         return _company(session, company_id)
 
 
+def list_companies(sessions: sessionmaker[Session]) -> list[Company]:
+    """Every company, oldest first (the operator's view: the API only ever sees its own)."""
+    with sessions() as session:
+        return list(session.scalars(select(Company).order_by(Company.created_at, Company.id)))
+
+
 def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime) -> None:
     """The platform refused the account's token: the account needs reconnecting, and its pending
     posts wait for that (status `waiting`)."""

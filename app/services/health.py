@@ -163,6 +163,15 @@ def _add_history(session: Session, f: Figures, mine) -> None:
         f.avg_lateness_seconds_24h = sum(max(0.0, (p - r).total_seconds()) for r, p in late) / len(late)
 
 
+def _run_state(run: WorkerRun, now: datetime, lock_timeout: float) -> str:
+    """`finished`; `running`; or `abandoned`: no finish after the lock timeout, by which time
+    the process must have died (a live run stops claiming long before), and its rows are
+    recovered by the next run."""
+    if run.finished_at is not None:
+        return "finished"
+    return "abandoned" if (now - run.started_at).total_seconds() > lock_timeout else "running"
+
+
 def _add_lists(session: Session, f: Figures, company_id: str, mine) -> None:
     issues = session.execute(
         select(PublishAttempt, PostDetail.id, PostDetail.content, SocialAccount.platform)
@@ -178,7 +187,8 @@ def _add_lists(session: Session, f: Figures, company_id: str, mine) -> None:
                 for a, post_id, content, platform in issues]
     # Worker runs serve every company: their timing is shown, not their counts.
     f.runs = [{"workerId": r.worker_id, "startedAt": r.started_at, "finishedAt": r.finished_at,
-               "seconds": (r.finished_at - r.started_at).total_seconds() if r.finished_at else None}
+               "seconds": (r.finished_at - r.started_at).total_seconds() if r.finished_at else None,
+               "state": _run_state(r, f.now, f.lock_timeout)}
               for r in session.scalars(select(WorkerRun).order_by(WorkerRun.started_at.desc())
                                        .limit(10))]
     f.needs_reconnect = [{"id": a.id, "platform": a.platform, "name": a.display_name or a.external_id}

@@ -13,11 +13,13 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
+
 from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import Client, PostDetail, PostSchedule, PublishAttempt, SocialAccount
+from app.models import Client, Company, PostDetail, PostSchedule, PublishAttempt, SocialAccount
 from app.services.limits import MAX_MEDIA, check_media_url, check_post
 from app.statuses import EDITABLE, AccountStatus, PostStatus, QueueStatus
 from app.timeutil import parse_instant
@@ -97,6 +99,35 @@ def when(scheduled_at: str, tz_name: str | None, now: datetime) -> datetime:
                    f"({now.astimezone(timezone.utc).isoformat(timespec='seconds')})")
         raise InvalidInput(message, fields={"scheduledAt": "must be in the future"})
     return run_at
+
+
+def zone_for(scheduled_at: str, tz_name: str | None,
+             company_zone: Callable[[], str]) -> str | None:
+    """The zone to read `scheduled_at` in: the one given, else the company's for a local time
+    (no offset), else none (the offset decides). `company_zone` is asked only when needed."""
+    if tz_name is not None:
+        return tz_name
+    text = scheduled_at.strip()
+    try:
+        local = not text.endswith(("Z", "z")) and datetime.fromisoformat(text).tzinfo is None
+    except ValueError:
+        return None  # when() explains what is wrong with it
+    return company_zone() if local else None
+
+
+def company_zone(session: Session, company_id: str) -> str:
+    company = session.get(Company, company_id)
+    return company.timezone if company is not None else "UTC"
+
+
+def owner_of_post(sessions: sessionmaker[Session], post_id: str) -> str:
+    """The company a post belongs to, for the operator's CLI, which names posts by id alone."""
+    with sessions() as session:
+        company_id = session.scalar(select(PostDetail.company_id)
+                                    .where(PostDetail.id == _uuid(post_id)))
+    if company_id is None:
+        raise NotFound(f"no post {post_id} (see `scheduler post list --company COMPANY_ID`)")
+    return company_id
 
 
 def _check_media(media_urls) -> None:
@@ -249,11 +280,13 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
         _check_for_platform(post.account, content, media)
         schedule_values = {"updated_at": now}
         if change.scheduled_at is not None:
-            schedule_values["run_at"] = when(change.scheduled_at, change.timezone, now)
+            tz_name = zone_for(change.scheduled_at, change.timezone,
+                               lambda: company_zone(session, company_id))
+            schedule_values["run_at"] = when(change.scheduled_at, tz_name, now)
         _hold_pending(session, post, "edited", **schedule_values)
         post.content, post.media_urls, post.updated_at = content, media, now
         if change.scheduled_at is not None:
-            post.timezone = change.timezone
+            post.timezone = tz_name
         session.flush()
         session.refresh(post.schedule)
     return post
