@@ -23,7 +23,9 @@ ENVIRONMENTS = ("development", "test", "production")
 CLOCK_SLACK = 1.0  # seconds the workers' clocks may disagree (NTP keeps them within ms)
 # The drivers we ship and test. Anything else is refused up front, not at the first query.
 _DRIVERS = {"sqlite": "sqlite", "mysql": "mysql+pymysql", "mysql+pymysql": "mysql+pymysql",
-            "mariadb": "mariadb+pymysql", "mariadb+pymysql": "mariadb+pymysql"}
+            "mariadb": "mariadb+pymysql", "mariadb+pymysql": "mariadb+pymysql",
+            "postgresql": "postgresql+psycopg", "postgresql+psycopg": "postgresql+psycopg",
+            "postgres": "postgresql+psycopg"}
 
 
 def default_worker_id() -> str:
@@ -191,7 +193,7 @@ def _parse(var: str, raw: str, kind: str):
 
 
 def normalize_database_url(raw: str) -> URL:
-    """Parse DATABASE_URL; plain mysql:// means PyMySQL, the driver we ship."""
+    """Parse DATABASE_URL; plain mysql:// means PyMySQL and postgresql:// psycopg 3, the drivers we ship."""
     try:
         url = make_url(raw)
     except ArgumentError:
@@ -202,7 +204,8 @@ def normalize_database_url(raw: str) -> URL:
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
         raise ConfigError(
-            f"DATABASE_URL uses {url.drivername!r}; supported: sqlite, mysql+pymysql, mariadb+pymysql"
+            f"DATABASE_URL uses {url.drivername!r}; supported: sqlite, mysql+pymysql, "
+            "mariadb+pymysql, postgresql+psycopg (e.g. postgresql://user:pass@host:5432/db)"
         )
     url = url.set(drivername=driver)
     if driver != "sqlite" and not url.database:

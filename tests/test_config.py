@@ -180,9 +180,18 @@ def test_plain_mysql_keeps_user_password_host_port():
     assert url.query == {"charset": "utf8mb4"}
 
 
+@pytest.mark.parametrize("raw", ["postgresql://u:p@localhost:5432/sched",
+                                 "postgresql+psycopg://u:p@localhost:5432/sched",
+                                 "postgres://u:p@localhost:5432/sched"])
+def test_postgresql_urls_mean_psycopg_3(raw):
+    url = Settings.from_env({"DATABASE_URL": raw}).url
+    assert (url.drivername, url.username, url.password, url.host, url.port, url.database) == (
+        "postgresql+psycopg", "u", "p", "localhost", 5432, "sched")
+
+
 @pytest.mark.parametrize("raw,driver", [
-    ("postgresql://u:p@localhost/sched", "postgresql"),
     ("postgresql+psycopg2://u:p@localhost/sched", "postgresql+psycopg2"),
+    ("mssql+pyodbc://u:p@localhost/sched", "mssql+pyodbc"),
     ("mysql+mysqldb://u:p@localhost/sched", "mysql+mysqldb"),
     ("oracle://u:p@localhost/sched", "oracle"),
 ])
@@ -192,7 +201,8 @@ def test_unsupported_drivers_are_refused_by_name(raw, driver):
     message = str(info.value)
     assert message.startswith("DATABASE_URL uses")
     assert repr(driver) in message
-    assert "supported: sqlite, mysql+pymysql, mariadb+pymysql" in message
+    assert "supported: sqlite, mysql+pymysql, mariadb+pymysql, postgresql+psycopg" in message
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize("raw", ["garbage", "localhost:3306/sched", "not a url at all", "://"])
@@ -218,7 +228,7 @@ def test_mysql_url_without_a_database_is_refused(raw):
 
 def test_the_password_never_appears_in_a_refusal():
     with pytest.raises(ConfigError) as info:
-        Settings.from_env({"DATABASE_URL": "postgresql://u:hunter2@localhost/sched"})
+        Settings.from_env({"DATABASE_URL": "oracle://u:hunter2@localhost/sched"})
     assert "hunter2" not in str(info.value)
 
 

@@ -2,7 +2,8 @@
 writes post_schedule's lock columns.
 
 Every function runs one short transaction, takes `now` from its caller (an injectable clock),
-and retries MySQL deadlocks (1213) and lock-wait timeouts (1205) a few times before giving up.
+and retries deadlocks and lock-wait timeouts (MySQL 1213/1205, PostgreSQL 40P01/40001/55P03)
+a few times before giving up.
 Outcome writes match on `lock_token`: a worker whose claim was recovered and re-claimed
 elsewhere changes nothing, because its token no longer matches.
 """
@@ -27,6 +28,8 @@ from app.statuses import RETRYABLE, Outcome, PostStatus, QueueStatus
 
 T = TypeVar("T")
 LOCK_CONFLICTS = (1205, 1213)  # lock wait timeout, deadlock: the transaction can simply run again
+# PostgreSQL's SQLSTATEs for the same: deadlock, serialization failure, lock not available
+PG_LOCK_CONFLICTS = ("40P01", "40001", "55P03")
 TX_RETRIES = 5
 RECOVER_LIMIT = 500
 
@@ -82,6 +85,8 @@ def in_transaction(sessions: sessionmaker[Session], work: Callable[[Connection],
 def _is_lock_conflict(exc: OperationalError) -> bool:
     args = getattr(exc.orig, "args", ())
     if args and args[0] in LOCK_CONFLICTS:
+        return True
+    if getattr(exc.orig, "sqlstate", None) in PG_LOCK_CONFLICTS:
         return True
     return "database is locked" in str(exc.orig)  # SQLite, after its busy timeout
 
