@@ -163,6 +163,19 @@ def start_server(side: str, env: dict, workers: int, logs: Path) -> tuple[subpro
     return server, f"http://127.0.0.1:{port}"
 
 
+def workers_cpu_seconds(master: subprocess.Popen) -> float:
+    """CPU seconds (user + system) used so far by gunicorn's workers, the master's children."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        if int(fields[1]) == master.pid:  # fields[1] is the parent's pid
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def summarize(rounds: list[dict]) -> dict:
     """One side's measured rounds: requests/s over all of them; latency, the worst round's
     percentiles (wrk's histograms cannot be merged from its summary)."""
@@ -170,7 +183,9 @@ def summarize(rounds: list[dict]) -> dict:
     seconds = sum(r["duration_us"] for r in rounds) / 1e6
     errors = sum(r[k] for r in rounds for k in ("connect_errors", "read_errors",
                                                  "write_errors", "timeouts"))
+    cpu_s = sum(r["workers_cpu_s"] for r in rounds)
     return {"requests": requests, "requests_per_s": round(requests / seconds, 1),
+            "workers_cpu_ms_per_request": round(1000 * cpu_s / requests, 2),
             "latency_ms": {p: max(r[f"{p}_us"] for r in rounds) / 1000
                            for p in ("p50", "p90", "p99", "max")},
             "rounds": [{"requests_per_s": round(r["requests"] / (r["duration_us"] / 1e6), 1),
@@ -236,8 +251,11 @@ def main() -> None:
 
             def drive(side: str, label: str, seconds: int) -> dict:
                 # Content "bench <run><p|r><label> t<thread> n<count>": unique per side and turn.
-                return run_wrk(servers[side][1], args.threads, args.connections, seconds, script,
-                               company["api_key"], account["id"], at, f"{run}{side[0]}{label}")
+                server, url = servers[side]
+                cpu_before = workers_cpu_seconds(server)
+                result = run_wrk(url, args.threads, args.connections, seconds, script,
+                                 company["api_key"], account["id"], at, f"{run}{side[0]}{label}")
+                return {**result, "workers_cpu_s": workers_cpu_seconds(server) - cpu_before}
 
             for side in SIDES:
                 warmups[side].append(drive(side, "w", args.warmup))
@@ -263,6 +281,10 @@ def main() -> None:
           "rounds": args.rounds, "gunicorn_workers": args.gunicorn_workers,
           "wrk": f"-t{args.threads} -c{args.connections}", "project": project,
           "reference": reference, "ratio": ratio, "ratio_by_round": by_round,
+          # The reference's server CPU a request over the project's: less sensitive than req/s
+          # to other work on the machine (MariaDB's and wrk's CPU are not in it).
+          "workers_cpu_ratio": round(reference["workers_cpu_ms_per_request"]
+                                     / project["workers_cpu_ms_per_request"], 3),
           "targets": {"ratio": TARGET_RATIO, "requests_per_s": TARGET_RPS, "p99_ms": TARGET_P99_MS},
           "met": ratio >= TARGET_RATIO and met_absolute,
           "ok": all(results[side]["verified"]["ok"] and results[side]["socket_errors"] == 0
