@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app, g, request
+from sqlalchemy.orm import Session
 
 from app.api.schemas import (
     AttemptOut, EditPostIn, PostListQuery, PostOut, PostPage, PostsCreated, PostWithAttempts,
@@ -18,8 +19,8 @@ api = Api("posts", "posts")
 @api.route("POST", "/schedule-post", summary="Schedule a post on one or more accounts",
            body=SchedulePostIn, response=PostsCreated, status=201,
            headers={"Idempotency-Key": "Repeat a request safely: the same key returns the first "
-                                       "response and creates nothing"})
-def schedule_post(company_id: str, body: SchedulePostIn):
+                                       "response and creates nothing"}, one_session=True)
+def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     now, settings = utcnow(), current_app.extensions["scheduler"]["settings"]
     if (body.socialAccountId is None) == (body.socialAccountIds is None):
         raise InvalidInput("give socialAccountId (one account) or socialAccountIds (several), "
@@ -38,8 +39,8 @@ def schedule_post(company_id: str, body: SchedulePostIn):
         out = PostsCreated(groupId=created[0].group_id, posts=[PostOut.of(p) for p in created])
         return 201, out.model_dump(mode="json")
 
-    (status, payload), replayed = idempotency.run_once(
-        sessions(), company_id, key, idempotency.request_hash(g.json_body), now, create)
+    body_hash = idempotency.request_hash(g.json_body) if key is not None else ""
+    (status, payload), replayed = idempotency.run_once(db, company_id, key, body_hash, now, create)
     return payload, status, {"Idempotent-Replayed": "true"} if replayed else {}
 
 
