@@ -82,7 +82,7 @@ def cli_json(env: dict, *args: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -94,7 +94,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
         except OSError:
             pass
         time.sleep(0.2)
-    raise TimeoutError("gunicorn did not answer /healthz")
+    raise TimeoutError(f"gunicorn did not answer /healthz within {timeout:.0f} s")
 
 
 def run_wrk(url: str, threads: int, connections: int, seconds: float, script: Path,
