@@ -83,9 +83,9 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
         schedule = dict(post_detail_id=detail["id"], run_at=request.run_at, status="pending",
                         attempts=0, max_attempts=max_attempts, deferrals=0, created_at=now,
                         updated_at=now)
-        # Core INSERTs: the ORM's flush of the same two rows cost more CPU than all the rest of
-        # the request's SQL (bench/README.md). The objects returned describe the rows; they are
-        # not in the session.
+        # Core INSERTs: the ORM's flush of the same two rows was the largest single cost of
+        # POST /schedule-post (bench/README.md). The objects returned describe the rows; they
+        # are not in the session.
         conn.execute(insert(PostDetail.__table__), detail)
         schedule["id"] = conn.execute(insert(PostSchedule.__table__),
                                       schedule).inserted_primary_key[0]
