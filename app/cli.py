@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from datetime import datetime, timedelta
+from importlib import metadata
 
 import click
 from sqlalchemy.exc import DBAPIError
@@ -21,8 +22,10 @@ from app.db import (
     make_session_factory,
 )
 from app.errors import DatabaseUnavailable, InvalidInput, NotFound, SchedulerError
+from app.statuses import Platform, PostStatus, QueueStatus
 from app.timeutil import parse_instant, utcnow
 
+EX_USAGE = 64  # sysexits.h: the command line itself is wrong
 EXIT_CODES_HELP = """\b
 Exit codes:
   0  done
@@ -30,7 +33,19 @@ Exit codes:
   3  the schema is missing or out of date: run `scheduler db init`
   4  a setting is malformed or out of range (the message names it)
   5  not found;  6  invalid input;  7  conflict with the current state
+  64 a usage error (unknown option, missing argument): see --help
   1  anything else (a bug: the traceback is printed)"""
+
+
+def report_error(code: str, message: str, exit_code: int) -> None:
+    """One line on stderr: `error: ...`, or under --json one JSON object."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Context) if ctx is not None else None
+    if obj is not None and obj.as_json:
+        click.echo(json.dumps({"error": {"code": code, "message": message,
+                                         "exitCode": exit_code}}), err=True)
+    else:
+        click.echo(f"error: {message}", err=True)
 
 
 def handle_errors(command):
@@ -41,9 +56,56 @@ def handle_errors(command):
         try:
             return command(*args, **kwargs)
         except SchedulerError as exc:
-            click.echo(f"error: {exc}", err=True)
+            report_error(exc.code, str(exc), exc.exit_code)
             sys.exit(exc.exit_code)
     return wrapper
+
+
+class Conventions:
+    """What every `scheduler` command line accepts: `--json` anywhere before `--`, and usage
+    errors as one line (JSON under --json) with exit code EX_USAGE instead of click's 2, which
+    README.md gives to "database unreachable"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        as_json, args = take_json_flag(args)
+        if as_json:
+            ctx.ensure_object(Context).as_json = True
+        return super().parse_args(ctx, args)  # type: ignore[misc]
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)  # type: ignore[misc]
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(argv, prog_name, complete_var, False, **extra)  # type: ignore[misc]
+        except click.UsageError as exc:
+            path = exc.ctx.command_path if exc.ctx is not None else prog_name or "scheduler"
+            message = f"{exc.format_message().rstrip('.')}; see `{path} --help`"
+            with Context(take_json_flag(argv)[0]).active():
+                report_error("usage", message, EX_USAGE)
+            sys.exit(EX_USAGE)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def take_json_flag(args: list[str]) -> tuple[bool, list[str]]:
+    """Whether `--json` is among `args` (before a `--`), and the args without it."""
+    end = args.index("--") if "--" in args else len(args)
+    head = args[:end]
+    return "--json" in head, [a for a in head if a != "--json"] + args[end:]
+
+
+class SchedulerGroup(Conventions, click.Group):
+    pass
+
+
+class SchedulerCommand(Conventions, click.Command):
+    pass
 
 
 class Context:
@@ -52,6 +114,10 @@ class Context:
     def __init__(self, as_json: bool = False):
         self.as_json = as_json
         self.engine = None
+
+    def active(self) -> click.Context:
+        """A bare click context holding this one, for reporting outside any command."""
+        return click.Context(cli, obj=self)
 
     @functools.cached_property
     def settings(self) -> Settings:
@@ -72,16 +138,38 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (or list) instead of text.")
+def version() -> str:
+    try:
+        return metadata.version("post-scheduler")
+    except metadata.PackageNotFoundError:  # a checkout used without `pip install`
+        return "unknown"
+
+
+def show_version(ctx: click.Context, _param, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    obj = ctx.find_object(Context)
+    click.echo(json.dumps({"version": version()}) if obj is not None and obj.as_json
+               else f"scheduler {version()}")
+    ctx.exit()
+
+
+@click.group(cls=SchedulerGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES_HELP)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object (or list) instead of text, and errors as JSON on "
+                   "stderr; accepted anywhere on the line.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=show_version,
+              help="Print the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, as_json: bool) -> None:
     """Schedule social media posts; the database is the queue."""
-    ctx.obj = Context(as_json)
+    obj = ctx.ensure_object(Context)
+    obj.as_json = obj.as_json or as_json
 
 
 def main() -> None:
-    cli(prog_name="scheduler")
+    cli.main(prog_name="scheduler")
 
 
 # -- db -------------------------------------------------------------------------------------
@@ -131,6 +219,19 @@ def company_create(ctx: Context, name: str, tz_name: str) -> None:
                 "api_key": key},
                f"company {created.id} ({created.name})\n"
                f"API key (shown once, keep it safe): {key}")
+
+
+@company.command("list")
+@pass_ctx
+@handle_errors
+def company_list(ctx: Context) -> None:
+    """List every company: id, time zone, name."""
+    from app.services.accounts import list_companies
+
+    rows = [{"id": c.id, "name": c.name, "timezone": c.timezone, "created_at": c.created_at}
+            for c in list_companies(ctx.sessions())]
+    ctx.output(rows, "\n".join(f"{r['id']}  {r['timezone']:<20} {r['name']}" for r in rows)
+               or "no companies: `scheduler company create NAME` makes one")
 
 
 @cli.group()
@@ -187,7 +288,7 @@ def account() -> None:
 @account.command("add")
 @click.option("--company", "company_id", required=True, help="Company id.")
 @click.option("--platform", required=True,
-              type=click.Choice(["x", "facebook", "instagram", "linkedin", "sandbox"]))
+              type=click.Choice([p.value for p in Platform]))
 @click.option("--external-id", required=True,
               help="Page id, IG user id, person/org URN or X user id (anything for sandbox).")
 @click.option("--token", required=True, envvar="SCHEDULER_ACCOUNT_TOKEN",
@@ -251,16 +352,17 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
                   media_urls: tuple[str, ...], text: str) -> None:
     """Schedule TEXT on one or more accounts."""
     from app.models import SocialAccount
-    from app.services.posts import NewPost, schedule_post
+    from app.services.posts import NewPost, company_zone, schedule_post, zone_for
 
     now = utcnow()
-    run_at = parse_when(at, tz_name, now)
     sessions = ctx.sessions()
     with sessions() as session:
         first = session.get(SocialAccount, account_ids[0])
-    if first is None:
-        raise NotFound(f"no social account {account_ids[0]}")
-    request = NewPost(list(account_ids), text, run_at, timezone=tz_name,
+        if first is None:
+            raise NotFound(f"no social account {account_ids[0]}")
+        if not at.strip().lower().startswith(("now", "+")):
+            tz_name = zone_for(at, tz_name, lambda: company_zone(session, first.company_id))
+    request = NewPost(list(account_ids), text, parse_when(at, tz_name, now), timezone=tz_name,
                       media_urls=tuple(media_urls))
     posts = schedule_post(sessions, first.company_id, request, now,
                           max_attempts=ctx.settings.max_attempts)
@@ -271,7 +373,9 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
 
 
 def parse_when(value: str, tz_name: str | None, now: datetime) -> datetime:
-    """`now`, `+N[s|m|h]`, or what `parse_instant` accepts."""
+    """`now`, `+N[s|m|h]`, or a future time as the API takes it (`services.posts.when`)."""
+    from app.services.posts import when
+
     text = value.strip().lower()
     if text == "now":
         return now
@@ -279,12 +383,63 @@ def parse_when(value: str, tz_name: str | None, now: datetime) -> datetime:
         units = {"s": 1, "m": 60, "h": 3600}
         number, unit = (text[1:-1], text[-1]) if text[-1] in units else (text[1:], "s")
         try:
-            return now + timedelta(seconds=float(number) * units[unit])
+            seconds = float(number) * units[unit]
+            if not seconds >= 0:
+                raise ValueError(number)
+            return now + timedelta(seconds=seconds)
         except ValueError:
             raise InvalidInput(f"{value!r}: use +90s, +5m or +2h") from None
         except OverflowError:
             raise InvalidInput(f"{value!r} is too far in the future") from None
-    return parse_instant(value, tz_name)
+    return when(value, tz_name, now)
+
+
+@post.command("list")
+@click.option("--company", "company_id", required=True, help="Company id.")
+@click.option("--status", type=click.Choice([s.value for s in PostStatus]),
+              help="Only posts in this status.")
+@click.option("--client", "client_id", help="Only this client's posts.")
+@click.option("--account", "account_id", help="Only this social account's posts.")
+@click.option("--from", "run_from", help="Scheduled at or after (ISO 8601; local = company zone).")
+@click.option("--to", "run_to", help="Scheduled before (ISO 8601; local = company zone).")
+@click.option("--limit", type=click.IntRange(1, 100), default=50, show_default=True)
+@click.option("--cursor", help="The next_cursor of the previous page.")
+@pass_ctx
+@handle_errors
+def post_list(ctx: Context, company_id: str, status: str | None, client_id: str | None,
+              account_id: str | None, run_from: str | None, run_to: str | None, limit: int,
+              cursor: str | None) -> None:
+    """A company's posts in time order, filtered as GET /scheduled-posts filters them."""
+    from app.api.schemas import PostOut
+    from app.services.accounts import get_company
+    from app.services.posts import PostFilter, list_posts
+
+    sessions = ctx.sessions()
+    tz_name = get_company(sessions, company_id).timezone
+    filters = PostFilter(status=status, client_id=client_id, social_account_id=account_id,
+                         run_from=run_from and parse_instant(run_from, tz_name),
+                         run_to=run_to and parse_instant(run_to, tz_name))
+    page, next_cursor = list_posts(sessions, company_id, filters, limit, cursor)
+    items = [PostOut.of(p).model_dump(mode="json") for p in page]
+    lines = [f"{p['id']}  {p['scheduledAt']}  {p['status']:<9} {p['queueStatus']:<10} "
+             f"{p['platform']:<9} {p['content'][:40]!r}" for p in items]
+    if next_cursor:
+        lines.append(f"more: --cursor {next_cursor}")
+    ctx.output({"items": items, "next_cursor": next_cursor}, "\n".join(lines) or "no posts")
+
+
+@post.command("cancel")
+@click.argument("post_id")
+@pass_ctx
+@handle_errors
+def post_cancel(ctx: Context, post_id: str) -> None:
+    """Cancel POST_ID (a pending or waiting post): the worker will never send it."""
+    from app.services.posts import cancel_post, owner_of_post
+
+    sessions = ctx.sessions()
+    cancelled = cancel_post(sessions, owner_of_post(sessions, post_id), post_id, utcnow())
+    ctx.output({"id": cancelled.id, "status": cancelled.status,
+                "queue_status": cancelled.schedule.status}, f"post {cancelled.id} is cancelled")
 
 
 @cli.command("demo")
@@ -302,7 +457,7 @@ def demo(ctx: Context, count: int, spread: int) -> None:
         raise InvalidInput("--posts must be at least 1 and --spread not negative")
     now, sessions = utcnow(), ctx.sessions()
     created, key = create_company(sessions, "Demo company", now)
-    sandbox = add_account(sessions, created.id, "sandbox", f"demo-{created.id[:8]}", "demo-token",
+    sandbox = add_account(sessions, created.id, Platform.SANDBOX, f"demo-{created.id[:8]}", "demo-token",
                           now, display_name="Sandbox demo")
     posts = [schedule_post(sessions, created.id, NewPost(
         [sandbox.id], f"Demo post {i + 1} of {count}",
@@ -325,7 +480,7 @@ def worker_options(command):
                              "50, or with --loop SCHEDULER_LOOP_BUDGET, 62).")(command)
 
 
-@click.command("run", context_settings={"help_option_names": ["-h", "--help"]},
+@click.command("run", cls=SchedulerCommand, context_settings={"help_option_names": ["-h", "--help"]},
                epilog=EXIT_CODES_HELP)
 @worker_options
 @click.pass_context
@@ -363,33 +518,46 @@ def queue() -> None:
 @handle_errors
 def queue_stats(ctx: Context) -> None:
     """Rows of post_schedule by status."""
-    from app.models import SCHEDULE_STATUSES
     from worker.queue import count_by_status
 
     counts = count_by_status(ctx.sessions())
-    ordered = {s: counts.get(s, 0) for s in SCHEDULE_STATUSES}
+    ordered = {s: counts.get(s, 0) for s in QueueStatus}
     ctx.output(ordered, "\n".join(f"{k:<11}{v:>8}" for k, v in ordered.items()))
 
 
 @queue.command("retry")
-@click.argument("schedule_id", type=int)
+@click.argument("post_id")
 @pass_ctx
 @handle_errors
-def queue_retry(ctx: Context, schedule_id: int) -> None:
-    """Put a failed (or missed) post back in the queue, due now, with its attempts reset."""
-    from app.services.posts import retry_post
+def queue_retry(ctx: Context, post_id: str) -> None:
+    """Put a failed (or missed) post back in the queue, due now, with its attempts reset.
 
-    retry_post(ctx.sessions(), utcnow(), schedule_id=schedule_id)
-    ctx.output({"schedule_id": schedule_id, "status": "pending"},
-               f"schedule {schedule_id} is pending again, due now")
+    POST_ID is the post's id (a UUID, as the API and `post list` show it); the number of its
+    schedule row is accepted too."""
+    from app.services.posts import owner_of_post, retry_post
+
+    sessions = ctx.sessions()
+    if post_id.isdigit():
+        schedule = retry_post(sessions, utcnow(), schedule_id=int(post_id))
+        ctx.output({"schedule_id": schedule.id, "post_id": schedule.post_detail_id,
+                    "status": QueueStatus.PENDING},
+                   f"schedule {schedule.id} is pending again, due now")
+        return
+    schedule = retry_post(sessions, utcnow(), company_id=owner_of_post(sessions, post_id),
+                          post_id=post_id)
+    ctx.output({"schedule_id": schedule.id, "post_id": schedule.post_detail_id,
+                "status": QueueStatus.PENDING},
+               f"post {schedule.post_detail_id} is pending again, due now")
 
 
 # -- odds and ends --------------------------------------------------------------------------
 
 @cli.command("secret-key")
-def secret_key() -> None:
+@pass_ctx
+def secret_key(ctx: Context) -> None:
     """Print a new key for SCHEDULER_SECRET_KEY (encrypts access tokens at rest)."""
-    click.echo(crypto.new_key())
+    key = crypto.new_key()
+    ctx.output({"secret_key": key}, key)
 
 
 @cli.command("serve")

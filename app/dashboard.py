@@ -15,10 +15,10 @@ from app.api.spec import session_company, sessions
 from app.errors import NotFound, Unauthorized
 from app.services import accounts, health, posts
 from app.services.accounts import hash_key
+from app.statuses import EDITABLE, RETRYABLE, QueueStatus
 from app.timeutil import utcnow, zone
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
-STATUS_ORDER = ("pending", "processing", "done", "failed", "cancelled", "missed")
 
 
 def _company_or_login():
@@ -39,9 +39,10 @@ def overview():
     settings = current_app.extensions["scheduler"]["settings"]
     figures = health.gather(sessions(), company.id, utcnow(), settings.lock_timeout)
     status, verdicts = health.evaluate(figures)
+    tz = zone(company.timezone)
     return render_template("dashboard/overview.html", company=company, figures=figures,
-                           status=status, verdicts=verdicts, statuses=STATUS_ORDER,
-                           chart=_chart(figures.throughput), tz=zone(company.timezone))
+                           status=status, verdicts=verdicts, statuses=tuple(QueueStatus),
+                           chart=_chart(figures.throughput, figures.now.astimezone(tz)), tz=tz)
 
 
 @bp.post("/login")
@@ -115,17 +116,27 @@ def post_detail(post_id: str):
     except NotFound:
         abort(404)
     return render_template("dashboard/post.html", company=company, post=post, attempts=attempts,
-                           tz=zone(company.timezone))
+                           tz=zone(company.timezone),
+                           can_cancel=post.schedule.status in EDITABLE,
+                           can_retry=post.schedule.status in RETRYABLE)
 
 
-def _chart(values: list[int], width: int = 600, height: int = 120) -> dict:
-    """Bar geometry for the throughput SVG, drawn server-side."""
+def _chart(values: list[int], now: datetime, width: int = 600, height: int = 120,
+           tick_minutes: int = 15) -> dict:
+    """Bar geometry for the throughput SVG, drawn server-side: one bar a minute, oldest first,
+    and the time axis under it, a tick every `tick_minutes` in the company's clock (`now` is
+    local). The SVG stretches to the page's width, so the tick labels are HTML under it
+    (evenly spaced, as the ticks are), which keeps their letters undistorted."""
     top = max(values) if values and max(values) > 0 else 1
     bar = width / max(len(values), 1)
     bars = [{"x": round(i * bar, 1), "w": round(bar - 1, 1), "h": round(v / top * (height - 14), 1),
              "y": round(height - v / top * (height - 14), 1), "v": v, "ago": len(values) - i}
             for i, v in enumerate(values)]
-    return {"width": width, "height": height, "bars": bars, "top": top}
+    ticks = [{"x": round(i * bar, 1),
+              "label": (now - timedelta(minutes=len(values) - i)).strftime("%H:%M"),
+              "ago": len(values) - i}
+             for i in range(0, len(values) + 1, tick_minutes)]
+    return {"width": width, "height": height, "bars": bars, "top": top, "ticks": ticks}
 
 
 def register(app) -> None:

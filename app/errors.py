@@ -3,33 +3,41 @@ from __future__ import annotations
 
 
 class SchedulerError(Exception):
-    """Base of every error a user can cause or must act on. `str(e)` is one line saying what to do."""
+    """Base of every error a user can cause or must act on. `str(e)` is one line saying what to do.
+
+    `code` names the error in JSON (the API's error body, `scheduler --json` on stderr).
+    """
 
     exit_code = 1
+    code = "error"
 
 
 class ConfigError(SchedulerError):
     """A setting is malformed or out of range."""
 
     exit_code = 4
+    code = "invalid_setting"
 
 
 class DatabaseUnavailable(SchedulerError):
     """The database cannot be reached, the login failed, or the server is too old."""
 
     exit_code = 2
+    code = "database_unavailable"
 
 
 class SchemaMissing(SchedulerError):
     """The tables are not there (or not up to date): `scheduler db init` fixes it."""
 
     exit_code = 3
+    code = "schema_missing"
 
 
 class NotFound(SchedulerError):
     """The thing asked for does not exist for this company."""
 
     exit_code = 5
+    code = "not_found"
 
 
 class InvalidInput(SchedulerError):
@@ -39,6 +47,7 @@ class InvalidInput(SchedulerError):
     """
 
     exit_code = 6
+    code = "validation_failed"
 
     def __init__(self, message: str, fields: dict[str, str] | None = None):
         super().__init__(message)
@@ -49,9 +58,11 @@ class Conflict(SchedulerError):
     """The thing exists but is in a state that does not allow the request."""
 
     exit_code = 7
+    code = "conflict"
 
 
 class Unauthorized(SchedulerError):
     """No API key, or one that is unknown or revoked."""
 
     exit_code = 1
+    code = "unauthorized"

@@ -17,13 +17,12 @@ from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import Unauthorized
-from app.models import (
-    SCHEDULE_STATUSES, PostDetail, PostSchedule, PublishAttempt, SocialAccount, WorkerRun,
-)
+from app.models import PostDetail, PostSchedule, PublishAttempt, SocialAccount, WorkerRun
+from app.statuses import Outcome, QueueStatus
 from app.timeutil import utcnow
 
 BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)  # seconds per publish request
-COUNTED = ("published", "failed", "deferred", "retry", "unknown")
+COUNTED = tuple(Outcome)
 bp = Blueprint("metrics", __name__)
 
 
@@ -38,7 +37,7 @@ class DatabaseCollector:
             depth = dict(session.execute(select(PostSchedule.status, func.count())
                                          .group_by(PostSchedule.status)).all())
             oldest = session.scalar(select(func.min(PostSchedule.run_at)).where(
-                PostSchedule.status == "pending", PostSchedule.run_at <= now))
+                PostSchedule.status == QueueStatus.PENDING, PostSchedule.run_at <= now))
             by_platform = session.execute(
                 select(SocialAccount.platform, PublishAttempt.outcome, func.count())
                 .select_from(PublishAttempt)
@@ -52,7 +51,7 @@ class DatabaseCollector:
 
         gauge = GaugeMetricFamily("scheduler_queue_depth", "post_schedule rows by status",
                                   labels=["status"])
-        for status in SCHEDULE_STATUSES:
+        for status in QueueStatus:
             gauge.add_metric([status], depth.get(status, 0))
         yield gauge
         yield GaugeMetricFamily("scheduler_oldest_due_pending_seconds",
@@ -89,7 +88,7 @@ def _histogram_query(dialect: str):
             .join(PostSchedule, PostSchedule.id == PublishAttempt.post_schedule_id)
             .join(PostDetail, PostDetail.id == PostSchedule.post_detail_id)
             .join(SocialAccount, SocialAccount.id == PostDetail.social_account_id)
-            .where(PublishAttempt.outcome == "published")
+            .where(PublishAttempt.outcome == Outcome.PUBLISHED)
             .group_by(SocialAccount.platform))
 
 

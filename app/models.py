@@ -1,4 +1,4 @@
-"""The tables of DESIGN.md as SQLAlchemy 2.0 typed models.
+"""The tables of docs/architecture.md as SQLAlchemy 2.0 typed models.
 
 `sql/schema.sql` is the same schema written for MySQL/MariaDB; tests/test_schema.py proves
 the two are equal column by column, so neither can drift from the other.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from enum import StrEnum
 
 from sqlalchemy import (
     JSON, BigInteger, DateTime, Enum, ForeignKey, Index, Integer, MetaData, String, Text,
@@ -15,12 +16,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-PLATFORMS = ("x", "facebook", "instagram", "linkedin", "sandbox")
-ACCOUNT_STATUSES = ("active", "needs_reconnect")
-POST_STATUSES = ("pending", "published", "failed", "cancelled", "missed")
-# `waiting`: held back until its account is reconnected (reconnect_account makes it pending again)
-SCHEDULE_STATUSES = ("pending", "processing", "done", "failed", "cancelled", "missed", "waiting")
-ATTEMPT_OUTCOMES = ("published", "retry", "failed", "deferred", "unknown")
+from app.statuses import AccountStatus, Outcome, Platform, PostStatus, QueueStatus
+
 
 
 class UTCDateTime(TypeDecorator):
@@ -53,8 +50,9 @@ def new_uuid() -> str:
     return str(uuid.uuid4())
 
 
-def _enum(name: str, values: tuple[str, ...]) -> Enum:
-    return Enum(*values, name=name, native_enum=True, create_constraint=False, validate_strings=True)
+def _enum(name: str, values: type[StrEnum]) -> Enum:
+    """A database ENUM of the members' values (plain strings in and out), in their order."""
+    return Enum(*[member.value for member in values], name=name, native_enum=True, create_constraint=False, validate_strings=True)
 
 
 # BIGINT AUTO_INCREMENT on MySQL; INTEGER PRIMARY KEY (the rowid) on SQLite.
@@ -114,13 +112,13 @@ class SocialAccount(Base):
     company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     client_id: Mapped[str | None] = mapped_column(
         ForeignKey("clients.id", ondelete="SET NULL"), index=True)
-    platform: Mapped[str] = mapped_column(_enum("platform", PLATFORMS))
+    platform: Mapped[str] = mapped_column(_enum("platform", Platform))
     external_id: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str | None] = mapped_column(String(255))
     access_token_encrypted: Mapped[str] = mapped_column(Text)
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(
-        _enum("account_status", ACCOUNT_STATUSES), server_default=text("'active'"))
+        _enum("account_status", AccountStatus), server_default=text(f"'{AccountStatus.ACTIVE}'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -144,7 +142,7 @@ class PostDetail(Base):
     media_urls: Mapped[list] = mapped_column(JSON)
     timezone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(
-        _enum("post_status", POST_STATUSES), server_default=text("'pending'"))
+        _enum("post_status", PostStatus), server_default=text(f"'{PostStatus.PENDING}'"))
     platform_post_id: Mapped[str | None] = mapped_column(String(255))
     error_message: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -167,7 +165,7 @@ class PostSchedule(Base):
         ForeignKey("post_details.id", ondelete="CASCADE"), unique=True)
     run_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(
-        _enum("schedule_status", SCHEDULE_STATUSES), server_default=text("'pending'"))
+        _enum("schedule_status", QueueStatus), server_default=text(f"'{QueueStatus.PENDING}'"))
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker_id: Mapped[str | None] = mapped_column(String(128))
     lock_token: Mapped[str | None] = mapped_column(String(32))
@@ -202,7 +200,7 @@ class PublishAttempt(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # NULL while the attempt is in flight; `unknown` once recovery finds its worker gone.
-    outcome: Mapped[str | None] = mapped_column(_enum("attempt_outcome", ATTEMPT_OUTCOMES))
+    outcome: Mapped[str | None] = mapped_column(_enum("attempt_outcome", Outcome))
     http_status: Mapped[int | None] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -26,13 +26,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
+from app.timeutil import utcnow  # the scripts import it from here
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER_URL = "mysql+pymysql://root@127.0.0.1:3306/"
 T_HISTORY = datetime(2026, 1, 1)  # naive UTC, as the columns store it
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # -- command line and output ----------------------------------------------------------------

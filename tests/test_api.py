@@ -8,12 +8,12 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import create_app, crypto
 from app.config import Settings
 from app.errors import ConfigError
-from app.models import PostDetail, PostSchedule, SocialAccount
+from app.models import Company, PostDetail, PostSchedule, SocialAccount
 from app.services.accounts import add_account, create_client, revoke_api_key
 from app.services.limits import weighted_length
 from worker.cycle import Worker
@@ -115,8 +115,8 @@ BAD_BODIES = [
      "scheduledAt"),
     ({"scheduledAt": (NOW - timedelta(minutes=1)).isoformat()}, 422, "validation_failed",
      "must be in the future", "scheduledAt"),
-    ({"scheduledAt": "2030-01-01T09:00:00"}, 422, "validation_failed",
-     "has no UTC offset: add one", "scheduledAt"),
+    ({"scheduledAt": (NOW - timedelta(minutes=1)).replace(tzinfo=None).isoformat()}, 422,
+     "validation_failed", "must be in the future", "scheduledAt"),  # local, in the company's UTC
     ({"scheduledAt": "2030-03-31T02:30:00", "timezone": "Europe/Paris"}, 422, "validation_failed",
      "does not exist in Europe/Paris (the clocks jump forward then)", "scheduledAt"),
     ({"scheduledAt": "2030-10-27T02:30:00", "timezone": "Europe/Paris"}, 422, "validation_failed",
@@ -224,6 +224,39 @@ def test_schedule_post_checks_the_key_and_creates_in_one_connection(db, tenant, 
     finally:
         event.remove(engine, "checkout", count)
     assert len(rows(db, PostDetail)) == 2
+
+
+def _company_zone(db: Db, tenant: Tenant, name: str) -> None:
+    with db.sessions.begin() as session:
+        session.execute(update(Company).where(Company.id == tenant.company_id)
+                        .values(timezone=name))
+
+
+def test_a_local_time_is_read_in_the_companys_zone_across_a_dst_change(db, tenant, api):
+    _company_zone(db, tenant, "Europe/Paris")  # +01:00 until 2030-03-31 02:00, then +02:00
+    winter = schedule(api, tenant.account_id, scheduledAt="2030-03-30T09:00:00").get_json()
+    summer = schedule(api, tenant.account_id, scheduledAt="2030-04-01T09:00:00").get_json()
+    assert winter["posts"][0]["scheduledAt"] == "2030-03-30T08:00:00Z"
+    assert summer["posts"][0]["scheduledAt"] == "2030-04-01T07:00:00Z"
+    assert summer["posts"][0]["timezone"] == "Europe/Paris"
+    assert summer["posts"][0]["scheduledAtLocal"] == "2030-04-01T09:00:00+02:00"
+    for local, fragment in [("2030-03-31T02:30:00", "does not exist in Europe/Paris"),
+                            ("2030-10-27T02:30:00", "happens twice in Europe/Paris")]:
+        assert_error(schedule(api, tenant.account_id, scheduledAt=local), 422,
+                     "validation_failed", fragment, field="scheduledAt")
+    # an offset decides by itself (no zone recorded); a given zone wins over the company's
+    utc = schedule(api, tenant.account_id, scheduledAt="2030-04-01T09:00:00Z").get_json()
+    assert utc["posts"][0]["scheduledAt"] == "2030-04-01T09:00:00Z"
+    assert utc["posts"][0]["timezone"] is None
+    tokyo = schedule(api, tenant.account_id, scheduledAt="2030-04-01T09:00:00",
+                     timezone="Asia/Tokyo").get_json()
+    assert tokyo["posts"][0]["scheduledAt"] == "2030-04-01T00:00:00Z"
+    # an edit reads a local time the same way
+    edited = api.patch(f"/scheduled-posts/{winter['posts'][0]['id']}",
+                       json={"scheduledAt": "2030-04-02T10:00:00"}).get_json()
+    assert edited["scheduledAt"] == "2030-04-02T08:00:00Z"
+    assert edited["scheduledAtLocal"] == "2030-04-02T10:00:00+02:00"
+    assert len(rows(db, PostSchedule)) == 4
 
 
 # -- Idempotency-Key -------------------------------------------------------------------------

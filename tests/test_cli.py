@@ -10,6 +10,7 @@ import logging
 import os
 from datetime import datetime, timedelta, timezone
 
+import click
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -367,7 +368,9 @@ def test_post_schedule_on_several_accounts_is_one_group(ready):
 
 @pytest.mark.parametrize("at,tz,fragments", [
     ("tomorrow", None, ("'tomorrow' is not an ISO 8601 date-time",)),
-    ("2026-12-01T09:00:00", None, ("no UTC offset",)),
+    ("2020-01-01T00:00Z", None, ("must be in the future", "2020-01-01T00:00:00+00:00")),
+    ("2020-01-01T09:00:00", "Europe/Paris", ("must be in the future",)),
+    ("+-5m", None, ("use +90s, +5m or +2h",)),
     ("2026-12-01T09:00:00", "Mars/Olympus", ("unknown time zone 'Mars/Olympus'",)),
     ("2099-03-29T02:30:00", "Europe/Paris", ("does not exist in Europe/Paris",)),
     ("2099-10-25T02:30:00", "Europe/Paris", ("happens twice in Europe/Paris",)),
@@ -489,7 +492,8 @@ def test_queue_retry_of_a_failed_post(ready):
     # it is due again: the next run claims it (and the sandbox rejects it again)
     summary = run.json("worker", "run")
     assert (summary["claimed"], summary["failed"]) == (1, 1)
-    assert run.json("queue", "retry", str(sid)) == {"schedule_id": sid, "status": "pending"}
+    assert run.json("queue", "retry", str(sid)) == {"schedule_id": sid, "post_id": failing["id"],
+                                                    "status": "pending"}
 
 
 def test_queue_retry_of_a_post_that_is_not_failed(ready):
@@ -512,7 +516,215 @@ def test_queue_retry_of_an_unknown_id(ready):
     assert_error(ready("queue", "retry", "987654"), NotFound.exit_code, "no schedule 987654")
 
 
-def test_queue_retry_needs_a_number(ready):
-    result = ready("queue", "retry", "abc")
-    assert result.exit_code == 2  # click's usage error
-    assert "'abc' is not a valid integer" in result.stderr
+def test_queue_retry_of_something_that_is_no_post(ready):
+    assert_error(ready("queue", "retry", "abc"), NotFound.exit_code, "no post abc",
+                 "scheduler post list")
+
+
+# -- conventions: --json anywhere, errors as JSON, --version, usage errors ----------------------
+
+@pytest.mark.parametrize("args", [
+    ("--json", "queue", "stats"), ("queue", "--json", "stats"), ("queue", "stats", "--json"),
+])
+def test_json_is_accepted_anywhere_on_the_line(ready, args):
+    result = ready(*args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["pending"] == 0
+
+
+def test_json_after_the_arguments_of_a_command(ready):
+    data = json.loads(ready("company", "create", "Late flag", "--json").stdout)
+    assert data["name"] == "Late flag" and data["api_key"].startswith("sk_")
+    [row] = json.loads(ready("post", "schedule", "--account", ready.tenant.account_id, "--at", "+1h",
+                             "Text", "--json").stdout)
+    assert row["account_id"] == ready.tenant.account_id
+    # after `--` it is text, not the flag
+    result = ready("post", "schedule", "--account", ready.tenant.account_id, "--at", "+1h", "--",
+                   "--json")
+    assert result.exit_code == 0 and result.stdout.startswith("post ")
+
+
+def json_error(result, exit_code: int, code: str, *fragments: str) -> dict:
+    """Under --json an error is one JSON object on stderr, and nothing on stdout."""
+    assert result.exit_code == exit_code, result.output
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    error = json.loads(line)["error"]
+    assert (error["code"], error["exitCode"]) == (code, exit_code)
+    for fragment in fragments:
+        assert fragment in error["message"]
+    return error
+
+
+def command_paths(group=cli, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from command_paths(command, (*prefix, name))
+
+
+def test_every_command_accepts_json_after_its_name(run):
+    paths = list(command_paths())
+    assert ("post", "list") in paths and ("queue", "retry") in paths and len(paths) > 15
+    for path in paths:
+        result = run(*path, "--json", "--help")
+        assert result.exit_code == 0, (path, result.output)
+
+
+def test_secret_key_under_json(run):
+    key = json.loads(run("secret-key", "--json").stdout)["secret_key"]
+    assert len(key) == 44 and key != json.loads(run("--json", "secret-key").stdout)["secret_key"]
+    assert len(run("secret-key").stdout.strip()) == 44
+
+
+def test_errors_under_json_are_json_on_stderr(ready):
+    json_error(ready("queue", "retry", "987654", "--json"), NotFound.exit_code, "not_found",
+               "no schedule 987654")
+    json_error(ready("--json", "post", "schedule", "--account", ready.tenant.account_id,
+                     "--at", "2020-01-01T00:00Z", "Late"), InvalidInput.exit_code,
+               "validation_failed", "must be in the future")
+    json_error(ready("queue", "stats", "--json", env={"SCHEDULER_BATCH_SIZE": "0"}), 4,
+               "invalid_setting", "SCHEDULER_BATCH_SIZE")
+
+
+def test_version(run):
+    from app.cli import version
+
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"scheduler {version()}\n"
+    assert version() not in ("", "unknown")  # the test venv installs the project
+    assert json.loads(run("--version", "--json").stdout) == {"version": version()}
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("queue", "stats", "--no-such-option"), "No such option '--no-such-option'"),
+    (("post", "schedule", "--at", "now", "Text"), "Missing option '--account'"),
+    (("no-such-command",), "No such command 'no-such-command'"),
+    (("post", "list", "--company", "x", "--limit", "0"), "--limit"),
+])
+def test_usage_errors_have_their_own_exit_code(run, args, fragment):
+    from app.cli import EX_USAGE
+
+    result = run(*args)
+    line = assert_error(result, EX_USAGE, fragment, "--help")
+    assert EX_USAGE not in (0, 1, 2, 3, 4, 5, 6, 7)
+    assert line.count("\n") == 0
+    json_error(run(*args, "--json"), EX_USAGE, "usage", fragment)
+
+
+def test_usage_error_of_the_launcher_command(tmp_path):
+    from app.cli import EX_USAGE, worker_run
+
+    result = CliRunner().invoke(worker_run, ["--budget"], prog_name="worker_trigger.py")
+    assert result.exit_code == EX_USAGE
+    assert "requires an argument" in result.stderr
+
+
+# -- company list, post list, post cancel, queue retry by post id -----------------------------
+
+def test_company_list(ready):
+    run = ready
+    paris = run.json("company", "create", "Paris", "--timezone", "Europe/Paris")
+    rows = run.json("company", "list")
+    assert [(r["id"], r["name"], r["timezone"]) for r in rows] == [
+        (run.tenant.company_id, "Acme", "UTC"), (paris["id"], "Paris", "Europe/Paris")]
+    human = run("company", "list").stdout.splitlines()
+    assert human[1].split() == [paris["id"], "Europe/Paris", "Paris"]
+
+
+def schedule(run, at: str, text: str, *extra: str) -> dict:
+    [row] = run.json("post", "schedule", "--account", run.tenant.account_id, "--at", at, *extra,
+                     text)
+    return row
+
+
+def test_post_list_filters_and_pages_like_the_api(ready):
+    run = ready
+    base = future()
+    ids = [schedule(run, (base + timedelta(hours=i)).isoformat(), f"Post {i}")["id"]
+           for i in range(3)]
+    failing = schedule(run, "now", "Bad #sandbox-fail")
+    run("worker", "run")
+    company = ["--company", run.tenant.company_id]
+
+    everything = run.json("post", "list", *company)
+    assert [p["id"] for p in everything["items"]] == [failing["id"], *ids]
+    assert everything["next_cursor"] is None
+    assert run.json("post", "list", *company, "--status", "failed")["items"][0]["errorMessage"]
+    assert [p["id"] for p in run.json("post", "list", *company, "--status", "pending")["items"]] == ids
+    window = run.json("post", "list", *company, "--from", (base + timedelta(hours=1)).isoformat(),
+                      "--to", (base + timedelta(hours=2)).isoformat())
+    assert [p["id"] for p in window["items"]] == [ids[1]]
+    first = run.json("post", "list", *company, "--status", "pending", "--limit", "2")
+    assert [p["id"] for p in first["items"]] == ids[:2]
+    second = run.json("post", "list", *company, "--status", "pending", "--cursor",
+                      first["next_cursor"])
+    assert [p["id"] for p in second["items"]] == ids[2:] and second["next_cursor"] is None
+    assert run.json("post", "list", *company, "--account", run.tenant.account_id)["items"]
+
+    human = run("post", "list", *company, "--status", "pending", "--limit", "2").stdout
+    assert ids[0] in human and f"more: --cursor {first['next_cursor']}" in human
+    assert_error(run("post", "list", "--company", "00000000-0000-0000-0000-000000000000"),
+                 NotFound.exit_code, "no company")
+    assert_error(run("post", "list", *company, "--cursor", "garbage"), InvalidInput.exit_code,
+                 "cursor")
+
+
+def test_post_cancel(ready):
+    run = ready
+    pending = schedule(run, "+1h", "Cancel me")
+    result = run("post", "cancel", pending["id"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"post {pending['id']} is cancelled"
+    row = schedule_row(run.db, pending["schedule_id"])
+    assert (row["status"], row["post_status"]) == ("cancelled", "cancelled")
+    assert_error(run("post", "cancel", pending["id"]), Conflict.exit_code, "only a pending")
+
+    done = schedule(run, "now", "Gone already")
+    run("worker", "run")
+    assert_error(run("post", "cancel", done["id"]), Conflict.exit_code, "already published")
+    assert schedule_row(run.db, done["schedule_id"])["status"] == "done"
+    assert_error(run("post", "cancel", "00000000-0000-0000-0000-000000000000"),
+                 NotFound.exit_code, "no post")
+    assert run.json("post", "cancel", schedule(run, "+2h", "Again")["id"])["status"] == "cancelled"
+
+
+def test_queue_retry_by_post_id(ready):
+    run = ready
+    failing = schedule(run, "now", "Bad #sandbox-fail")
+    run("worker", "run")
+    result = run("queue", "retry", failing["id"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"post {failing['id']} is pending again, due now"
+    row = schedule_row(run.db, failing["schedule_id"])
+    assert (row["status"], row["post_status"], row["attempts"]) == ("pending", "pending", 0)
+    assert_error(run("queue", "retry", failing["id"]), Conflict.exit_code,
+                 "not a failed or missed post")
+
+
+# -- a time without a zone is read in the company's zone --------------------------------------
+
+def test_local_time_is_read_in_the_companys_zone_across_a_dst_change(run):
+    assert run("db", "init").exit_code == 0
+    company = run.json("company", "create", "Paris", "--timezone", "Europe/Paris")
+    account = run.json("account", "add", "--company", company["id"], "--platform", "sandbox",
+                       "--external-id", "paris", "--token", "t")
+    run.tenant = Tenant(company["id"], account["id"], company["api_key"])
+    # Europe/Paris moves from +01:00 to +02:00 on 2099-03-29 at 02:00
+    before = schedule(run, "2099-03-28T09:00:00", "Winter")
+    after = schedule(run, "2099-03-30T09:00:00", "Summer")
+    assert datetime.fromisoformat(before["run_at"]) == datetime(2099, 3, 28, 8, tzinfo=UTC)
+    assert datetime.fromisoformat(after["run_at"]) == datetime(2099, 3, 30, 7, tzinfo=UTC)
+    assert schedule_row(run.db, after["schedule_id"])["timezone"] == "Europe/Paris"
+    # an offset still decides by itself; the gap and the overlap are refused as before
+    offset = schedule(run, "2099-03-30T09:00:00+00:00", "UTC nine")
+    assert datetime.fromisoformat(offset["run_at"]) == datetime(2099, 3, 30, 9, tzinfo=UTC)
+    assert schedule_row(run.db, offset["schedule_id"])["timezone"] is None
+    for at, fragment in [("2099-03-29T02:30:00", "does not exist in Europe/Paris"),
+                         ("2099-10-25T02:30:00", "happens twice in Europe/Paris")]:
+        assert_error(run("post", "schedule", "--account", account["id"], "--at", at, "X"),
+                     InvalidInput.exit_code, fragment)
+    # --timezone still wins over the company's zone
+    tokyo = schedule(run, "2099-03-30T09:00:00", "Tokyo", "--timezone", "Asia/Tokyo")
+    assert datetime.fromisoformat(tokyo["run_at"]) == datetime(2099, 3, 30, 0, tzinfo=UTC)

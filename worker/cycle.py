@@ -10,7 +10,7 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import select
@@ -22,6 +22,8 @@ from app.db import engine_of
 from app.logs import event
 from app.models import PostDetail, SocialAccount
 from app.services.accounts import mark_needs_reconnect, waiting_reason
+from app.statuses import AccountStatus, QueueStatus
+from app.timeutil import utcnow
 from worker import queue
 from worker.publishers import default_publishers
 from worker.publishers.base import (
@@ -37,10 +39,6 @@ DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=1)  # when the platform does not say
 LOOKUP_SLACK = timedelta(minutes=5)      # look this far before a lost attempt (clock skew)
 RECORD_WINDOW = 0.05  # seconds a published outcome may wait to be written with others
 RECORD_GROUP = 100    # published outcomes written in one transaction, at most
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -174,8 +172,8 @@ class Worker:
             return self._record(job, account, "missed", queue.mark_failed, Failure(
                 f"not published: it was due at {job.run_at.isoformat()}, more than "
                 f"{s.missed_after} s (SCHEDULER_MISSED_AFTER) before the worker reached it",
-                error_code="missed"), now=now, status="missed")
-        if account.status != "active" or account.id in self._run.needs_reconnect:
+                error_code="missed"), now=now, status=QueueStatus.MISSED)
+        if account.status != AccountStatus.ACTIVE or account.id in self._run.needs_reconnect:
             return self._record(job, account, "waiting", queue.hold_for_reconnect, Failure(
                 waiting_reason(account), error_code="needs_reconnect"), now=now)
         limited = self._run.limited_until(account.id, now)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import engine_of
 from app.errors import SchedulerError
 from app.models import PostDetail, PostSchedule, PublishAttempt, WorkerRun
+from app.statuses import RETRYABLE, Outcome, PostStatus, QueueStatus
 
 T = TypeVar("T")
 LOCK_CONFLICTS = (1205, 1213)  # lock wait timeout, deadlock: the transaction can simply run again
@@ -101,7 +102,7 @@ def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: 
         rows = conn.execute(
             select(PostSchedule.id, PostSchedule.post_detail_id, PostSchedule.attempts,
                    PostSchedule.max_attempts)
-            .where(PostSchedule.status == "processing", PostSchedule.locked_at < cutoff)
+            .where(PostSchedule.status == QueueStatus.PROCESSING, PostSchedule.locked_at < cutoff)
             .order_by(PostSchedule.id).limit(RECOVER_LIMIT)
             .with_for_update(skip_locked=True)).all()
         if not rows:
@@ -111,23 +112,23 @@ def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: 
         spent = [r for r in rows if r.attempts >= r.max_attempts]
         if retry:
             conn.execute(update(PostSchedule).where(PostSchedule.id.in_(retry)).ordered_values(
-                _remember_unknown(), (PostSchedule.status, "pending"), (PostSchedule.locked_at, None),
+                _remember_unknown(), (PostSchedule.status, QueueStatus.PENDING), (PostSchedule.locked_at, None),
                 (PostSchedule.worker_id, None), (PostSchedule.lock_token, None),
                 (PostSchedule.last_error, lost), (PostSchedule.updated_at, now)))
         if spent:
             message = (f"{lost}, and it was the last attempt: check the platform for the post, "
                        "then retry it if it is not there")
             conn.execute(update(PostSchedule).where(PostSchedule.id.in_([r.id for r in spent]))
-                            .ordered_values(_remember_unknown(), (PostSchedule.status, "failed"),
+                            .ordered_values(_remember_unknown(), (PostSchedule.status, QueueStatus.FAILED),
                                             (PostSchedule.last_error, message),
                                             (PostSchedule.updated_at, now)))
             conn.execute(update(PostDetail)
                             .where(PostDetail.id.in_([r.post_detail_id for r in spent]))
-                            .values(status="failed", error_message=message, updated_at=now))
+                            .values(status=PostStatus.FAILED, error_message=message, updated_at=now))
         conn.execute(update(PublishAttempt).where(
             PublishAttempt.post_schedule_id.in_([r.id for r in rows]),
             PublishAttempt.outcome.is_(None)).values(
-            outcome="unknown", finished_at=now, error_code="lock_timeout", error_message=lost))
+            outcome=Outcome.UNKNOWN, finished_at=now, error_code="lock_timeout", error_message=lost))
         return len(rows)
 
     return in_transaction(sessions, work)
@@ -150,7 +151,7 @@ def due_query(now: datetime, batch: int) -> Select:
     """The claim's locking read, in the order of ix_post_schedule_due so no sort is needed;
     it reads what the claim returns, so no second read is needed either."""
     return (select(*CLAIMED_COLUMNS)
-            .where(PostSchedule.status == "pending", PostSchedule.run_at <= now)
+            .where(PostSchedule.status == QueueStatus.PENDING, PostSchedule.run_at <= now)
             .order_by(PostSchedule.run_at, PostSchedule.id).limit(batch)
             .with_for_update(skip_locked=True))
 
@@ -170,7 +171,7 @@ def claim_due(sessions: sessionmaker[Session], now: datetime, batch: int,
         if not rows:
             return []
         conn.execute(update(PostSchedule).where(PostSchedule.id.in_([r.id for r in rows])).values(
-            status="processing", locked_at=now, worker_id=worker_id, lock_token=token,
+            status=QueueStatus.PROCESSING, locked_at=now, worker_id=worker_id, lock_token=token,
             attempts=PostSchedule.attempts + 1, updated_at=now))
         # The rows are locked since the read: their attempt is the one read, plus this one.
         conn.execute(insert(PublishAttempt), [
@@ -226,12 +227,12 @@ def _release_done(conn: Connection, by_token: dict[str, list[int]], now: datetim
     s, ours = PostSchedule, set()
     for token, ids in by_token.items():
         conn.execute(update(s.__table__).where(
-            s.id.in_(ids), s.lock_token == token, s.status == "processing").values(
-            status="done", locked_at=None, last_error=None, platform_draft_id=None,
+            s.id.in_(ids), s.lock_token == token, s.status == QueueStatus.PROCESSING).values(
+            status=QueueStatus.DONE, locked_at=None, last_error=None, platform_draft_id=None,
             unknown_since=None, updated_at=now))
         # A finished row keeps its lock_token, so these are exactly the rows just released.
         ours |= set(conn.scalars(select(s.id).where(
-            s.id.in_(ids), s.lock_token == token, s.status == "done")))
+            s.id.in_(ids), s.lock_token == token, s.status == QueueStatus.DONE)))
     return ours
 
 
@@ -240,11 +241,11 @@ def _finish_published(conn: Connection, mine: list[Published], now: datetime) ->
     one statement each for the whole batch (attempts with a note get theirs row by row)."""
     d, a = PostDetail.__table__, PublishAttempt.__table__
     conn.execute(update(d).where(d.c.id.in_([i.job.post_detail_id for i in mine])).values(
-        status="published", published_at=now, error_message=None, updated_at=now,
+        status=PostStatus.PUBLISHED, published_at=now, error_message=None, updated_at=now,
         platform_post_id=case({i.job.post_detail_id: i.platform_post_id for i in mine},
                               value=d.c.id)))
     plain = [(i.job.schedule_id, i.job.attempt) for i in mine if i.note is None]
-    done = {"outcome": "published", "finished_at": now, "http_status": None}
+    done = {"outcome": Outcome.PUBLISHED, "finished_at": now, "http_status": None}
     if plain:
         conn.execute(update(a).where(tuple_(a.c.post_schedule_id, a.c.attempt).in_(plain),
                                         a.c.outcome.is_(None))
@@ -263,17 +264,17 @@ def schedule_retry(sessions: sessionmaker[Session], job: Claimed, failure: Failu
     run_at = now + timedelta(seconds=backoff * 2 ** (job.attempt - 1))
 
     def work(conn: Connection) -> bool:
-        if not _release(conn, job, now, status="pending", run_at=run_at,
+        if not _release(conn, job, now, status=QueueStatus.PENDING, run_at=run_at,
                         last_error=failure.message, **_unknown(job, maybe_published)):
             return False
-        _record_attempt(conn, job, now, "retry", failure)
+        _record_attempt(conn, job, now, Outcome.RETRY, failure)
         return True
 
     return in_transaction(sessions, work)
 
 
 def mark_failed(sessions: sessionmaker[Session], job: Claimed, failure: Failure, now: datetime,
-                status: str = "failed", maybe_published: bool = False) -> bool:
+                status: QueueStatus = QueueStatus.FAILED, maybe_published: bool = False) -> bool:
     """Failed (or `missed`) for good, with the reason on both rows. `maybe_published`: a retry
     by hand looks for the post on the platform first."""
 
@@ -281,8 +282,8 @@ def mark_failed(sessions: sessionmaker[Session], job: Claimed, failure: Failure,
         if not _release(conn, job, now, status=status, last_error=failure.message,
                         **_unknown(job, maybe_published)):
             return False
-        _finish_post(conn, job, now, status=status, error_message=failure.message)
-        _record_attempt(conn, job, now, "failed", failure)
+        _finish_post(conn, job, now, status=PostStatus(status), error_message=failure.message)
+        _record_attempt(conn, job, now, Outcome.FAILED, failure)
         return True
 
     return in_transaction(sessions, work)
@@ -298,12 +299,12 @@ def defer(sessions: sessionmaker[Session], job: Claimed, until: datetime, failur
     """Due again at `until` (a platform's rate-limit reset), giving back the attempt it counted."""
 
     def work(conn: Connection) -> bool:
-        if not _release(conn, job, now, status="pending", run_at=until,
+        if not _release(conn, job, now, status=QueueStatus.PENDING, run_at=until,
                         attempts=PostSchedule.attempts - 1, deferrals=PostSchedule.deferrals + 1,
                         deferred_since=job.deferred_since or job.run_at,
                         last_error=failure.message):
             return False
-        _record_attempt(conn, job, now, "deferred", failure)
+        _record_attempt(conn, job, now, Outcome.DEFERRED, failure)
         return True
 
     return in_transaction(sessions, work)
@@ -314,10 +315,10 @@ def hold_for_reconnect(sessions: sessionmaker[Session], job: Claimed, failure: F
     """`waiting` until the account is reconnected, giving back the attempt it counted."""
 
     def work(conn: Connection) -> bool:
-        if not _release(conn, job, now, status="waiting", attempts=PostSchedule.attempts - 1,
+        if not _release(conn, job, now, status=QueueStatus.WAITING, attempts=PostSchedule.attempts - 1,
                         last_error=failure.message):
             return False
-        _record_attempt(conn, job, now, "deferred", failure)
+        _record_attempt(conn, job, now, Outcome.DEFERRED, failure)
         return True
 
     return in_transaction(sessions, work)
@@ -339,7 +340,7 @@ def _keep(conn: Connection, job: Claimed, now: datetime, **values) -> bool:
     """A fenced write that leaves the row claimed."""
     return conn.execute(update(PostSchedule).where(
         PostSchedule.id == job.schedule_id, PostSchedule.lock_token == job.lock_token,
-        PostSchedule.status == "processing").values(updated_at=now, **values)).rowcount == 1
+        PostSchedule.status == QueueStatus.PROCESSING).values(updated_at=now, **values)).rowcount == 1
 
 
 # -- an account that must be reconnected --------------------------------------------------
@@ -352,27 +353,27 @@ def hold_account_posts(conn: Connection | Session, account_id: str, now: datetim
                        reason: str) -> int:
     """Every pending post of the account waits (inside the caller's transaction)."""
     return conn.execute(update(PostSchedule).where(
-        PostSchedule.status == "pending", PostSchedule.post_detail_id.in_(_posts_of(account_id)))
-        .values(status="waiting", last_error=reason, updated_at=now)).rowcount
+        PostSchedule.status == QueueStatus.PENDING, PostSchedule.post_detail_id.in_(_posts_of(account_id)))
+        .values(status=QueueStatus.WAITING, last_error=reason, updated_at=now)).rowcount
 
 
 def release_account_posts(conn: Connection | Session, account_id: str, now: datetime) -> int:
     """The account's waiting posts are pending again, each at its own run_at (inside the
     caller's transaction). The worker marks one overdue past SCHEDULER_MISSED_AFTER `missed`."""
     return conn.execute(update(PostSchedule).where(
-        PostSchedule.status == "waiting", PostSchedule.post_detail_id.in_(_posts_of(account_id)))
-        .values(status="pending", last_error=None, updated_at=now)).rowcount
+        PostSchedule.status == QueueStatus.WAITING, PostSchedule.post_detail_id.in_(_posts_of(account_id)))
+        .values(status=QueueStatus.PENDING, last_error=None, updated_at=now)).rowcount
 
 
 def _release(conn: Connection, job: Claimed, now: datetime, **values) -> bool:
     """The fenced write: it matches only while the row is still ours under this claim."""
     values["locked_at"] = None
-    if values["status"] in ("pending", "waiting"):  # claimable again; a finished row keeps its owner
+    if values["status"] in (QueueStatus.PENDING, QueueStatus.WAITING):  # claimable again; a finished row keeps its owner
         values.update(worker_id=None, lock_token=None)
     result = conn.execute(
         update(PostSchedule)
         .where(PostSchedule.id == job.schedule_id, PostSchedule.lock_token == job.lock_token,
-               PostSchedule.status == "processing")
+               PostSchedule.status == QueueStatus.PROCESSING)
         .values(updated_at=now, **values))
     return result.rowcount == 1
 
@@ -382,7 +383,7 @@ def _finish_post(conn: Connection, job: Claimed, now: datetime, **values) -> Non
                     .values(updated_at=now, **values))
 
 
-def _record_attempt(conn: Connection, job: Claimed, now: datetime, outcome: str,
+def _record_attempt(conn: Connection, job: Claimed, now: datetime, outcome: Outcome,
                     failure: Failure | None = None) -> None:
     failure = failure or Failure(message=None)
     conn.execute(update(PublishAttempt).where(
@@ -400,17 +401,17 @@ def requeue_failed(sessions: sessionmaker[Session], schedule_id: int, now: datet
     def work(conn: Connection) -> bool:
         row = conn.execute(
             select(PostSchedule.post_detail_id).where(
-                PostSchedule.id == schedule_id, PostSchedule.status.in_(("failed", "missed")))
+                PostSchedule.id == schedule_id, PostSchedule.status.in_(RETRYABLE))
             .with_for_update()).first()
         if row is None:
             return False
         # unknown_since stays: a post whose last attempt was lost is looked for before reposting.
         conn.execute(update(PostSchedule).where(PostSchedule.id == schedule_id).values(
-            status="pending", run_at=now, attempts=0, deferrals=0, deferred_since=None,
+            status=QueueStatus.PENDING, run_at=now, attempts=0, deferrals=0, deferred_since=None,
             platform_draft_id=None, lock_token=None, locked_at=None, worker_id=None,
             last_error=None, updated_at=now))
         conn.execute(update(PostDetail).where(PostDetail.id == row.post_detail_id).values(
-            status="pending", error_message=None, updated_at=now))
+            status=PostStatus.PENDING, error_message=None, updated_at=now))
         return True
 
     return in_transaction(sessions, work)

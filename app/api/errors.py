@@ -1,5 +1,5 @@
-"""Every answer that is not a success, in one place: the exception tree to HTTP, as DESIGN.md's
-JSON error body. Also the request id and the one access-log line per request.
+"""Every answer that is not a success, in one place: the exception tree to HTTP, as the JSON
+error body of docs/architecture.md. Also the request id and the one access-log line per request.
 
 No stack trace ever reaches a client: an unexpected error is logged with its request id and
 answered 500 with that id, so the operator can find it.

@@ -27,9 +27,12 @@ def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
                            "exactly one of them",
                            fields={"socialAccountId": "give this or socialAccountIds, not both"})
     account_ids = [str(a) for a in body.socialAccountIds or [body.socialAccountId]]
+    # The company's zone is read in db: a second session would wait for db's lock on SQLite.
+    tz_name = posts.zone_for(body.scheduledAt, body.timezone,
+                             lambda: posts.company_zone(db, company_id))
     request_post = posts.NewPost(
-        account_ids, body.content, posts.when(body.scheduledAt, body.timezone, now),
-        timezone=body.timezone, media_urls=tuple(body.mediaUrls),
+        account_ids, body.content, posts.when(body.scheduledAt, tz_name, now),
+        timezone=tz_name, media_urls=tuple(body.mediaUrls),
         client_id=str(body.clientId) if body.clientId else None)
     key = request.headers.get("Idempotency-Key")
 

@@ -12,11 +12,9 @@ from uuid import UUID
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.errors import InvalidInput
-from app.models import (
-    ACCOUNT_STATUSES, ATTEMPT_OUTCOMES, PLATFORMS, POST_STATUSES, SCHEDULE_STATUSES, Client,
-    PublishAttempt, PostDetail, SocialAccount,
-)
+from app.models import Client, PostDetail, PublishAttempt, SocialAccount
 from app.services.limits import MAX_MEDIA, MAX_URL_LENGTH, check_media_url
+from app.statuses import AccountStatus, Outcome, Platform, PostStatus, QueueStatus
 from app.timeutil import zone
 
 
@@ -42,7 +40,8 @@ TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/P
                      AfterValidator(_iana)]
 LocalOrOffsetTime = Annotated[str, Field(
     min_length=1, max_length=64, examples=["2026-12-01T09:00:00+01:00", "2026-12-01T09:00:00"],
-    description="ISO 8601 with a UTC offset, or a local time plus `timezone`")]
+    description="ISO 8601 with a UTC offset, or a local time read in `timezone` "
+                "(the company's time zone when none is given)")]
 
 
 class Strict(BaseModel):
@@ -78,7 +77,7 @@ class EditPostIn(Strict):
 
 class SocialAccountIn(Strict):
     companyId: UUID | None = None
-    platform: Literal[PLATFORMS]
+    platform: Platform
     externalId: str = Field(min_length=1, max_length=255,
                             description="Page id, IG user id, person/organization URN or X user id")
     displayName: str | None = Field(None, max_length=255)
@@ -109,7 +108,7 @@ class CompanyQuery(Strict):
 
 class PostListQuery(Strict):
     companyId: UUID | None = None
-    status: Literal[POST_STATUSES] | None = None
+    status: PostStatus | None = None
     clientId: UUID | None = None
     socialAccountId: UUID | None = None
     from_: AwareDatetime | None = Field(None, alias="from", description="run_at >= from")
@@ -122,11 +121,11 @@ class PostListQuery(Strict):
 
 class AccountOut(Out):
     id: str
-    platform: Literal[PLATFORMS]
+    platform: Platform
     externalId: str
     displayName: str | None
     clientId: str | None
-    status: Literal[ACCOUNT_STATUSES]
+    status: AccountStatus
     tokenExpiresAt: datetime | None
     createdAt: datetime
 
@@ -162,13 +161,14 @@ class PostOut(Out):
     groupId: str
     clientId: str | None
     socialAccountId: str
-    platform: Literal[PLATFORMS]
+    platform: Platform
     content: str
     mediaUrls: list[str]
-    status: Literal[POST_STATUSES] = Field(description="What became of the post")
-    queueStatus: Literal[SCHEDULE_STATUSES] = Field(description="Where it is in the queue")
+    status: PostStatus = Field(description="What became of the post")
+    queueStatus: QueueStatus = Field(description="Where it is in the queue")
     scheduledAt: datetime = Field(description="UTC")
-    timezone: str | None = Field(description="The IANA zone it was scheduled in, if one was given")
+    timezone: str | None = Field(description="The IANA zone its local time was read in "
+                                        "(given, or the company's)")
     scheduledAtLocal: str | None = Field(description="scheduledAt in `timezone`, with its offset")
     attempts: int
     maxAttempts: int
@@ -199,7 +199,7 @@ class AttemptOut(Out):
     attempt: int
     startedAt: datetime
     finishedAt: datetime | None
-    outcome: Literal[ATTEMPT_OUTCOMES] | None = Field(description="null while in flight")
+    outcome: Outcome | None = Field(description="null while in flight")
     httpStatus: int | None
     errorCode: str | None
     errorMessage: str | None

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import PLATFORMS, ApiKey, Client, Company, SocialAccount
+from app.models import ApiKey, Client, Company, SocialAccount
+from app.statuses import AccountStatus, Platform
 from app.timeutil import zone
 
 KEY_PREFIX = "sk_"
@@ -70,9 +71,10 @@ def revoke_api_key(sessions: sessionmaker[Session], key_id: str, now: datetime) 
 def add_account(sessions: sessionmaker[Session], company_id: str, platform: str, external_id: str,
                 access_token: str, now: datetime, display_name: str | None = None,
                 client_id: str | None = None, token_expires_at: datetime | None = None) -> SocialAccount:
-    if platform not in PLATFORMS:
-        raise InvalidInput(f"unknown platform {platform!r}: one of {', '.join(PLATFORMS)}",
-                           fields={"platform": f"one of {', '.join(PLATFORMS)}"})
+    if platform not in tuple(Platform):
+        names = ", ".join(Platform)
+        raise InvalidInput(f"unknown platform {platform!r}: one of {names}",
+                           fields={"platform": f"one of {names}"})
     empty = {name: "must not be empty" for name, value in
              (("externalId", external_id), ("accessToken", access_token)) if not value.strip()}
     if empty:
@@ -87,7 +89,7 @@ def add_account(sessions: sessionmaker[Session], company_id: str, platform: str,
             company_id=company_id, client_id=client_id, platform=platform,
             external_id=external_id.strip(), display_name=display_name,
             access_token_encrypted=crypto.seal(access_token), token_expires_at=token_expires_at,
-            status="active", created_at=now, updated_at=now)
+            status=AccountStatus.ACTIVE, created_at=now, updated_at=now)
         session.add(account)
         try:
             session.flush()
@@ -153,6 +155,12 @@ def get_company(sessions: sessionmaker[Session], company_id: str) -> Company:
         return _company(session, company_id)
 
 
+def list_companies(sessions: sessionmaker[Session]) -> list[Company]:
+    """Every company, oldest first (the operator's view: the API only ever sees its own)."""
+    with sessions() as session:
+        return list(session.scalars(select(Company).order_by(Company.created_at, Company.id)))
+
+
 def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime) -> None:
     """The platform refused the account's token: the account needs reconnecting, and its pending
     posts wait for that (status `waiting`)."""
@@ -160,7 +168,7 @@ def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: 
 
     with sessions.begin() as session:
         session.execute(update(SocialAccount).where(SocialAccount.id == account_id)
-                        .values(status="needs_reconnect", updated_at=now))
+                        .values(status=AccountStatus.NEEDS_RECONNECT, updated_at=now))
         account = session.get(SocialAccount, account_id)
         if account is not None:
             hold_account_posts(session, account_id, now, waiting_reason(account))
@@ -187,7 +195,7 @@ def reconnect_account(sessions: sessionmaker[Session], company_id: str, account_
             raise NotFound(f"no social account {account_id} in this company")
         account.access_token_encrypted = crypto.seal(access_token)
         account.token_expires_at = token_expires_at
-        account.status = "active"
+        account.status = AccountStatus.ACTIVE
         account.updated_at = now
         session.flush()
         released = release_account_posts(session, account_id, now)

@@ -12,9 +12,8 @@ from typing import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import (
-    SCHEDULE_STATUSES, PostDetail, PostSchedule, PublishAttempt, SocialAccount, WorkerRun,
-)
+from app.models import PostDetail, PostSchedule, PublishAttempt, SocialAccount, WorkerRun
+from app.statuses import AccountStatus, Outcome, QueueStatus
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 ORDER = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -22,7 +21,7 @@ LATE_DEGRADED, LATE_UNHEALTHY = 60, 300        # seconds the oldest due post has
 FAILURE_DEGRADED, FAILURE_UNHEALTHY = 0.10, 0.50
 FAILURE_MIN_ATTEMPTS = 5                        # fewer attempts say nothing about a rate
 WORKER_SILENCE = 180                            # seconds without a worker run
-NOT_PUBLISHED = ("failed", "retry", "unknown")  # deferred is waiting, not failing
+NOT_PUBLISHED = (Outcome.FAILED, Outcome.RETRY, Outcome.UNKNOWN)  # deferred is waiting, not failing
 
 
 @dataclass
@@ -44,7 +43,8 @@ class Figures:
 
     @property
     def failure_rate(self) -> float | None:
-        finished = sum(n for outcome, n in self.attempts_last_hour.items() if outcome != "deferred")
+        finished = sum(n for outcome, n in self.attempts_last_hour.items()
+                       if outcome != Outcome.DEFERRED)
         if finished < FAILURE_MIN_ATTEMPTS:
             return None
         return sum(self.attempts_last_hour.get(o, 0) for o in NOT_PUBLISHED) / finished
@@ -120,10 +120,10 @@ def gather(sessions: sessionmaker[Session], company_id: str, now: datetime,
             select(PostSchedule.status, func.count()).join(PostDetail)
             .where(PostDetail.company_id == company_id).group_by(PostSchedule.status)).all())
         stuck = session.scalar(select(func.count()).select_from(PostSchedule).where(
-            PostSchedule.id.in_(mine), PostSchedule.status == "processing",
+            PostSchedule.id.in_(mine), PostSchedule.status == QueueStatus.PROCESSING,
             PostSchedule.locked_at < now - timedelta(seconds=lock_timeout)))
         oldest = session.scalar(select(func.min(PostSchedule.run_at)).where(
-            PostSchedule.id.in_(mine), PostSchedule.status == "pending", PostSchedule.run_at <= now))
+            PostSchedule.id.in_(mine), PostSchedule.status == QueueStatus.PENDING, PostSchedule.run_at <= now))
         hour = dict(session.execute(
             select(PublishAttempt.outcome, func.count()).where(
                 PublishAttempt.post_schedule_id.in_(mine), PublishAttempt.outcome.is_not(None),
@@ -131,7 +131,7 @@ def gather(sessions: sessionmaker[Session], company_id: str, now: datetime,
             .group_by(PublishAttempt.outcome)).all())
         last_run = session.scalar(select(func.max(WorkerRun.started_at)))
         figures = Figures(now=now, lock_timeout=lock_timeout,
-                          depth={s: depth.get(s, 0) for s in SCHEDULE_STATUSES}, stuck=stuck,
+                          depth={s: depth.get(s, 0) for s in QueueStatus}, stuck=stuck,
                           oldest_due_seconds=(now - oldest).total_seconds() if oldest else None,
                           attempts_last_hour=hour, last_run_at=last_run)
         _add_history(session, figures, mine)
@@ -143,7 +143,7 @@ def _add_history(session: Session, f: Figures, mine) -> None:
     """Throughput per minute (last hour) and the last day's rates and durations."""
     day_ago = f.now - timedelta(days=1)
     published = session.execute(select(PublishAttempt.started_at, PublishAttempt.finished_at).where(
-        PublishAttempt.post_schedule_id.in_(mine), PublishAttempt.outcome == "published",
+        PublishAttempt.post_schedule_id.in_(mine), PublishAttempt.outcome == Outcome.PUBLISHED,
         PublishAttempt.finished_at >= day_ago)).all()
     f.throughput = [0] * 60
     for _, finished in published:
@@ -163,6 +163,15 @@ def _add_history(session: Session, f: Figures, mine) -> None:
         f.avg_lateness_seconds_24h = sum(max(0.0, (p - r).total_seconds()) for r, p in late) / len(late)
 
 
+def _run_state(run: WorkerRun, now: datetime, lock_timeout: float) -> str:
+    """`finished`; `running`; or `abandoned`: no finish after the lock timeout, by which time
+    the process must have died (a live run stops claiming long before), and its rows are
+    recovered by the next run."""
+    if run.finished_at is not None:
+        return "finished"
+    return "abandoned" if (now - run.started_at).total_seconds() > lock_timeout else "running"
+
+
 def _add_lists(session: Session, f: Figures, company_id: str, mine) -> None:
     issues = session.execute(
         select(PublishAttempt, PostDetail.id, PostDetail.content, SocialAccount.platform)
@@ -170,7 +179,7 @@ def _add_lists(session: Session, f: Figures, company_id: str, mine) -> None:
         .join(PostDetail, PostDetail.id == PostSchedule.post_detail_id)
         .join(SocialAccount, SocialAccount.id == PostDetail.social_account_id)
         .where(PostDetail.company_id == company_id,
-               PublishAttempt.outcome.in_(("failed", "deferred", "retry", "unknown")))
+               PublishAttempt.outcome.in_((*NOT_PUBLISHED, Outcome.DEFERRED)))
         .order_by(PublishAttempt.finished_at.desc(), PublishAttempt.id.desc()).limit(10)).all()
     f.issues = [{"postId": post_id, "content": content[:80], "platform": platform,
                  "outcome": a.outcome, "attempt": a.attempt, "at": a.finished_at,
@@ -178,10 +187,11 @@ def _add_lists(session: Session, f: Figures, company_id: str, mine) -> None:
                 for a, post_id, content, platform in issues]
     # Worker runs serve every company: their timing is shown, not their counts.
     f.runs = [{"workerId": r.worker_id, "startedAt": r.started_at, "finishedAt": r.finished_at,
-               "seconds": (r.finished_at - r.started_at).total_seconds() if r.finished_at else None}
+               "seconds": (r.finished_at - r.started_at).total_seconds() if r.finished_at else None,
+               "state": _run_state(r, f.now, f.lock_timeout)}
               for r in session.scalars(select(WorkerRun).order_by(WorkerRun.started_at.desc())
                                        .limit(10))]
     f.needs_reconnect = [{"id": a.id, "platform": a.platform, "name": a.display_name or a.external_id}
                          for a in session.scalars(select(SocialAccount).where(
                              SocialAccount.company_id == company_id,
-                             SocialAccount.status == "needs_reconnect"))]
+                             SocialAccount.status == AccountStatus.NEEDS_RECONNECT))]

@@ -10,6 +10,8 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from app.statuses import Platform
+
 MAX_MEDIA = 10
 MAX_URL_LENGTH = 2048
 
@@ -23,11 +25,11 @@ class Limits:
 
 
 LIMITS = {
-    "x": Limits("X", 280, weighted=True),
-    "linkedin": Limits("LinkedIn", 3000),
-    "facebook": Limits("Facebook", 63206),
-    "instagram": Limits("Instagram", 2200, needs_media=True),
-    "sandbox": Limits("the sandbox", 63206),
+    Platform.X: Limits("X", 280, weighted=True),
+    Platform.LINKEDIN: Limits("LinkedIn", 3000),
+    Platform.FACEBOOK: Limits("Facebook", 63206),
+    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True),
+    Platform.SANDBOX: Limits("the sandbox", 63206),
 }
 
 # twitter-text v3: these code point ranges weigh 1, everything else 2 (out of 280);

@@ -13,19 +13,20 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
+
 from sqlalchemy import Select, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import Client, PostDetail, PostSchedule, PublishAttempt, SocialAccount, new_uuid
+from app.models import (
+    Client, Company, PostDetail, PostSchedule, PublishAttempt, SocialAccount, new_uuid,
+)
 from app.services.limits import MAX_MEDIA, check_media_url, check_post
+from app.statuses import EDITABLE, AccountStatus, PostStatus, QueueStatus
 from app.timeutil import parse_instant
 from worker.queue import requeue_failed
 
-# The schedule statuses a user may still change or cancel: not yet claimed by a worker
-# (`waiting`: held until its account is reconnected).
-EDITABLE = ("pending", "waiting")
-RETRYABLE = ("failed", "missed")
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,11 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
                       client_id=request.client_id or account.client_id,
                       social_account_id=account.id, group_id=group_id, content=request.content,
                       media_urls=list(request.media_urls), timezone=request.timezone,
-                      status="pending", idempotency_key=idempotency_key, created_at=now,
+                      status=PostStatus.PENDING, idempotency_key=idempotency_key, created_at=now,
                       updated_at=now)
-        schedule = dict(post_detail_id=detail["id"], run_at=request.run_at, status="pending",
-                        attempts=0, max_attempts=max_attempts, deferrals=0, created_at=now,
-                        updated_at=now)
+        schedule = dict(post_detail_id=detail["id"], run_at=request.run_at,
+                        status=QueueStatus.PENDING, attempts=0, max_attempts=max_attempts,
+                        deferrals=0, created_at=now, updated_at=now)
         # Core INSERTs: the ORM's flush of the same two rows was the largest single cost of
         # POST /schedule-post (bench/README.md). The objects returned describe the rows; they
         # are not in the session.
@@ -107,6 +108,35 @@ def when(scheduled_at: str, tz_name: str | None, now: datetime) -> datetime:
                    f"({now.astimezone(timezone.utc).isoformat(timespec='seconds')})")
         raise InvalidInput(message, fields={"scheduledAt": "must be in the future"})
     return run_at
+
+
+def zone_for(scheduled_at: str, tz_name: str | None,
+             company_zone: Callable[[], str]) -> str | None:
+    """The zone to read `scheduled_at` in: the one given, else the company's for a local time
+    (no offset), else none (the offset decides). `company_zone` is asked only when needed."""
+    if tz_name is not None:
+        return tz_name
+    text = scheduled_at.strip()
+    try:
+        local = not text.endswith(("Z", "z")) and datetime.fromisoformat(text).tzinfo is None
+    except ValueError:
+        return None  # when() explains what is wrong with it
+    return company_zone() if local else None
+
+
+def company_zone(session: Session, company_id: str) -> str:
+    company = session.get(Company, company_id)
+    return company.timezone if company is not None else "UTC"
+
+
+def owner_of_post(sessions: sessionmaker[Session], post_id: str) -> str:
+    """The company a post belongs to, for the operator's CLI, which names posts by id alone."""
+    with sessions() as session:
+        company_id = session.scalar(select(PostDetail.company_id)
+                                    .where(PostDetail.id == _uuid(post_id)))
+    if company_id is None:
+        raise NotFound(f"no post {post_id} (see `scheduler post list --company COMPANY_ID`)")
+    return company_id
 
 
 def _check_media(media_urls) -> None:
@@ -143,7 +173,7 @@ def _accounts(session: Session, company_id: str, account_ids: list[str]) -> list
         account = found.get(account_id)
         if account is None:
             raise NotFound(f"no social account {account_id} in this company")
-        if account.status != "active":
+        if account.status != AccountStatus.ACTIVE:
             raise Conflict(f"the {account.platform} account {account.display_name or account_id} "
                            "needs to be reconnected before posts can be scheduled on it")
     return [found[a] for a in unique]
@@ -266,11 +296,13 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
         _check_for_platform(post.account, content, media)
         schedule_values = {"updated_at": now}
         if change.scheduled_at is not None:
-            schedule_values["run_at"] = when(change.scheduled_at, change.timezone, now)
+            tz_name = zone_for(change.scheduled_at, change.timezone,
+                               lambda: company_zone(session, company_id))
+            schedule_values["run_at"] = when(change.scheduled_at, tz_name, now)
         _hold_pending(session, post, "edited", **schedule_values)
         post.content, post.media_urls, post.updated_at = content, media, now
         if change.scheduled_at is not None:
-            post.timezone = change.timezone
+            post.timezone = tz_name
         session.flush()
         session.refresh(post.schedule)
     return post
@@ -281,8 +313,8 @@ def cancel_post(sessions: sessionmaker[Session], company_id: str, post_id: str,
     """pending -> cancelled; the worker will never see it again."""
     with sessions.begin() as session:
         post = _post(session, company_id, post_id)
-        _hold_pending(session, post, "cancelled", status="cancelled", updated_at=now)
-        post.status, post.updated_at = "cancelled", now
+        _hold_pending(session, post, "cancelled", status=QueueStatus.CANCELLED, updated_at=now)
+        post.status, post.updated_at = PostStatus.CANCELLED, now
         session.flush()
         session.refresh(post.schedule)
     return post
@@ -300,7 +332,8 @@ def _hold_pending(session: Session, post: PostDetail, verb: str, **values) -> No
 
 
 def _describe(schedule_status: str) -> str:
-    return {"processing": "being published right now", "done": "already published"}.get(
+    return {QueueStatus.PROCESSING: "being published right now",
+            QueueStatus.DONE: "already published"}.get(
         schedule_status, schedule_status)
 
 

@@ -1,5 +1,5 @@
 """What every publisher is: `publish(post, account)` returns a result or raises one error class
-of the taxonomy in DESIGN.md, and the queue decides what each class means.
+of the taxonomy in docs/architecture.md, and the queue decides what each class means.
 
 A publisher may also offer `find_existing(post, account, since)`: the id of the post if it is
 already on the platform (published by an attempt whose outcome is unknown), else None; it raises

@@ -10,6 +10,7 @@ import json
 import re
 from datetime import datetime
 
+from app.statuses import Platform
 from worker.publishers.base import Account, PermanentError, PostToPublish, PublishResult
 from worker.publishers.graph import GraphClient
 from worker.publishers.http import HttpClient, same_text
@@ -23,7 +24,7 @@ def is_video(url: str) -> bool:
 
 
 class FacebookPublisher:
-    platform = "facebook"
+    platform = Platform.FACEBOOK
 
     def __init__(self, settings, http: HttpClient):
         self.graph = GraphClient(settings, http, "Facebook")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
+from app.statuses import Platform
 from worker.publishers.base import (
     Account, NotReadyError, PermanentError, PostToPublish, PublishResult,
 )
@@ -22,7 +23,7 @@ NOT_READY_WAIT = timedelta(minutes=1)
 
 
 class InstagramPublisher:
-    platform = "instagram"
+    platform = Platform.INSTAGRAM
 
     def __init__(self, settings, http: HttpClient, sleep=time.sleep):
         self.graph = GraphClient(settings, http, "Instagram")

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
+from app.statuses import Platform
 from worker.publishers.base import (
     Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
 )
@@ -37,7 +38,7 @@ def escape_little(text: str) -> str:
 
 
 class LinkedInPublisher:
-    platform = "linkedin"
+    platform = Platform.LINKEDIN
 
     def __init__(self, settings, http: HttpClient):
         self.base = settings.linkedin_api_base_url.rstrip("/")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from app.statuses import Platform
 from worker.publishers.base import (
     Account, AuthError, PermanentError, PostToPublish, PublishResult, RateLimitedError,
     RetryableError,
@@ -15,7 +16,7 @@ from worker.publishers.base import (
 
 
 class SandboxPublisher:
-    platform = "sandbox"
+    platform = Platform.SANDBOX
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
         if "#sandbox-retry" in post.content:

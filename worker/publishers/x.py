@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import requests
 
+from app.statuses import Platform
 from worker.publishers.base import (
     Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
 )
@@ -19,7 +20,7 @@ PLATFORM = "X"
 
 
 class XPublisher:
-    platform = "x"
+    platform = Platform.X
 
     def __init__(self, settings, http: HttpClient):
         self.base = settings.x_api_base_url.rstrip("/")

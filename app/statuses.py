@@ -1,0 +1,59 @@
+"""Every state a row can be in, and every platform, named once (as rq's JobStatus is).
+
+They are `StrEnum`s: a member equals its string, so the database, JSON and the CLI see plain
+strings while the code compares and writes through the names. The order of each is the order
+of its database ENUM (sql/schema.sql), and the order listings show.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Platform(StrEnum):
+    X = "x"
+    FACEBOOK = "facebook"
+    INSTAGRAM = "instagram"
+    LINKEDIN = "linkedin"
+    SANDBOX = "sandbox"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    NEEDS_RECONNECT = "needs_reconnect"  # a platform refused its token: posts wait for a reconnect
+
+
+class PostStatus(StrEnum):
+    """What became of a post (post_details.status), as its owner sees it."""
+
+    PENDING = "pending"
+    PUBLISHED = "published"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    MISSED = "missed"
+
+
+class QueueStatus(StrEnum):
+    """Where a post is in the queue (post_schedule.status)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"  # claimed by a worker, under its lock_token
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    MISSED = "missed"          # due longer ago than SCHEDULER_MISSED_AFTER when a worker reached it
+    WAITING = "waiting"        # held until its account is reconnected
+
+
+class Outcome(StrEnum):
+    """How one publish attempt ended (publish_attempts.outcome); NULL while in flight."""
+
+    PUBLISHED = "published"
+    RETRY = "retry"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+    UNKNOWN = "unknown"  # its worker vanished mid-attempt: it may or may not have gone out
+
+
+# A user may still change or cancel a post in these: no worker has claimed it.
+EDITABLE = (QueueStatus.PENDING, QueueStatus.WAITING)
+RETRYABLE = (QueueStatus.FAILED, QueueStatus.MISSED)
