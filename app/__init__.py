@@ -10,7 +10,7 @@ def create_app(config: dict | None = None) -> Flask:
     import logging
     import os
 
-    from app import api, dashboard, logs, metrics
+    from app import api, dashboard, logs, metrics, security
     from app.config import Settings
     from app.db import make_engine, make_session_factory
 
@@ -32,6 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
     api.register(app)
     dashboard.register(app)
     app.register_blueprint(metrics.bp)
+    security.register(app, settings.trusted_proxies)
     return app
 
 

@@ -49,6 +49,7 @@ class Settings:
     secret_key: str = field(default="", repr=False)  # Fernet key sealing social access tokens
     max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
     metrics_token: str = field(default="", repr=False)  # if set, /metrics wants it as Bearer
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-* headers are believed
     # The platforms' APIs: real hosts by default; tests and demos point them at local fakes.
     x_api_base_url: str = "https://api.x.com"
     graph_api_base_url: str = "https://graph.facebook.com"
@@ -77,6 +78,7 @@ class Settings:
         "secret_key": "SCHEDULER_SECRET_KEY",
         "max_body_bytes": "SCHEDULER_MAX_BODY_BYTES",
         "metrics_token": "SCHEDULER_METRICS_TOKEN",
+        "trusted_proxies": "SCHEDULER_TRUSTED_PROXIES",
         "x_api_base_url": "X_API_BASE_URL",
         "graph_api_base_url": "GRAPH_API_BASE_URL",
         "graph_api_version": "GRAPH_API_VERSION",
@@ -109,7 +111,9 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{self.ENV[f.name]} must be a finite number, got {value}")
-            if isinstance(value, (int, float)) and value <= 0:
+            if f.name in _MAY_BE_ZERO and value < 0:
+                raise ConfigError(f"{self.ENV[f.name]} must be 0 or more, got {value}")
+            if isinstance(value, (int, float)) and value <= 0 and f.name not in _MAY_BE_ZERO:
                 raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
         if not self.worker_id:
             raise ConfigError("SCHEDULER_WORKER_ID must not be empty")
@@ -125,6 +129,9 @@ class Settings:
     @property
     def url(self) -> URL:
         return normalize_database_url(self.database_url)
+
+
+_MAY_BE_ZERO = {"trusted_proxies"}
 
 
 def _check_platform_settings(settings: Settings) -> None:

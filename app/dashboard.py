@@ -1,7 +1,9 @@
 """GET /dashboard: the queue-health screen, the calendar and post details, server-rendered.
 
 Sign-in takes an API key once and keeps only its hash in an httponly, SameSite=Strict session
-cookie; every page re-checks it, so revoking the key signs the session out. The Cancel and Retry
+cookie; every page re-checks it, so revoking the key signs the session out. The sign-in and
+sign-out forms carry a token bound to the session and must come from this site's own pages
+(Origin/Referer), so no other site can sign a visitor in or out (login CSRF). The Cancel and Retry
 buttons call the JSON API with the session's CSRF token. Every asset is served by the app.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from app.api.spec import session_company, sessions
 from app.errors import NotFound, Unauthorized
+from app.security import same_origin, tokens_match
 from app.services import accounts, health, posts
 from app.services.accounts import hash_key
 from app.statuses import EDITABLE, RETRYABLE, QueueStatus
@@ -35,7 +38,7 @@ def _company_or_login():
 def overview():
     company = _company_or_login()
     if company is None:
-        return render_template("dashboard/login.html", error=request.args.get("error"))
+        return _sign_in_page(request.args.get("error"))
     settings = current_app.extensions["scheduler"]["settings"]
     figures = health.gather(sessions(), company.id, utcnow(), settings.lock_timeout)
     status, verdicts = health.evaluate(figures)
@@ -45,8 +48,18 @@ def overview():
                            chart=_chart(figures.throughput, figures.now.astimezone(tz)), tz=tz)
 
 
+def _sign_in_page(error: str | None, status: int = 200):
+    # The form's token is bound to this browser's session cookie: a form posted from another
+    # site carries neither (SameSite=Strict), so nobody can sign a visitor in as themselves.
+    session.setdefault("csrf", secrets.token_urlsafe(32))
+    return render_template("dashboard/login.html", error=error), status
+
+
 @bp.post("/login")
 def login():
+    if not same_origin() or not tokens_match(request.form.get("csrf"), session.get("csrf")):
+        return _sign_in_page("This sign-in form expired or came from another site: "
+                             "sign in again on this page.", 403)
     key = request.form.get("api_key", "").strip()
     if not key or accounts.company_for_key(sessions(), key) is None:
         return redirect(url_for("dashboard.overview", error="That API key is unknown or revoked."))
@@ -58,7 +71,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    if request.form.get("csrf") == session.get("csrf"):
+    if same_origin() and tokens_match(request.form.get("csrf"), session.get("csrf")):
         session.clear()
     return redirect(url_for("dashboard.overview"))
 

@@ -5,14 +5,32 @@ or repeats (fall back) is refused with a message saying so, instead of guessed.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.errors import InvalidInput
 
 
+# A day inside each end of the calendar, so every zone (offsets up to +-24 h) can show an instant.
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc) + timedelta(days=1)
+LATEST = datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware `value` in UTC, refused when it falls within a day of the calendar's ends
+    (years 1 and 9999), where converting it to UTC or to a time zone would overflow."""
+    try:
+        utc = value.astimezone(timezone.utc)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise InvalidInput(f"{value.isoformat()} is out of range: give a date-time between "
+                           f"{EARLIEST.date()} and {LATEST.date()} (UTC)")
+    return utc
 
 
 def zone(name: str) -> ZoneInfo:
@@ -20,6 +38,19 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"unknown time zone {name!r}: use an IANA name such as Europe/Paris") from None
+
+
+def at_most(n: int) -> str:
+    """A regular expression (no anchors) matching the decimal numbers 0..n, so a document can
+    say exactly which numbers a field takes."""
+    digits = str(n)
+    parts = [f"[0-9]{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    for i, d in enumerate(digits):
+        low = 1 if i == 0 and len(digits) > 1 else 0
+        if int(d) > low:
+            parts.append(f"{digits[:i]}[{low}-{int(d) - 1}][0-9]{{{len(digits) - i - 1}}}")
+    parts.append(digits)
+    return "|".join(parts)
 
 
 def parse_instant(value: str, tz_name: str | None = None) -> datetime:
@@ -35,10 +66,14 @@ def parse_instant(value: str, tz_name: str | None = None) -> datetime:
     if parsed.tzinfo is not None:
         if tz_name:
             zone(tz_name)  # still reject an unknown zone, even if the offset decides the instant
-        return parsed.astimezone(timezone.utc)
+        return as_utc(parsed)
     if not tz_name:
         raise InvalidInput(f"{value!r} has no UTC offset: add one (e.g. +01:00) or give a timezone")
-    return localize(parsed, zone(tz_name)).astimezone(timezone.utc)
+    tz = zone(tz_name)
+    if not EARLIEST.date() < parsed.date() < LATEST.date():
+        raise InvalidInput(f"{value!r} is out of range: give a date-time between "
+                           f"{EARLIEST.date()} and {LATEST.date()}")
+    return as_utc(localize(parsed, tz))
 
 
 def localize(local: datetime, tz: ZoneInfo) -> datetime:

@@ -8,7 +8,9 @@ them explicitly: `pytest -m "not mariadb"`.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -222,3 +224,19 @@ def api(request, tenant) -> ApiClient:
     client = ApiClient(db, tenant.api_key)
     yield client
     client.close()
+
+
+@contextmanager
+def serving(app):
+    """`app` on 127.0.0.1:<free port>, a real socket and threads, as a browser or a fuzzer
+    reaches it; yields the base URL and disposes of the app's engine afterwards."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        app.extensions["scheduler"]["engine"].dispose()

@@ -27,6 +27,7 @@ EVERY_VARIABLE = [
     ("SCHEDULER_SECRET_KEY", "secret_key", "x" * 44, "x" * 44),
     ("SCHEDULER_MAX_BODY_BYTES", "max_body_bytes", "4096", 4096),
     ("SCHEDULER_METRICS_TOKEN", "metrics_token", "scrape-me", "scrape-me"),
+    ("SCHEDULER_TRUSTED_PROXIES", "trusted_proxies", "1", 1),
     ("X_API_BASE_URL", "x_api_base_url", "http://127.0.0.1:9001", "http://127.0.0.1:9001"),
     ("GRAPH_API_BASE_URL", "graph_api_base_url", "http://127.0.0.1:9002", "http://127.0.0.1:9002"),
     ("GRAPH_API_VERSION", "graph_api_version", "v24.0", "v24.0"),
@@ -39,6 +40,7 @@ EVERY_VARIABLE = [
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
+ZERO_MEANS_NONE = {"trusted_proxies"}  # 0 proxies: X-Forwarded-* believed from nobody
 WHOLE = [(var, name) for var, name, _, parsed in EVERY_VARIABLE if isinstance(parsed, int)]
 
 
@@ -101,7 +103,7 @@ def test_overrides_win_over_the_environment_and_are_validated():
         Settings.from_env({}, run_budget=0.0)
 
 
-@pytest.mark.parametrize("var,name", NUMERIC)
+@pytest.mark.parametrize("var,name", [(v, n) for v, n in NUMERIC if n not in ZERO_MEANS_NONE])
 @pytest.mark.parametrize("raw", ["0", "-1"])
 def test_zero_and_negative_values_are_refused(var, name, raw):
     with pytest.raises(ConfigError) as info:
@@ -110,6 +112,12 @@ def test_zero_and_negative_values_are_refused(var, name, raw):
     assert var in message
     assert "greater than 0" in message
     assert "\n" not in message
+
+
+def test_zero_trusted_proxies_means_none_and_a_negative_count_is_refused():
+    assert Settings.from_env({"SCHEDULER_TRUSTED_PROXIES": "0"}).trusted_proxies == 0
+    with pytest.raises(ConfigError, match="SCHEDULER_TRUSTED_PROXIES must be 0 or more"):
+        Settings.from_env({"SCHEDULER_TRUSTED_PROXIES": "-1"})
 
 
 @pytest.mark.parametrize("var,name", NUMERIC)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import update
-from werkzeug.serving import make_server
 
 from app import create_app
 from app.models import Company, PostDetail, PostSchedule, SocialAccount, WorkerRun
@@ -21,7 +19,7 @@ from app.services.posts import NewPost, schedule_post
 from worker.cycle import Worker
 from worker.publishers.base import PermanentError
 
-from conftest import add_due_posts, make_tenant
+from conftest import add_due_posts, make_tenant, serving
 from test_queue import Scripted
 
 CHROMIUM = os.environ.get("SCHEDULER_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -53,13 +51,8 @@ def browser(tmp_path_factory):
 @pytest.fixture
 def site(mariadb):
     """The app on 127.0.0.1:<free port>, over the test's MariaDB database."""
-    app = create_app({"SETTINGS": mariadb.settings})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    app.extensions["scheduler"]["engine"].dispose()
+    with serving(create_app({"SETTINGS": mariadb.settings})) as url:
+        yield url
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ def list_accounts(company_id: str, query: CompanyQuery):
 
 
 @api.route("POST", "/social-accounts", summary="Connect a social account (the token is write-only)",
-           body=SocialAccountIn, response=AccountOut, status=201)
+           body=SocialAccountIn, response=AccountOut, status=201,
+           conflicts="The company already has this platform's account")
 def add_account(company_id: str, body: SocialAccountIn):
     account = accounts.add_account(
         sessions(), company_id, body.platform, body.externalId, body.accessToken, utcnow(),

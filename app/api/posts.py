@@ -14,10 +14,12 @@ from app.services import idempotency, posts
 from app.timeutil import utcnow
 
 api = Api("posts", "posts")
+NOT_PENDING = "The post is no longer pending (a worker has it, or it is finished)"
 
 
 @api.route("POST", "/schedule-post", summary="Schedule a post on one or more accounts",
            body=SchedulePostIn, response=PostsCreated, status=201,
+           conflicts="An account must be reconnected before posts can be scheduled on it",
            headers={"Idempotency-Key": "Repeat a request safely: the same key returns the first "
                                        "response and creates nothing"}, one_session=True)
 def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
@@ -31,9 +33,9 @@ def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     tz_name = posts.zone_for(body.scheduledAt, body.timezone,
                              lambda: posts.company_zone(db, company_id))
     request_post = posts.NewPost(
-        account_ids, body.content, posts.when(body.scheduledAt, tz_name, now),
+        account_ids, body.content, posts.when(body.scheduledAt, tz_name, None),
         timezone=tz_name, media_urls=tuple(body.mediaUrls),
-        client_id=str(body.clientId) if body.clientId else None)
+        client_id=str(body.clientId) if body.clientId else None, not_before=now)
     key = request.headers.get("Idempotency-Key")
 
     def create(session):
@@ -67,7 +69,7 @@ def get_post(company_id: str, post_id: str):
 
 @api.route("PATCH", "/scheduled-posts/<post_id>",
            summary="New content, media or time, while the post is still pending",
-           body=EditPostIn, response=PostOut)
+           body=EditPostIn, response=PostOut, conflicts=NOT_PENDING)
 def edit_post(company_id: str, post_id: str, body: EditPostIn):
     change = posts.PostChange(
         content=body.content, scheduled_at=body.scheduledAt, timezone=body.timezone,
@@ -76,13 +78,14 @@ def edit_post(company_id: str, post_id: str, body: EditPostIn):
 
 
 @api.route("DELETE", "/scheduled-posts/<post_id>", summary="Cancel a pending post",
-           response=PostOut)
+           response=PostOut, conflicts=NOT_PENDING)
 def cancel_post(company_id: str, post_id: str):
     return PostOut.of(posts.cancel_post(sessions(), company_id, post_id, utcnow()))
 
 
 @api.route("POST", "/scheduled-posts/<post_id>/retry",
-           summary="Put a failed or missed post back in the queue, due now", response=PostOut)
+           summary="Put a failed or missed post back in the queue, due now", response=PostOut,
+           conflicts="The post is not failed or missed")
 def retry_post(company_id: str, post_id: str):
     sessions_ = sessions()
     posts.retry_post(sessions_, utcnow(), company_id=company_id, post_id=post_id)

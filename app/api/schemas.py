@@ -5,17 +5,21 @@ Schema) make /openapi.json, so the document cannot drift from the code.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Literal
 from uuid import UUID
+from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from app.errors import InvalidInput
 from app.models import Client, PostDetail, PublishAttempt, SocialAccount
 from app.services.limits import MAX_MEDIA, MAX_URL_LENGTH, check_media_url
+from app.services.posts import CURSOR_PATTERN
 from app.statuses import AccountStatus, Outcome, Platform, PostStatus, QueueStatus
-from app.timeutil import zone
+from app.timeutil import parse_instant, zone
 
 
 def _media_url(value: str) -> str:
@@ -25,23 +29,88 @@ def _media_url(value: str) -> str:
     return value
 
 
+MACHINE_ZONES = {"localtime", "posixrules", "Factory"}  # this machine's files, not real zones
+
+
+@cache
+def iana_zones() -> tuple[str, ...]:
+    """The zone names the document lists; a name outside them is refused, even one ZoneInfo
+    would open (a file path such as posix/Europe/Paris), so the server and document agree."""
+    return tuple(sorted(available_timezones() - MACHINE_ZONES))
+
+
 def _iana(value: str) -> str:
-    try:
-        zone(value)
-    except InvalidInput as exc:
-        raise ValueError(str(exc)) from None
+    if value not in iana_zones():
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Paris")
     return value
 
 
+# Date-times as the document states them and the server reads them, by one pattern each: years
+# 0002-9998 (a day inside the calendar's ends, so no zone overflows), real months and days,
+# hours 00-23, an optional fraction, an offset (Z or +-hh:mm). Only a local time that a zone
+# skips or repeats gets past the pattern and is refused afterwards.
+_YEAR = r"(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+_DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+        r"|02-(?:0[1-9]|1[0-9]|2[0-8]))")
+# Divisible by 4, and centuries only by 400: the years with a 29 February.
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][48]|[2468][048]|[13579][26])00)"
+_DATE = f"(?:{_YEAR}-{_DAY}|{_LEAP_YEAR}-02-29)"
+_TIME = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+_OFFSET = r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+INSTANT_PATTERN = f"^{_DATE}{_TIME}{_OFFSET}$"
+LOCAL_OR_INSTANT_PATTERN = f"^{_DATE}{_TIME}{_OFFSET}?$"
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not empty, not only spaces, no NUL
+MEDIA_URL_PATTERN = (r"^https?://(?:[^\s\x00/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00/?#@:\[\]]+)"
+                     r"(?::[0-9]*)?(?:[/?#][^\s\x00]*)?$")
+
+
+def _instant(value: object) -> datetime:
+    """Only a string with an offset, as the pattern says: a number is not a date, not even a
+    timestamp, so `to=0.5` is refused instead of read as 1970."""
+    if not isinstance(value, str) or not re.fullmatch(INSTANT_PATTERN, value):
+        raise ValueError("must be a date-time with a UTC offset between the years 0002 and 9998, "
+                         "e.g. 2026-12-01T09:00:00+01:00")
+    try:
+        return parse_instant(value)
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
+
+
+# What each pattern means, in words, for the error message (pydantic would quote the regex).
+PATTERN_MESSAGES = {
+    NOT_BLANK: "must not be empty or only spaces",
+    INSTANT_PATTERN: "must be a date-time with a UTC offset between the years 0002 and 9998, "
+                     "e.g. 2026-12-01T09:00:00+01:00",
+    LOCAL_OR_INSTANT_PATTERN: "is not an ISO 8601 date-time between the years 0002 and 9998 "
+                              "(e.g. 2026-12-01T09:00:00+01:00, or 2026-12-01T09:00:00 read in "
+                              "timezone or the company's zone)",
+    CURSOR_PATTERN: "not a cursor from this API: pass nextCursor unchanged",
+    MEDIA_URL_PATTERN: "must be an http:// or https:// URL with a host and no spaces",
+}
+
+
 # The pattern is for the document; _media_url says what is wrong in words.
-MediaUrl = Annotated[str, Field(max_length=MAX_URL_LENGTH, json_schema_extra={
-    "format": "uri", "pattern": r"^https?://\S+$"}), AfterValidator(_media_url)]
-TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/Paris"]),
+MediaUrl = Annotated[str, Field(max_length=MAX_URL_LENGTH, json_schema_extra={"format": "uri"},
+                               pattern=MEDIA_URL_PATTERN),
+                     AfterValidator(_media_url)]
+TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/Paris"],
+                                json_schema_extra=lambda schema: schema.update(enum=list(iana_zones()))),
                      AfterValidator(_iana)]
+Instant = Annotated[datetime, PlainValidator(_instant), WithJsonSchema(
+    {"type": "string", "format": "date-time", "pattern": INSTANT_PATTERN,
+     "examples": ["2026-12-01T09:00:00+01:00"]})]
+Token = Annotated[str, Field(min_length=1, max_length=8192, pattern=NOT_BLANK,
+                             description="Write-only; not only whitespace")]
 LocalOrOffsetTime = Annotated[str, Field(
-    min_length=1, max_length=64, examples=["2026-12-01T09:00:00+01:00", "2026-12-01T09:00:00"],
+    min_length=1, max_length=64, pattern=LOCAL_OR_INSTANT_PATTERN,
+    examples=["2026-12-01T09:00:00+01:00", "2026-12-01T09:00:00"],
     description="ISO 8601 with a UTC offset, or a local time read in `timezone` "
-                "(the company's time zone when none is given)")]
+                "(the company's time zone when none is given); in the future")]
+
+
+def _given(name: str, json_type: str) -> dict:
+    """JSON Schema for "`name` is present and not null"."""
+    return {"required": [name], "properties": {name: {"type": json_type}}}
 
 
 class Strict(BaseModel):
@@ -57,6 +126,10 @@ class Out(BaseModel):
 # -- requests -------------------------------------------------------------------------------
 
 class SchedulePostIn(Strict):
+    # Exactly one of the two accounts' fields, a null counting as absent (as the server reads it).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [_given("socialAccountId", "string"), _given("socialAccountIds", "array")]})
+
     companyId: UUID | None = Field(None, description="Must be the API key's company if given")
     socialAccountId: UUID | None = Field(None, description="One account (or socialAccountIds)")
     socialAccountIds: list[UUID] | None = Field(None, min_length=1, max_length=50,
@@ -69,6 +142,13 @@ class SchedulePostIn(Strict):
 
 
 class EditPostIn(Strict):
+    # Something to change; a timezone only with scheduledAt.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        {"anyOf": [_given("content", "string"), _given("mediaUrls", "array"),
+                   _given("scheduledAt", "string")]},
+        {"anyOf": [{"not": _given("timezone", "string")}, _given("scheduledAt", "string")]},
+    ]})
+
     content: str | None = Field(None, min_length=1, max_length=65536)
     scheduledAt: LocalOrOffsetTime | None = None
     timezone: TimeZone | None = None
@@ -78,18 +158,18 @@ class EditPostIn(Strict):
 class SocialAccountIn(Strict):
     companyId: UUID | None = None
     platform: Platform
-    externalId: str = Field(min_length=1, max_length=255,
+    externalId: str = Field(min_length=1, max_length=255, pattern=NOT_BLANK,
                             description="Page id, IG user id, person/organization URN or X user id")
     displayName: str | None = Field(None, max_length=255)
-    accessToken: str = Field(min_length=1, max_length=8192, description="Write-only")
-    tokenExpiresAt: AwareDatetime | None = None
+    accessToken: Token
+    tokenExpiresAt: Instant | None = None
     clientId: UUID | None = None
 
 
 class ReconnectIn(Strict):
     companyId: UUID | None = None
-    accessToken: str = Field(min_length=1, max_length=8192, description="Write-only: the new token")
-    tokenExpiresAt: AwareDatetime | None = None
+    accessToken: Token
+    tokenExpiresAt: Instant | None = None
 
 
 class ReconnectOut(Out):
@@ -99,7 +179,7 @@ class ReconnectOut(Out):
 
 class ClientIn(Strict):
     companyId: UUID | None = None
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)
 
 
 class CompanyQuery(Strict):
@@ -111,10 +191,11 @@ class PostListQuery(Strict):
     status: PostStatus | None = None
     clientId: UUID | None = None
     socialAccountId: UUID | None = None
-    from_: AwareDatetime | None = Field(None, alias="from", description="run_at >= from")
-    to: AwareDatetime | None = Field(None, description="run_at < to")
+    from_: Instant | None = Field(None, alias="from", description="run_at >= from")
+    to: Instant | None = Field(None, description="run_at < to")
     limit: int = Field(50, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=512, description="nextCursor of the previous page")
+    cursor: str | None = Field(None, max_length=64, pattern=CURSOR_PATTERN,
+                               description="Opaque: the nextCursor of the previous page, unchanged")
 
 
 # -- responses ------------------------------------------------------------------------------

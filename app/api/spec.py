@@ -7,30 +7,27 @@ the very models that validate requests.
 from __future__ import annotations
 
 import functools
-import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, session
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 from sqlalchemy.orm import Session
 
-from app.api.schemas import ErrorBody
+from app.api.body import HttpError, check_strings, parse_json, read_body
+from app.api.schemas import PATTERN_MESSAGES, ErrorBody
 from app.errors import InvalidInput, NotFound, Unauthorized
 from app.services.accounts import company_for_key_hash, hash_key, key_company
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
-
-
-class HttpError(Exception):
-    """An answer about the HTTP request itself (not JSON, wrong type, too large)."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+NO_NUL = r"^[^\x00]*$"
+# Idempotency-Key: what idempotency.check_key takes (printable) as HTTP carries it (Latin-1,
+# no spaces at either end).
+PRINTABLE_HEADER = r"^[^\s\x00-\x1f\x7f-\xa0\xad](?:[^\x00-\x1f\x7f-\xa0\xad]*[^\s\x00-\x1f\x7f-\xa0\xad])?$"
 
 
 @dataclass
@@ -45,6 +42,7 @@ class Operation:
     query: type[BaseModel] | None
     auth: bool
     headers: dict[str, str] = field(default_factory=dict)  # request header -> description
+    conflicts: str | None = None  # when the operation answers 409, if it can
 
     @property
     def path(self) -> str:
@@ -66,17 +64,19 @@ class Api:
     def route(self, method: str, rule: str, *, summary: str, response: type[BaseModel] | None,
               status: int = 200, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, auth: bool = True,
-              headers: dict[str, str] | None = None, one_session: bool = False) -> Callable:
+              headers: dict[str, str] | None = None, conflicts: str | None = None,
+              one_session: bool = False) -> Callable:
         """`one_session`: the key is checked in a database session that the view then gets as
         `db` and commits in (one connection and one transaction a request, for the hot path);
         it is closed, rolled back unless committed, when the view returns or raises."""
         operation = Operation(method, rule, summary, self.tag, status, response, body, query, auth,
-                              headers or {})
+                              headers or {}, conflicts)
         self.operations.append(operation)
 
         def decorate(view: Callable) -> Callable:
             def run(path_args: dict, db: Session | None):
                 kwargs = dict(path_args)
+                _check_ids(path_args)
                 if auth:
                     kwargs["company_id"] = g.company_id = authenticate(db)
                 if query is not None:
@@ -145,15 +145,21 @@ def json_body() -> dict:
     if request.mimetype != "application/json":
         raise HttpError(415, "unsupported_media_type",
                         "send the body as JSON with `Content-Type: application/json`")
-    raw = request.get_data()  # 413 from werkzeug past MAX_CONTENT_LENGTH
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    data = parse_json(read_body())
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object", fields={"body": "must be an object"})
+    check_strings(data)
     g.json_body = data
     return data
+
+
+def _check_ids(path_args: dict[str, str]) -> None:
+    """Ids in paths are UUIDs; anything else names nothing that exists."""
+    for name, value in path_args.items():
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise NotFound(f"no {name.removesuffix('_id')} {value!r}: ids are UUIDs") from None
 
 
 def _query_args() -> dict[str, str]:
@@ -161,7 +167,9 @@ def _query_args() -> dict[str, str]:
     if repeated:
         raise InvalidInput(f"give each query parameter once: {', '.join(repeated)}",
                            fields={k: "given more than once" for k in repeated})
-    return request.args.to_dict()
+    args = request.args.to_dict()
+    check_strings(args)
+    return args
 
 
 def _validated(model: type[BaseModel], data: dict) -> BaseModel:
@@ -183,6 +191,9 @@ def _field_name(loc: tuple) -> str:
 def _explain(error: dict) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown field"
+    if error["type"] == "string_pattern_mismatch":
+        return PATTERN_MESSAGES.get(error["ctx"]["pattern"], "does not have the form "
+                                    "/openapi.json gives for it")
     if error["type"] == "missing":
         return "required"
     return error["msg"].removeprefix("Value error, ")
@@ -208,6 +219,16 @@ def _respond(result, status: int) -> Response:
 
 # -- the document ---------------------------------------------------------------------------
 
+class DocumentSchema(GenerateJsonSchema):
+    """Pydantic's JSON Schema, plus what the server enforces on every string before the models
+    see it (body.check_strings): no NUL character."""
+
+    def str_schema(self, schema):
+        out = super().str_schema(schema)
+        out.setdefault("pattern", NO_NUL)
+        return out
+
+
 def openapi_document(operations: list[Operation], title: str, version: str) -> dict:
     """OpenAPI 3.1 from the operations' pydantic models."""
     bodies = {op.body for op in operations if op.body is not None}
@@ -215,7 +236,7 @@ def openapi_document(operations: list[Operation], title: str, version: str) -> d
     modes |= {op.response: "serialization" for op in operations if op.response is not None}
     modes[ErrorBody] = "serialization"
     keys, top = models_json_schema(sorted(modes.items(), key=lambda item: item[0].__name__),
-                                   ref_template=REF)
+                                   ref_template=REF, schema_generator=DocumentSchema)
     components = dict(top.get("$defs", {}))
     paths: dict[str, dict] = {}
     for op in operations:
@@ -242,13 +263,17 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
         ok["content"] = json_of(op.response)
     spec = {"summary": op.summary, "operationId": f"{op.method.lower()}{_camel(op.path)}",
             "tags": [op.tag],
-            "responses": {str(op.status): ok,
-                          "default": {"description": "An error", "content": json_of(ErrorBody)}},
+            "responses": {str(op.status): ok, **{
+                str(status): {"description": why, "content": json_of(ErrorBody)}
+                for status, why in _errors(op).items()},
+                "default": {"description": "An unexpected error (5xx: the database is "
+                                           "unavailable, or a bug)", "content": json_of(ErrorBody)}},
             "security": [{"bearerAuth": []}] if op.auth else []}
     params = [{"name": p, "in": "path", "required": True,
                "schema": {"type": "string", "format": "uuid"}} for p in op.path_params]
     params += [{"name": name, "in": "header", "required": False, "description": text,
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                           "pattern": PRINTABLE_HEADER}}
                for name, text in op.headers.items()]
     if op.query is not None:
         params += _query_params(op.query, components)
@@ -259,8 +284,28 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
     return spec
 
 
+def _errors(op: Operation) -> dict[int, str]:
+    """The client errors an operation can answer, each with when."""
+    errors: dict[int, str] = {}
+    if op.body is not None:
+        errors[400] = "The body is not JSON (malformed_json) or nests too deep (too_deep)"
+    if op.auth:
+        errors[401] = "No API key, or one that is unknown or revoked"
+    if op.auth or op.path_params:
+        errors[404] = "Not found for this API key's company (a companyId not the key's own, an id)"
+    if op.conflicts:
+        errors[409] = op.conflicts
+    if op.body is not None:
+        errors[413] = "The body is larger than SCHEDULER_MAX_BODY_BYTES"
+        errors[415] = "The body is not sent as application/json"
+    if op.body is not None or op.query is not None or op.headers:
+        errors[422] = "A field is not valid: `fields` names each one and says why"
+    return errors
+
+
 def _query_params(model: type[BaseModel], components: dict) -> list[dict]:
-    schema = model.model_json_schema(ref_template=REF, mode="validation")
+    schema = model.model_json_schema(ref_template=REF, mode="validation",
+                                     schema_generator=DocumentSchema)
     components.update(schema.get("$defs", {}))
     required = set(schema.get("required", []))
     params = []

@@ -7,12 +7,10 @@ is being published. Only worker/queue.py writes the lock columns.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from sqlalchemy import Select, and_, insert, or_, select, update
@@ -24,7 +22,7 @@ from app.models import (
 )
 from app.services.limits import MAX_MEDIA, check_media_url, check_post
 from app.statuses import EDITABLE, AccountStatus, PostStatus, QueueStatus
-from app.timeutil import parse_instant
+from app.timeutil import EARLIEST, LATEST, at_most, parse_instant
 from worker.queue import requeue_failed
 
 
@@ -39,6 +37,9 @@ class NewPost:
     timezone: str | None = None
     media_urls: tuple[str, ...] = ()
     client_id: str | None = None
+    # The API's "must be in the future": checked after the accounts are found, so a request
+    # naming no account of this company is 404 whatever its time (the order the document states).
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
         raise InvalidInput("name at least one social account",
                            fields={"socialAccountIds": "name at least one account"})
     accounts = _accounts(session, company_id, request.account_ids)
+    if request.not_before is not None:
+        check_future(request.run_at, request.not_before)
     for account in accounts:
         _check_for_platform(account, request.content, list(request.media_urls))
     if request.client_id is not None:
@@ -96,18 +99,23 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
     return posts
 
 
-def when(scheduled_at: str, tz_name: str | None, now: datetime) -> datetime:
-    """The UTC instant of `scheduledAt`; it must be in the future."""
+def when(scheduled_at: str, tz_name: str | None, now: datetime | None) -> datetime:
+    """The UTC instant of `scheduledAt`; given `now`, it must also be after it."""
     try:
         run_at = parse_instant(scheduled_at, tz_name)
     except InvalidInput as exc:
         field = "timezone" if "time zone" in str(exc) else "scheduledAt"
         raise InvalidInput(str(exc), fields={field: str(exc)}) from None
+    if now is not None:
+        check_future(run_at, now)
+    return run_at
+
+
+def check_future(run_at: datetime, now: datetime) -> None:
     if run_at <= now:
         message = (f"scheduledAt must be in the future: {run_at.isoformat()} is before now "
                    f"({now.astimezone(timezone.utc).isoformat(timespec='seconds')})")
         raise InvalidInput(message, fields={"scheduledAt": "must be in the future"})
-    return run_at
 
 
 def zone_for(scheduled_at: str, tz_name: str | None,
@@ -227,19 +235,24 @@ def _filtered(query: Select, f: PostFilter) -> Select:
     return query.where(*[make() for value, make in conditions if value is not None])
 
 
+# A cursor is the last row's (run_at, id): run_at as microseconds after EARLIEST, the id as
+# 32 hex digits. Every string the pattern admits is a position, so the document can say exactly
+# what the server takes; clients should still treat it as opaque.
+_CURSOR_SPAN = (LATEST - EARLIEST) // timedelta(microseconds=1)
+CURSOR_PATTERN = f"^(?:{at_most(_CURSOR_SPAN)})-[0-9a-f]{{32}}$"
+
+
 def encode_cursor(run_at: datetime, post_id: str) -> str:
-    raw = json.dumps([run_at.astimezone(timezone.utc).isoformat(), post_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    micros = (run_at.astimezone(timezone.utc) - EARLIEST) // timedelta(microseconds=1)
+    return f"{micros}-{uuid.UUID(post_id).hex}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        run_at, post_id = json.loads(raw)
-        return datetime.fromisoformat(run_at).astimezone(timezone.utc), str(uuid.UUID(post_id))
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
         raise InvalidInput("the cursor is not one this API gave out: pass nextCursor unchanged",
-                           fields={"cursor": "not a cursor from this API"}) from None
+                           fields={"cursor": "not a cursor from this API"})
+    micros, _, post_id = cursor.partition("-")
+    return EARLIEST + timedelta(microseconds=int(micros)), str(uuid.UUID(hex=post_id))
 
 
 def get_post(sessions: sessionmaker[Session], company_id: str,
