@@ -440,7 +440,7 @@ def test_a_real_postgresql_deadlock_is_seen_as_a_lock_conflict(postgresql, tenan
         thread.join(10)
         one.rollback()
         two.rollback()
-    assert len(failures) == 1 and queue._is_lock_conflict(failures[0]), failures
+    assert len(failures) == 1 and tx._is_lock_conflict(failures[0]), failures
 
 
 def test_deadlocks_and_lock_waits_are_retried_then_reported_cleanly(db, monkeypatch):
