@@ -30,7 +30,7 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0  done
   2  the database cannot be reached, the login failed, or the server is too old
-  3  the schema is missing or out of date: run `scheduler db init`
+  3  the schema is missing or out of date (run `scheduler db init`), or newer than this code
   4  a setting is malformed or out of range (the message names it)
   5  not found;  6  invalid input;  7  conflict with the current state
   64 a usage error (unknown option, missing argument): see --help
@@ -179,6 +179,15 @@ def db() -> None:
     """The database schema."""
 
 
+def _on_schema(ctx: Context, work):
+    """Log in (the schema may be anything) and run `work(engine)`; a database error is one line."""
+    ctx.sessions(check_schema_first=False)
+    try:
+        return work(ctx.engine)
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(explain_connect_error(ctx.engine, exc)) from None
+
+
 @db.command("init")
 @pass_ctx
 @handle_errors
@@ -186,15 +195,32 @@ def db_init(ctx: Context) -> None:
     """Create or upgrade the schema on DATABASE_URL (safe to run again)."""
     from app.migrations import init_schema
 
-    ctx.sessions(check_schema_first=False)
-    try:
-        applied = init_schema(ctx.engine)
-    except DBAPIError as exc:
-        raise DatabaseUnavailable(explain_connect_error(ctx.engine, exc)) from None
+    applied = _on_schema(ctx, init_schema)
     where = describe(ctx.engine)
     human = (f"applied {', '.join(applied)} on {where}" if applied
              else f"schema already up to date on {where}")
     ctx.output({"applied": applied, "database": where}, human)
+
+
+@db.command("status")
+@pass_ctx
+@handle_errors
+def db_status(ctx: Context) -> None:
+    """Print the database's schema revision and the newest one this code knows."""
+    from app.migrations import schema_state
+
+    state = _on_schema(ctx, schema_state)
+    current = state.current or (f"{state.old_runner} (old runner, not yet stamped)"
+                                if state.old_runner else None)
+    if not state.known:
+        advice = "newer than this code: run the release that upgraded it"
+    elif state.up_to_date:
+        advice = "up to date"
+    else:
+        advice = "run `scheduler db init`"
+    ctx.output({"current": state.current, "old_runner": state.old_runner, "head": state.head,
+                "up_to_date": state.up_to_date, "database": describe(ctx.engine)},
+               f"current: {current or 'none (empty database)'}\nhead:    {state.head}\n{advice}")
 
 
 # -- companies, keys, accounts --------------------------------------------------------------

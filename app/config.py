@@ -20,9 +20,12 @@ from app.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
 ENVIRONMENTS = ("development", "test", "production")
+CLOCK_SLACK = 1.0  # seconds the workers' clocks may disagree (NTP keeps them within ms)
 # The drivers we ship and test. Anything else is refused up front, not at the first query.
 _DRIVERS = {"sqlite": "sqlite", "mysql": "mysql+pymysql", "mysql+pymysql": "mysql+pymysql",
-            "mariadb": "mariadb+pymysql", "mariadb+pymysql": "mariadb+pymysql"}
+            "mariadb": "mariadb+pymysql", "mariadb+pymysql": "mariadb+pymysql",
+            "postgresql": "postgresql+psycopg", "postgresql+psycopg": "postgresql+psycopg",
+            "postgres": "postgresql+psycopg"}
 
 
 def default_worker_id() -> str:
@@ -98,8 +101,6 @@ class Settings:
         "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
     }
-    MAY_BE_ZERO_OFF = ("retention_days", "webhook_allow_private")  # 0 turns the feature off
-    MAY_BE_ZERO = MAY_BE_ZERO_OFF + ("trusted_proxies",)  # 0 proxies: headers believed from none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -122,10 +123,9 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{self.ENV[f.name]} must be a finite number, got {value}")
-            if f.name in self.MAY_BE_ZERO and value < 0:
-                what = "0 (off)" if f.name in self.MAY_BE_ZERO_OFF else "0"
-                raise ConfigError(f"{self.ENV[f.name]} must be {what} or more, got {value}")
-            if isinstance(value, (int, float)) and value <= 0 and f.name not in self.MAY_BE_ZERO:
+            if f.name in _MAY_BE_ZERO and value < 0:
+                raise ConfigError(f"{self.ENV[f.name]} must be 0 or more, got {value}")
+            if isinstance(value, (int, float)) and value <= 0 and f.name not in _MAY_BE_ZERO:
                 raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
         if self.webhook_allow_private not in (0, 1):
             raise ConfigError(f"SCHEDULER_WEBHOOK_ALLOW_PRIVATE must be 0 or 1, "
@@ -136,6 +136,7 @@ class Settings:
             raise ConfigError(f"SCHEDULER_ENV must be one of {', '.join(ENVIRONMENTS)}, "
                               f"got {self.environment!r}")
         _check_platform_settings(self)
+        _check_lock_timeout(self)
         if self.environment != "development" and not self.secret_key:
             # The development key is public (it is in this source): real tokens need a real key.
             raise ConfigError(f"SCHEDULER_SECRET_KEY must be set when SCHEDULER_ENV="
@@ -145,7 +146,36 @@ class Settings:
     def url(self) -> URL:
         return normalize_database_url(self.database_url)
 
+    @property
+    def claim_margin(self) -> float:
+        """No request starts for a claim older than lock_timeout minus this: one request's worst
+        case (connect + read timeouts) and CLOCK_SLACK for the hosts' clocks."""
+        return self.http_connect_timeout + self.http_read_timeout + CLOCK_SLACK
 
+    @property
+    def publish_worst_case(self) -> float:
+        """The longest one publish may need between two requests' checks: a request, and
+        Instagram's container polling."""
+        return (self.http_connect_timeout + self.http_read_timeout
+                + self.instagram_poll_interval * self.instagram_poll_attempts)
+
+
+def _check_lock_timeout(settings: Settings) -> None:
+    """A live worker's publish must fit inside its lock, or another worker takes it mid-way."""
+    needed = settings.publish_worst_case + settings.claim_margin
+    if settings.lock_timeout < needed:
+        raise ConfigError(
+            f"SCHEDULER_LOCK_TIMEOUT ({settings.lock_timeout} s) is too short for a publish: "
+            f"SCHEDULER_HTTP_CONNECT_TIMEOUT + SCHEDULER_HTTP_READ_TIMEOUT "
+            f"({settings.http_connect_timeout:g} + {settings.http_read_timeout:g} s) twice, "
+            f"Instagram's polling ({settings.instagram_poll_attempts} x "
+            f"{settings.instagram_poll_interval:g} s) and {CLOCK_SLACK:g} s need {needed:g} s; "
+            f"raise SCHEDULER_LOCK_TIMEOUT to at least {math.ceil(needed)} or lower "
+            "SCHEDULER_HTTP_READ_TIMEOUT")
+
+
+# 0 proxies trusted; 0: no pruning; 0: webhook URLs must resolve to public addresses
+_MAY_BE_ZERO = {"trusted_proxies", "retention_days", "webhook_allow_private"}
 
 
 def _check_platform_settings(settings: Settings) -> None:
@@ -176,7 +206,7 @@ def _parse(var: str, raw: str, kind: str):
 
 
 def normalize_database_url(raw: str) -> URL:
-    """Parse DATABASE_URL; plain mysql:// means PyMySQL, the driver we ship."""
+    """Parse DATABASE_URL; plain mysql:// means PyMySQL and postgresql:// psycopg 3, the drivers we ship."""
     try:
         url = make_url(raw)
     except ArgumentError:
@@ -187,7 +217,8 @@ def normalize_database_url(raw: str) -> URL:
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
         raise ConfigError(
-            f"DATABASE_URL uses {url.drivername!r}; supported: sqlite, mysql+pymysql, mariadb+pymysql"
+            f"DATABASE_URL uses {url.drivername!r}; supported: sqlite, mysql+pymysql, "
+            "mariadb+pymysql, postgresql+psycopg (e.g. postgresql://user:pass@host:5432/db)"
         )
     url = url.set(drivername=driver)
     if driver != "sqlite" and not url.database:

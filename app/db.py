@@ -1,20 +1,20 @@
 """Engine and session factory, shared by the API and the worker, and the start-up checks.
 
-MySQL/MariaDB sessions run under READ COMMITTED with the time zone pinned to UTC. SQLite
-(the embedded default) runs in WAL mode and opens every transaction with BEGIN IMMEDIATE:
-one writer at a time takes the place of SKIP LOCKED there.
+MySQL/MariaDB and PostgreSQL sessions run under READ COMMITTED with the time zone pinned to
+UTC. SQLite (the embedded default) runs in WAL mode and opens every transaction with BEGIN
+IMMEDIATE: one writer at a time takes the place of SKIP LOCKED there.
 """
 from __future__ import annotations
 
 import re
 import time
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.errors import DatabaseUnavailable, SchemaMissing
+from app.errors import DatabaseUnavailable
 
 # MySQL client/server error numbers we translate into one-line messages.
 ACCESS_DENIED = (1044, 1045, 1698)
@@ -36,15 +36,18 @@ def make_engine(settings: Settings, pre_ping: bool = True, **kwargs) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    connect_args = {"init_command": "SET time_zone = '+00:00'", "connect_timeout": 10,
-                    "charset": "utf8mb4"}
+    if url.get_backend_name() == "postgresql":
+        connect_args = {"options": "-c timezone=UTC", "connect_timeout": 10}
+    else:
+        connect_args = {"init_command": "SET time_zone = '+00:00'", "connect_timeout": 10,
+                        "charset": "utf8mb4"}
     # READ COMMITTED: the claim's locking read takes record locks only, no gap or
     # next-key locks, so inserts from the API never deadlock against a claim (see README).
     engine = create_engine(url, isolation_level="READ COMMITTED", pool_recycle=3600,
                            connect_args=connect_args, **kwargs)
     if pre_ping:
         event.listen(engine, "checkin", _rested_since)
-        event.listen(engine, "checkout", _ping_if_rested)
+        event.listen(engine, "checkout", _pinger(engine))
     return engine
 
 
@@ -52,14 +55,16 @@ def _rested_since(_dbapi_connection, record) -> None:
     record.info["checked_in"] = time.monotonic()
 
 
-def _ping_if_rested(dbapi_connection, record, _proxy) -> None:
-    """Test a connection that rested a while; a dead one is replaced (the pool retries)."""
-    if time.monotonic() - record.info.get("checked_in", 0.0) < IDLE_PING_AFTER:
-        return
-    try:
-        dbapi_connection.ping(reconnect=False)
-    except Exception as exc:
-        raise DisconnectionError(f"a pooled connection was dead: {exc}") from exc
+def _pinger(engine: Engine):
+    def ping_if_rested(dbapi_connection, record, _proxy) -> None:
+        """Test a connection that rested a while; a dead one is replaced (the pool retries)."""
+        if time.monotonic() - record.info.get("checked_in", 0.0) < IDLE_PING_AFTER:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection was dead: {exc}") from exc
+    return ping_if_rested
 
 
 def _sqlite_on_connect(dbapi_connection, _record):
@@ -81,10 +86,6 @@ def engine_of(sessions: sessionmaker[Session]) -> Engine:
     return sessions.kw["bind"]
 
 
-def is_mysql(engine: Engine) -> bool:
-    return engine.dialect.name in ("mysql", "mariadb")
-
-
 def describe(engine: Engine) -> str:
     """The URL without its password, for messages."""
     return engine.url.render_as_string(hide_password=True)
@@ -93,34 +94,47 @@ def describe(engine: Engine) -> str:
 def check_connection(engine: Engine) -> None:
     """Log in once and check the server can SKIP LOCKED; raise DatabaseUnavailable otherwise."""
     try:
-        with engine.connect() as conn:
-            if is_mysql(engine):
-                version = conn.execute(text("SELECT VERSION()")).scalar_one()
-                check_server_version(version)
+        version = server_version(engine)
     except DBAPIError as exc:
         raise DatabaseUnavailable(explain_connect_error(engine, exc)) from None
+    if version is not None:
+        check_server_version(version, engine.dialect.name)
 
 
-def check_server_version(version: str) -> None:
-    """SKIP LOCKED needs MariaDB >= 10.6 or MySQL >= 8.0.1; older servers silently skip nothing."""
-    match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+def server_version(engine: Engine) -> str | None:
+    """The server's version string (None on SQLite, which has no server)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect():
+            return None
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT VERSION()")).scalar_one()
+
+
+def check_server_version(version: str, dialect: str = "mysql") -> None:
+    """SKIP LOCKED needs MariaDB >= 10.6, MySQL >= 8.0.1 or PostgreSQL >= 9.5; MariaDB 10.4
+    accepts the clause and silently skips nothing, so an older server is refused at start-up."""
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
     if not match:
         return
-    found = tuple(int(p) for p in match.groups())
-    needed = (10, 6, 0) if "mariadb" in version.lower() else (8, 0, 1)
+    found = tuple(int(p or 0) for p in match.groups())
+    if dialect == "postgresql":
+        name, needed = "PostgreSQL", (9, 5, 0)
+    elif "mariadb" in version.lower():
+        name, needed = "MariaDB", (10, 6, 0)
+    else:
+        name, needed = "MySQL", (8, 0, 1)
     if found < needed:
-        name = "MariaDB" if needed[0] == 10 else "MySQL"
         raise DatabaseUnavailable(
-            f"{name} {version} is too old: FOR UPDATE SKIP LOCKED needs {name} >= "
-            f"{'.'.join(map(str, needed))}")
+            f"{name} {'.'.join(map(str, found))} is too old: FOR UPDATE SKIP LOCKED needs {name} >= "
+            f"{'.'.join(map(str, needed))}; upgrade the server or point DATABASE_URL at a newer one")
 
 
 def explain_connect_error(engine: Engine, exc: DBAPIError) -> str:
     where = describe(engine)
     code = _mysql_code(exc)
-    if code in ACCESS_DENIED:
+    if code in ACCESS_DENIED or _pg_login_failed(exc):
         return f"database login failed for {where}: check the user and password in DATABASE_URL"
-    if code == UNKNOWN_DATABASE:
+    if code == UNKNOWN_DATABASE or _pg_unknown_database(exc):
         return (f"database {engine.url.database!r} does not exist on {where}: "
                 f"create it (CREATE DATABASE {engine.url.database}) and run `scheduler db init`")
     if code in CANT_CONNECT or isinstance(exc, OperationalError):
@@ -134,20 +148,21 @@ def _mysql_code(exc: DBAPIError) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
+# psycopg reports a failed connection without an SQLSTATE: the server's FATAL line says it.
+def _pg_unknown_database(exc: DBAPIError) -> bool:
+    return bool(re.search(r'FATAL:\s+database ".*" does not exist', str(exc.orig)))
+
+
+def _pg_login_failed(exc: DBAPIError) -> bool:
+    return bool(re.search(r'FATAL:\s+(password authentication failed|role ".*" does not exist|'
+                          r'no pg_hba.conf entry)', str(exc.orig)))
+
+
 def check_schema(engine: Engine) -> None:
-    """Raise SchemaMissing unless every migration in sql/migrations has been applied."""
-    from app.migrations import pending_migrations  # the module that owns sql/
+    """Raise SchemaMissing unless the database is at the newest revision of sql/migrations."""
+    from app.migrations import check_schema_is_current  # the module that owns sql/
 
     try:
-        names = set(inspect(engine).get_table_names())
-        missing = [] if "schema_migrations" in names else ["schema_migrations"]
-        pending = pending_migrations(engine) if not missing else []
+        check_schema_is_current(engine)
     except DBAPIError as exc:
         raise DatabaseUnavailable(explain_connect_error(engine, exc)) from None
-    if missing:
-        raise SchemaMissing(
-            f"the schema is missing on {describe(engine)}: run `scheduler db init`")
-    if pending:
-        raise SchemaMissing(
-            f"the schema on {describe(engine)} is out of date ({', '.join(pending)} not applied): "
-            "run `scheduler db init`")

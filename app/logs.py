@@ -27,6 +27,8 @@ def configure(level: str = "INFO", stream=None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic logs each plugin it loads and each revision at INFO: `db init` says what it applied.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields) -> None:

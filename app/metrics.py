@@ -79,6 +79,9 @@ def _histogram_query(dialect: str):
     if dialect == "sqlite":
         seconds = literal_column("(julianday(publish_attempts.finished_at) - "
                                  "julianday(publish_attempts.started_at)) * 86400.0")
+    elif dialect == "postgresql":
+        seconds = literal_column("EXTRACT(EPOCH FROM (publish_attempts.finished_at - "
+                                 "publish_attempts.started_at))")
     else:
         seconds = literal_column("TIMESTAMPDIFF(MICROSECOND, publish_attempts.started_at, "
                                  "publish_attempts.finished_at) / 1000000.0")

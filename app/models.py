@@ -1,7 +1,8 @@
-"""The tables of docs/architecture.md as SQLAlchemy 2.0 typed models.
+"""The tables of docs/architecture.md as SQLAlchemy 2.0 typed models, for SQLite, MariaDB/MySQL
+and PostgreSQL.
 
-`sql/schema.sql` is the same schema written for MySQL/MariaDB; tests/test_schema.py proves
-the two are equal column by column, so neither can drift from the other.
+The revisions of sql/migrations/ build these tables; tests/test_schema.py proves the two agree
+(`alembic check`) and that sql/schema.*.sql are what the revisions render.
 """
 from __future__ import annotations
 
@@ -57,12 +58,15 @@ def _enum(name: str, values: type[StrEnum]) -> Enum:
     return Enum(*[member.value for member in values], name=name, native_enum=True, create_constraint=False, validate_strings=True)
 
 
-# BIGINT AUTO_INCREMENT on MySQL; INTEGER PRIMARY KEY (the rowid) on SQLite.
+# BIGINT AUTO_INCREMENT on MySQL, BIGSERIAL on PostgreSQL; INTEGER PRIMARY KEY (the rowid) on SQLite.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 Uuid36 = String(36).with_variant(mysql.CHAR(36), "mysql", "mariadb")
+# Text a user or a platform writes: MySQL's TEXT stops at 65,535 bytes, less than 30,000 CJK
+# characters (a Facebook post may hold 63,206), so MEDIUMTEXT there; TEXT has no such limit elsewhere.
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
-# Named constraints, so sql/schema.sql can spell the same names.
+# Named constraints, so every engine and sql/schema.*.sql spell the same names.
 NAMING = {"ix": "ix_%(table_name)s_%(column_0_name)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
           "fk": "fk_%(table_name)s_%(column_0_name)s", "pk": "pk_%(table_name)s"}
 MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
@@ -140,13 +144,13 @@ class PostDetail(Base):
     social_account_id: Mapped[str] = mapped_column(
         ForeignKey("social_accounts.id", ondelete="CASCADE"), index=True)
     group_id: Mapped[str] = mapped_column(Uuid36, index=True)
-    content: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(LongText)
     media_urls: Mapped[list] = mapped_column(JSON)
     timezone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(
         _enum("post_status", PostStatus), server_default=text(f"'{PostStatus.PENDING}'"))
     platform_post_id: Mapped[str | None] = mapped_column(String(255))
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(LongText)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -174,7 +178,7 @@ class PostSchedule(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     max_attempts: Mapped[int] = mapped_column(Integer, server_default=text("3"))
     deferrals: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(LongText)
     # An unpublished object an earlier attempt made on the platform (an Instagram media
     # container): the next attempt reuses it instead of making a second one.
     platform_draft_id: Mapped[str | None] = mapped_column(String(255))
@@ -205,7 +209,7 @@ class PublishAttempt(Base):
     outcome: Mapped[str | None] = mapped_column(_enum("attempt_outcome", Outcome))
     http_status: Mapped[int | None] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(64))
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(LongText)
 
 
 class WorkerRun(Base):
@@ -273,6 +277,7 @@ class Webhook(Base):
     A deleted webhook keeps its row (disabled_at set) until the company goes."""
 
     __tablename__ = "webhooks"
+    __table_args__ = MYSQL_TABLE
 
     id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
     company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
@@ -304,11 +309,3 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-
-class SchemaMigration(Base):
-    """Which files of sql/migrations have been applied; `scheduler db init` reads and writes it."""
-
-    __tablename__ = "schema_migrations"
-
-    version: Mapped[str] = mapped_column(String(64), primary_key=True)
-    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -63,8 +63,8 @@ def main() -> None:
         rss, cpu = PeakRss(), CpuClock()
         starts = run_like_cron(db, env, logs, processes=args.processes, timeout=3600, rss=rss)
         cpu_used = cpu.used()  # this process: the fake X server (and the bench's polling)
-        drain = db.scalar("SELECT TIMESTAMPDIFF(MICROSECOND, %s, MAX(published_at)) FROM post_details",
-                          (due.replace(tzinfo=None),)) / 1e6
+        drain = float(db.scalar(f"SELECT {db.seconds('%s', 'MAX(published_at)')} FROM post_details",
+                                (due.replace(tzinfo=None),)))
         verified = verify_published_once(db, args.posts)
         late = lateness_seconds(db)
         tweets = fakes.x.requests("POST", "/2/tweets")

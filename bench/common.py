@@ -3,7 +3,8 @@ project's schema, fast bulk inserts of posts, launching workers the way cron doe
 JSON line each script prints.
 
 Every script creates its own database(s) named bench_<script>_<pid>[_suffix] and drops them at
-the end, even when it fails, so it never touches anyone else's data.
+the end, even when it fails, so it never touches anyone else's data. The server is MariaDB/MySQL
+or PostgreSQL (--database-url postgresql://...); scale.py's history needs MariaDB.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import psycopg
 import pymysql
 from sqlalchemy.exc import OperationalError
 from sqlalchemy import create_engine, text
@@ -41,7 +43,8 @@ def parser(description: str) -> argparse.ArgumentParser:
                    help="tiny sizes: proves the script and the flow work, in seconds")
     p.add_argument("--database-url",
                    default=os.environ.get("SCHEDULER_BENCH_DATABASE_URL", DEFAULT_SERVER_URL),
-                   help="MariaDB server URL; the database part is ignored, bench_* databases "
+                   help="MariaDB or PostgreSQL server URL; the database part is ignored (PostgreSQL: "
+                        "the one to log in to first), bench_* databases "
                         "are created and dropped (default: $SCHEDULER_BENCH_DATABASE_URL or "
                         f"{DEFAULT_SERVER_URL})")
     p.add_argument("--keep-logs", metavar="DIR",
@@ -80,19 +83,34 @@ class BenchDb:
     """One bench_* database with the project's schema applied (app.migrations.init_schema)."""
 
     def __init__(self, server_url: str, name: str):
+        from app.config import normalize_database_url
+
         self.name = name
-        self.url: URL = make_url(server_url).set(drivername="mysql+pymysql", database=name)
+        self.url: URL = normalize_database_url(
+            make_url(server_url).set(database=name).render_as_string(hide_password=False))
+        self.postgresql = self.url.get_backend_name() == "postgresql"
 
     @property
     def url_string(self) -> str:
         return self.url.render_as_string(hide_password=False)
 
-    def connect(self, autocommit: bool = True) -> pymysql.connections.Connection:
-        """A plain PyMySQL connection in UTC, for set-up, checks and the reference loops."""
+    def connect(self, autocommit: bool = True):
+        """A plain PyMySQL (or psycopg) connection in UTC, for set-up, checks and the reference
+        loops. Both take `%s` placeholders."""
         u = self.url
+        if self.postgresql:
+            return psycopg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username,
+                                   password=u.password or None, dbname=self.name,
+                                   autocommit=autocommit, options="-c timezone=UTC")
         return pymysql.connect(host=u.host or "127.0.0.1", port=u.port or 3306, user=u.username,
                                password=u.password or "", database=self.name, charset="utf8mb4",
                                autocommit=autocommit, init_command="SET time_zone = '+00:00'")
+
+    def seconds(self, start: str, end: str) -> str:
+        """SQL for `end - start` in seconds (a float), on either server."""
+        if self.postgresql:
+            return f"EXTRACT(EPOCH FROM ({end}) - ({start}))"
+        return f"TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1e6"
 
     def scalar(self, sql: str, args=None):
         with contextlib.closing(self.connect()) as conn, conn.cursor() as cur:
@@ -107,7 +125,8 @@ class BenchDb:
 
     def execute(self, sql: str, args=None) -> int:
         with contextlib.closing(self.connect()) as conn, conn.cursor() as cur:
-            return cur.execute(sql, args)
+            cur.execute(sql, args)
+            return cur.rowcount
 
     def settings(self, **overrides):
         from app.config import Settings
@@ -121,17 +140,25 @@ def bench_database(server_url: str, label: str) -> Iterator[BenchDb]:
     from app.migrations import init_schema
 
     name = f"bench_{label}_{os.getpid()}"
-    server = create_engine(make_url(server_url).set(database=None), isolation_level="AUTOCOMMIT")
+    db = BenchDb(server_url, name)
+    if db.postgresql:
+        server = create_engine(db.url.set(database=make_url(server_url).database or "postgres"),
+                               isolation_level="AUTOCOMMIT")
+        create = f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"
+        drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    else:
+        # URL.set() takes database=None as "unchanged": _replace really drops it.
+        server = create_engine(db.url._replace(database=None), isolation_level="AUTOCOMMIT")
+        create = f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        drop = f"DROP DATABASE IF EXISTS {name}"
     try:
         with server.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-            conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 "
-                              "COLLATE utf8mb4_unicode_ci"))
+            conn.execute(text(drop))
+            conn.execute(text(create))
     except OperationalError as exc:  # one line, not a traceback: the server is the user's to fix
         raise SystemExit(f"bench: cannot create a database on "
                          f"{make_url(server_url).render_as_string(hide_password=True)}: "
-                         f"{exc.orig}. Start MariaDB or pass --database-url.") from None
-    db = BenchDb(server_url, name)
+                         f"{str(exc.orig).strip()}. Start the server or pass --database-url.") from None
     try:
         engine = make_engine(db.settings())
         init_schema(engine)
@@ -139,7 +166,7 @@ def bench_database(server_url: str, label: str) -> Iterator[BenchDb]:
         yield db
     finally:
         with server.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+            conn.execute(text(drop))
         server.dispose()
 
 
@@ -192,6 +219,9 @@ def insert_history(db: BenchDb, company_id: str, account_id: str, count: int) ->
     SELECT each from MariaDB's sequence engine (seq_1_to_N): a million rows in seconds."""
     if count <= 0:
         return
+    if db.postgresql:
+        raise SystemExit("bench: the history rows come from MariaDB's sequence engine: "
+                         "run this script against MariaDB")
     # Ids are a random prefix + the sequence number, so both INSERTs compute the same ids.
     prefix = str(uuid.uuid4())[:23]
     post_id = f"CONCAT('{prefix}-', LPAD(seq, 12, '0'))"
@@ -316,7 +346,8 @@ def verify_published_once(db: BenchDb, expected: int) -> dict:
         "attempt_rows": db.scalar("SELECT COUNT(*) FROM publish_attempts"),
         "schedules_with_one_published_attempt": db.scalar(
             "SELECT COUNT(*) FROM (SELECT post_schedule_id FROM publish_attempts GROUP BY "
-            "post_schedule_id HAVING COUNT(*) = 1 AND SUM(outcome = 'published') = 1) t"),
+            "post_schedule_id HAVING COUNT(*) = 1 "
+            "AND SUM(CASE WHEN outcome = 'published' THEN 1 ELSE 0 END) = 1) t"),
         "worker_runs_published": int(db.scalar(
             "SELECT COALESCE(SUM(published), 0) FROM worker_runs") or 0),
         "worker_runs_claimed": int(db.scalar("SELECT COALESCE(SUM(claimed), 0) FROM worker_runs") or 0),
@@ -327,9 +358,9 @@ def verify_published_once(db: BenchDb, expected: int) -> dict:
 
 def lateness_seconds(db: BenchDb) -> list[float]:
     """published_at - run_at for every published post, in seconds."""
-    rows = db.rows("SELECT TIMESTAMPDIFF(MICROSECOND, s.run_at, d.published_at) FROM post_schedule s "
+    rows = db.rows(f"SELECT {db.seconds('s.run_at', 'd.published_at')} FROM post_schedule s "
                    "JOIN post_details d ON d.id = s.post_detail_id WHERE d.published_at IS NOT NULL")
-    return [r[0] / 1e6 for r in rows]
+    return [float(r[0]) for r in rows]
 
 
 def run_like_cron(db: BenchDb, env: dict[str, str], logs: Path, processes: int = 1,

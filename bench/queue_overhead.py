@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Queue overhead: how fast the project's workers drain N due `sandbox` posts (no network), next
-to a bare PyMySQL claim loop draining a same-sized table with the same batch size.
+to a bare PyMySQL (psycopg on PostgreSQL) claim loop draining a same-sized table, same batch size.
 
 Both sides run in 4 processes against the project's schema on the same server, one after the
 other. The project's side is `python worker_trigger.py` as cron starts it; the reference does
@@ -30,7 +30,8 @@ def reference_loop(db: BenchDb, batch: int) -> int:
     """The least a SKIP LOCKED queue can do per batch: claim, commit, finish, commit."""
     done = 0
     with contextlib.closing(db.connect(autocommit=False)) as conn, conn.cursor() as cur:
-        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED"
+                    if db.postgresql else "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         while True:
             now = utcnow().replace(tzinfo=None)
             cur.execute("SELECT id FROM post_schedule WHERE status = 'pending' AND run_at <= %s "
@@ -63,8 +64,8 @@ def run_project(server_url: str, posts: int, workers: int, batch: int, concurren
         check_exit_codes(wait_all(procs, timeout=3600), logs)
         seconds, cpu_s = time.monotonic() - started, cpu.used()["children"]
         # The same span as the database saw it: first claim to last outcome, without start-up.
-        db_span = db.scalar("SELECT TIMESTAMPDIFF(MICROSECOND, MIN(started_at), MAX(finished_at)) "
-                            "FROM publish_attempts") / 1e6
+        db_span = float(db.scalar(f"SELECT {db.seconds('MIN(started_at)', 'MAX(finished_at)')} "
+                                  "FROM publish_attempts"))
         verified = verify_published_once(db, posts)
     return {"seconds": round(seconds, 2), "posts_per_s": round(posts / seconds, 1),
             "posts_per_s_excluding_startup": round(posts / db_span, 1) if db_span else None,

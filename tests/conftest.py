@@ -1,18 +1,23 @@
-"""Fixtures: a fresh database per test on SQLite, and on a real MariaDB wherever locking matters.
+"""Fixtures: a fresh database per test on SQLite, and on real MariaDB and PostgreSQL servers
+wherever SQL or locking matters (`db` runs a test on all three, `server_db` on the two servers).
 
-MariaDB comes from SCHEDULER_TEST_MYSQL_URL (default: root@127.0.0.1:3306). Without a server
-the MariaDB tests fail with a message saying so; they never skip, because a skipped locking
-test proves nothing. To run only the SQLite half on a machine without MariaDB, deselect
-them explicitly: `pytest -m "not mariadb"`.
+MariaDB comes from SCHEDULER_TEST_MYSQL_URL (default: root@127.0.0.1:3306), PostgreSQL from
+SCHEDULER_TEST_POSTGRESQL_URL (default: postgres@127.0.0.1:5432). Each pytest process makes a
+database of its own on each server and drops it at the end. Without a server its tests fail
+with a message saying so; they never skip, because a skipped locking test proves nothing. To
+run only the SQLite part on a machine without them, deselect explicitly:
+`pytest -m "not mariadb and not postgresql"`.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, insert, select, text
@@ -27,6 +32,10 @@ from app.models import Base, PostDetail, PostSchedule
 from app.services.accounts import add_account, create_company
 
 MYSQL_SERVER_URL = os.environ.get("SCHEDULER_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+POSTGRESQL_SERVER_URL = os.environ.get("SCHEDULER_TEST_POSTGRESQL_URL",
+                                       "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+SERVERS = {"mariadb": ("MariaDB", MYSQL_SERVER_URL, "SCHEDULER_TEST_MYSQL_URL"),
+           "postgresql": ("PostgreSQL", POSTGRESQL_SERVER_URL, "SCHEDULER_TEST_POSTGRESQL_URL")}
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
 
 
@@ -50,41 +59,64 @@ class Db:
             return conn.execute(text(sql), params).mappings().all()
 
 
-def _server_engine() -> Engine:
-    return create_engine(make_url(MYSQL_SERVER_URL).set(database=None), isolation_level="AUTOCOMMIT")
-
-
-def reachable_server() -> Engine:
-    """An AUTOCOMMIT engine on the test MariaDB server; fails the test (never skips) when down."""
-    server = _server_engine()
+def reachable_server(kind: str = "mariadb") -> Engine:
+    """An AUTOCOMMIT engine on the test server of `kind`; fails the test (never skips) when down."""
+    label, url, variable = SERVERS[kind]
+    server_url = make_url(url)
+    if kind == "mariadb":
+        server_url = server_url.set(database=None)
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
         with server.connect() as conn:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
-        pytest.fail(f"MariaDB is not reachable at {MYSQL_SERVER_URL}: {exc.orig}. Start it, point "
-                    "SCHEDULER_TEST_MYSQL_URL at one, or deselect with -m 'not mariadb'.",
-                    pytrace=False)
+        pytest.fail(f"{label} is not reachable at {url}: {str(exc.orig).strip()}. Start it, point "
+                    f"{variable} at one, or deselect with -m 'not {kind}'.", pytrace=False)
     return server
 
 
-@pytest.fixture(scope="session")
-def mysql_database(worker_id_suffix) -> str:
-    """A database of our own on the MariaDB server, schema applied from sql/, dropped at the end."""
-    server = reachable_server()
+def create_database(server: Engine, name: str) -> str:
+    """A new empty database on `server`; its URL."""
+    drop_database(server, name)
+    with server.connect() as conn:
+        if server.dialect.name == "postgresql":
+            conn.execute(text(f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"))
+        else:
+            conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    return server.url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server: Engine, name: str) -> None:
+    with server.connect() as conn:
+        if server.dialect.name == "postgresql":  # FORCE: a connection left open must not block it
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        else:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+
+
+def _session_database(kind: str, suffix: str):
+    """A database of our own on the server, schema applied by the migrations, dropped at the end."""
+    server = reachable_server(kind)
     # The pid keeps two pytest sessions on one server (two checkouts, or CI beside a developer)
     # from emptying each other's tables.
-    name = f"scheduler_test_{worker_id_suffix}_{os.getpid()}"
-    with server.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    url = make_url(MYSQL_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    name = f"scheduler_test_{suffix}_{os.getpid()}"
+    url = create_database(server, name)
     engine = make_engine(Settings(database_url=url))
     init_schema(engine)
     engine.dispose()
     yield url
-    with server.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    drop_database(server, name)
     server.dispose()
+
+
+@pytest.fixture(scope="session")
+def mysql_database(worker_id_suffix) -> str:
+    yield from _session_database("mariadb", worker_id_suffix)
+
+
+@pytest.fixture(scope="session")
+def postgresql_database(worker_id_suffix) -> str:
+    yield from _session_database("postgresql", worker_id_suffix)
 
 
 @pytest.fixture(scope="session")
@@ -106,32 +138,67 @@ def mariadb(mysql_database) -> Db:
     with db.engine.begin() as conn:
         conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
         for table in reversed(Base.metadata.sorted_tables):
-            if table.name != "schema_migrations":
-                conn.execute(text(f"TRUNCATE TABLE {table.name}"))
+            conn.execute(text(f"TRUNCATE TABLE {table.name}"))
         conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
     yield db
     db.engine.dispose()
 
 
 @pytest.fixture
-def sqlite(tmp_path) -> Db:
-    db = _db("sqlite", f"sqlite:///{tmp_path / 'scheduler.db'}")
-    init_schema(db.engine)
+def postgresql(postgresql_database) -> Db:
+    """The session's PostgreSQL database, emptied before the test."""
+    db = _db("postgresql", postgresql_database)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE"))
     yield db
     db.engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite file the migrations brought to head once; each test gets a copy (fast)."""
+    path = tmp_path_factory.mktemp("template") / "scheduler.db"
+    engine = make_engine(Settings(database_url=f"sqlite:///{path}"))
+    init_schema(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite(tmp_path, sqlite_template) -> Db:
+    shutil.copyfile(sqlite_template, tmp_path / "scheduler.db")
+    db = _db("sqlite", f"sqlite:///{tmp_path / 'scheduler.db'}")
+    yield db
+    db.engine.dispose()
+
+
+MARIADB = pytest.param("mariadb", marks=pytest.mark.mariadb)
+POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.postgresql)
+
+
+@pytest.fixture(params=["sqlite", MARIADB, POSTGRESQL])
 def db(request) -> Db:
-    """The test runs once on SQLite and once on MariaDB."""
+    """The test runs on SQLite, on MariaDB and on PostgreSQL."""
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=[MARIADB, POSTGRESQL])
+def server_db(request) -> Db:
+    """The test runs on MariaDB and on PostgreSQL: the engines where SKIP LOCKED is real."""
+    return request.getfixturevalue(request.param)
+
+
+DB_FIXTURES = ("db", "server_db", "mariadb", "postgresql", "sqlite")
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "mariadb" in getattr(item, "fixturenames", ()) or "mysql_database" in getattr(
-                item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "mariadb" in names or "mysql_database" in names:
             item.add_marker(pytest.mark.mariadb)
+        if "postgresql" in names or "postgresql_database" in names:
+            item.add_marker(pytest.mark.postgresql)
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -176,10 +243,10 @@ def add_due_posts(db: Db, tenant: Tenant, count: int, run_at: datetime = T0,
 @pytest.fixture
 def tenant(request) -> Tenant:
     """A company with one active sandbox account, in whichever database the test uses."""
-    for name in ("db", "mariadb", "sqlite"):
+    for name in DB_FIXTURES:
         if name in request.fixturenames:
             return make_tenant(request.getfixturevalue(name))
-    raise LookupError("the tenant fixture needs one of the db, mariadb or sqlite fixtures")
+    raise LookupError(f"the tenant fixture needs one of the fixtures {', '.join(DB_FIXTURES)}")
 
 
 # -- the HTTP API ---------------------------------------------------------------------------
@@ -220,7 +287,7 @@ class ApiClient:
 @pytest.fixture
 def api(request, tenant) -> ApiClient:
     """The API on the test's database, authenticated as `tenant`."""
-    db = next(request.getfixturevalue(n) for n in ("db", "mariadb", "sqlite") if n in request.fixturenames)
+    db = next(request.getfixturevalue(n) for n in DB_FIXTURES if n in request.fixturenames)
     client = ApiClient(db, tenant.api_key)
     yield client
     client.close()

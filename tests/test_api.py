@@ -203,6 +203,29 @@ def test_an_offset_decides_the_instant_even_with_a_zone(db, tenant, api):
     assert response.get_json()["posts"][0]["scheduledAt"] == "2030-10-27T01:30:00Z"
 
 
+@pytest.mark.parametrize("key_header", [None, "order-1"])
+def test_schedule_post_checks_the_key_and_creates_in_one_connection(db, tenant, api, key_header):
+    """The hot path takes one pooled connection a request: the key is checked in the
+    transaction that creates the post (and claims the Idempotency-Key, when one is given)."""
+    from sqlalchemy import event
+
+    engine = api.app.extensions["scheduler"]["engine"]
+    checkouts = []
+
+    def count(*_args):
+        checkouts.append(1)
+
+    event.listen(engine, "checkout", count)
+    try:
+        for n in range(2):
+            headers = {"Idempotency-Key": f"{key_header}-{n}"} if key_header else None
+            assert schedule(api, tenant.account_id, headers=headers).status_code == 201
+            assert len(checkouts) == n + 1
+    finally:
+        event.remove(engine, "checkout", count)
+    assert len(rows(db, PostDetail)) == 2
+
+
 def _company_zone(db: Db, tenant: Tenant, name: str) -> None:
     with db.sessions.begin() as session:
         session.execute(update(Company).where(Company.id == tenant.company_id)

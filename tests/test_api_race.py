@@ -1,5 +1,6 @@
-"""Cancel and edit against a worker claiming at the same time, on a real MariaDB: a post the
-worker has claimed cannot be cancelled or edited (409), and a cancelled post is never published."""
+"""Cancel and edit against a worker claiming at the same time, on real MariaDB and PostgreSQL: a
+post the worker has claimed cannot be cancelled or edited (409), and a cancelled post is never
+published."""
 from __future__ import annotations
 
 import threading
@@ -39,10 +40,10 @@ def post_ids(db, schedule_ids):
                                     .order_by(PostSchedule.run_at)))
 
 
-def test_a_claim_in_progress_makes_cancel_wait_then_refuse(mariadb, tenant, api):
-    (schedule_id,) = add_due_posts(mariadb, tenant, 1, run_at=DUE)
-    (post_id,) = post_ids(mariadb, [schedule_id])
-    claim = mariadb.sessions()
+def test_a_claim_in_progress_makes_cancel_wait_then_refuse(server_db, tenant, api):
+    (schedule_id,) = add_due_posts(server_db, tenant, 1, run_at=DUE)
+    (post_id,) = post_ids(server_db, [schedule_id])
+    claim = server_db.sessions()
     claim.begin()
     claim.scalars(queue.due_query(datetime.now(timezone.utc), 1)).all()  # the claim's locking read
     claim.execute(update(PostSchedule).where(PostSchedule.id == schedule_id)
@@ -62,17 +63,17 @@ def test_a_claim_in_progress_makes_cancel_wait_then_refuse(mariadb, tenant, api)
     for verb in ("cancel", "edit"):
         assert answers[verb].status_code == 409, answers[verb].get_json()
         assert "being published right now" in answers[verb].get_json()["error"]["message"]
-    assert mariadb.scalar("SELECT status FROM post_details WHERE id = :p", p=post_id) == "pending"
-    assert mariadb.scalar("SELECT content FROM post_details WHERE id = :p", p=post_id) == "hello 0"
+    assert server_db.scalar("SELECT status FROM post_details WHERE id = :p", p=post_id) == "pending"
+    assert server_db.scalar("SELECT content FROM post_details WHERE id = :p", p=post_id) == "hello 0"
 
 
-def test_a_post_being_cancelled_is_skipped_by_the_claim(mariadb, tenant, monkeypatch):
+def test_a_post_being_cancelled_is_skipped_by_the_claim(server_db, tenant, monkeypatch):
     """The cancel's conditional UPDATE holds the row; a claim at that moment skips it, and
     once the cancel commits the post is never claimed."""
     from app.services import posts
 
-    (schedule_id,) = add_due_posts(mariadb, tenant, 1, run_at=DUE)
-    (post_id,) = post_ids(mariadb, [schedule_id])
+    (schedule_id,) = add_due_posts(server_db, tenant, 1, run_at=DUE)
+    (post_id,) = post_ids(server_db, [schedule_id])
     inside, release = threading.Event(), threading.Event()
     original = posts._hold_pending
 
@@ -84,25 +85,25 @@ def test_a_post_being_cancelled_is_skipped_by_the_claim(mariadb, tenant, monkeyp
     monkeypatch.setattr(posts, "_hold_pending", hold_then_wait)
     result = {}
     cancel = threading.Thread(target=lambda: result.setdefault("post", posts.cancel_post(
-        mariadb.sessions, tenant.company_id, post_id, datetime.now(timezone.utc))))
+        server_db.sessions, tenant.company_id, post_id, datetime.now(timezone.utc))))
     cancel.start()
     assert inside.wait(10)
     now = datetime.now(timezone.utc)
     started = time.monotonic()
-    assert queue.claim_due(mariadb.sessions, now, 10, "racer") == []
+    assert queue.claim_due(server_db.sessions, now, 10, "racer") == []
     assert time.monotonic() - started < 2, "the claim must skip the locked row, not wait on it"
     release.set()
     cancel.join(10)
     assert result["post"].status == "cancelled"
-    assert queue.claim_due(mariadb.sessions, now, 10, "racer") == []
+    assert queue.claim_due(server_db.sessions, now, 10, "racer") == []
 
 
 @pytest.mark.parametrize("rounds", [3])
-def test_cancel_racing_a_worker_never_publishes_a_cancelled_post(mariadb, tenant, api, rounds):
+def test_cancel_racing_a_worker_never_publishes_a_cancelled_post(server_db, tenant, api, rounds):
     """Workers drain 150 due posts from the oldest while the API cancels them from the newest.
     Each post ends cancelled (cancel said 200, nothing was sent) or published (cancel said 409)."""
     for _ in range(rounds):
-        _race_once(mariadb, tenant, api)
+        _race_once(server_db, tenant, api)
 
 
 def _race_once(db, tenant, api: ApiClient):

@@ -44,7 +44,7 @@ EVERY_VARIABLE = [
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
-POSITIVE = [(var, name) for var, name in NUMERIC if name not in Settings.MAY_BE_ZERO]
+ZERO_MEANS_NONE = {"trusted_proxies", "retention_days", "webhook_allow_private"}  # 0 proxies trusted; 0: no pruning; 0: public webhook URLs only
 WHOLE = [(var, name) for var, name, _, parsed in EVERY_VARIABLE if isinstance(parsed, int)]
 
 
@@ -107,7 +107,7 @@ def test_overrides_win_over_the_environment_and_are_validated():
         Settings.from_env({}, run_budget=0.0)
 
 
-@pytest.mark.parametrize("var,name", POSITIVE)
+@pytest.mark.parametrize("var,name", [(v, n) for v, n in NUMERIC if n not in ZERO_MEANS_NONE])
 @pytest.mark.parametrize("raw", ["0", "-1"])
 def test_zero_and_negative_values_are_refused(var, name, raw):
     with pytest.raises(ConfigError) as info:
@@ -118,17 +118,17 @@ def test_zero_and_negative_values_are_refused(var, name, raw):
     assert "\n" not in message
 
 
-def test_retention_days_zero_turns_pruning_off_and_negative_is_refused():
-    assert Settings.from_env({}).retention_days == 90
-    assert Settings.from_env({"SCHEDULER_RETENTION_DAYS": "0"}).retention_days == 0
-    with pytest.raises(ConfigError, match=r"^SCHEDULER_RETENTION_DAYS must be 0 \(off\) or more, got -1$"):
-        Settings.from_env({"SCHEDULER_RETENTION_DAYS": "-1"})
-
-
 def test_zero_trusted_proxies_means_none_and_a_negative_count_is_refused():
     assert Settings.from_env({"SCHEDULER_TRUSTED_PROXIES": "0"}).trusted_proxies == 0
     with pytest.raises(ConfigError, match="SCHEDULER_TRUSTED_PROXIES must be 0 or more"):
         Settings.from_env({"SCHEDULER_TRUSTED_PROXIES": "-1"})
+
+
+def test_retention_days_zero_turns_pruning_off_and_negative_is_refused():
+    assert Settings.from_env({}).retention_days == 90
+    assert Settings.from_env({"SCHEDULER_RETENTION_DAYS": "0"}).retention_days == 0
+    with pytest.raises(ConfigError, match=r"^SCHEDULER_RETENTION_DAYS must be 0 or more, got -1$"):
+        Settings.from_env({"SCHEDULER_RETENTION_DAYS": "-1"})
 
 
 @pytest.mark.parametrize("var,name", NUMERIC)
@@ -191,9 +191,18 @@ def test_plain_mysql_keeps_user_password_host_port():
     assert url.query == {"charset": "utf8mb4"}
 
 
+@pytest.mark.parametrize("raw", ["postgresql://u:p@localhost:5432/sched",
+                                 "postgresql+psycopg://u:p@localhost:5432/sched",
+                                 "postgres://u:p@localhost:5432/sched"])
+def test_postgresql_urls_mean_psycopg_3(raw):
+    url = Settings.from_env({"DATABASE_URL": raw}).url
+    assert (url.drivername, url.username, url.password, url.host, url.port, url.database) == (
+        "postgresql+psycopg", "u", "p", "localhost", 5432, "sched")
+
+
 @pytest.mark.parametrize("raw,driver", [
-    ("postgresql://u:p@localhost/sched", "postgresql"),
     ("postgresql+psycopg2://u:p@localhost/sched", "postgresql+psycopg2"),
+    ("mssql+pyodbc://u:p@localhost/sched", "mssql+pyodbc"),
     ("mysql+mysqldb://u:p@localhost/sched", "mysql+mysqldb"),
     ("oracle://u:p@localhost/sched", "oracle"),
 ])
@@ -203,7 +212,8 @@ def test_unsupported_drivers_are_refused_by_name(raw, driver):
     message = str(info.value)
     assert message.startswith("DATABASE_URL uses")
     assert repr(driver) in message
-    assert "supported: sqlite, mysql+pymysql, mariadb+pymysql" in message
+    assert "supported: sqlite, mysql+pymysql, mariadb+pymysql, postgresql+psycopg" in message
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize("raw", ["garbage", "localhost:3306/sched", "not a url at all", "://"])
@@ -229,7 +239,7 @@ def test_mysql_url_without_a_database_is_refused(raw):
 
 def test_the_password_never_appears_in_a_refusal():
     with pytest.raises(ConfigError) as info:
-        Settings.from_env({"DATABASE_URL": "postgresql://u:hunter2@localhost/sched"})
+        Settings.from_env({"DATABASE_URL": "oracle://u:hunter2@localhost/sched"})
     assert "hunter2" not in str(info.value)
 
 
@@ -269,3 +279,26 @@ def test_platform_defaults_are_the_real_hosts():
     assert (settings.x_api_base_url, settings.graph_api_base_url, settings.linkedin_api_base_url) == (
         "https://api.x.com", "https://graph.facebook.com", "https://api.linkedin.com")
     assert (settings.http_connect_timeout, settings.http_read_timeout) == (5.0, 30.0)
+
+
+@pytest.mark.parametrize("env", [
+    {"SCHEDULER_LOCK_TIMEOUT": "1"},
+    {"SCHEDULER_LOCK_TIMEOUT": "100"},  # 2 x (5 + 30) + 15 x 2 + 1 = 101 s
+    {"SCHEDULER_LOCK_TIMEOUT": "600", "SCHEDULER_HTTP_READ_TIMEOUT": "300"},
+    {"SCHEDULER_LOCK_TIMEOUT": "120", "SCHEDULER_INSTAGRAM_POLL_ATTEMPTS": "30"},
+])
+def test_a_lock_timeout_a_publish_does_not_fit_in_is_refused_naming_both(env):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    message = str(caught.value)
+    assert "SCHEDULER_LOCK_TIMEOUT" in message and "SCHEDULER_HTTP_READ_TIMEOUT" in message
+    assert "raise SCHEDULER_LOCK_TIMEOUT to at least" in message
+
+
+def test_a_lock_timeout_that_fits_is_accepted():
+    assert Settings.from_env({"SCHEDULER_LOCK_TIMEOUT": "101"}).lock_timeout == 101
+    short = Settings.from_env({"SCHEDULER_LOCK_TIMEOUT": "8", "SCHEDULER_HTTP_CONNECT_TIMEOUT": "0.5",
+                               "SCHEDULER_HTTP_READ_TIMEOUT": "2.5",
+                               "SCHEDULER_INSTAGRAM_POLL_INTERVAL": "0.1",
+                               "SCHEDULER_INSTAGRAM_POLL_ATTEMPTS": "3"})
+    assert short.claim_margin == 4.0  # connect + read + 1 s of clock slack

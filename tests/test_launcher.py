@@ -1,5 +1,6 @@
 """`worker_trigger.py`, the launcher cron calls, run as a real process: its exit codes, its one
-stderr line on failure, its summary line on success, on SQLite and on a real MariaDB."""
+stderr line on failure, its summary line on success, on SQLite and on real MariaDB and
+PostgreSQL servers."""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
-from conftest import MYSQL_SERVER_URL, add_due_posts, make_tenant
+from conftest import (
+    MARIADB, POSTGRESQL, add_due_posts, create_database, drop_database, reachable_server,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIGGER = ROOT / "worker_trigger.py"
@@ -60,19 +64,15 @@ def with_database(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def scratch_mysql_database():
-    """A fresh, empty database on the MariaDB server: no tables at all. Dropped afterwards."""
-    server = create_engine(make_url(MYSQL_SERVER_URL).set(database=None),
-                           isolation_level="AUTOCOMMIT")
+@pytest.fixture(params=[MARIADB, POSTGRESQL])
+def scratch_database(request):
+    """A fresh, empty database on a server: no tables at all. Dropped afterwards."""
+    server = reachable_server(request.param)
     name = f"scheduler_empty_{uuid.uuid4().hex[:10]}"
-    with server.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
     try:
-        yield make_url(MYSQL_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+        yield create_database(server, name)
     finally:
-        with server.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        drop_database(server, name)
         server.dispose()
 
 
@@ -96,17 +96,17 @@ def test_publishes_due_posts_on_sqlite(sqlite, tenant):
     assert sqlite.scalar("SELECT published FROM worker_runs") == 3
 
 
-def test_publishes_due_posts_on_mariadb(mariadb, tenant):
-    due = add_due_posts(mariadb, tenant, 4, run_at=just_due())
-    failing = add_due_posts(mariadb, tenant, 1, run_at=just_due(), content="#sandbox-fail")
-    proc = trigger(mariadb.url)
+def test_publishes_due_posts_on_a_server(server_db, tenant):
+    due = add_due_posts(server_db, tenant, 4, run_at=just_due())
+    failing = add_due_posts(server_db, tenant, 1, run_at=just_due(), content="#sandbox-fail")
+    proc = trigger(server_db.url)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     summary = summary_of(proc)
     assert (summary["claimed"], summary["published"], summary["failed"], summary["retried"]) == (
         5, 4, 1, 0)
-    assert statuses(mariadb, due) == [("done", 1)] * 4
-    assert statuses(mariadb, failing) == [("failed", 1)]
+    assert statuses(server_db, due) == [("done", 1)] * 4
+    assert statuses(server_db, failing) == [("failed", 1)]
     outcomes = {e["schedule_id"]: e["outcome"] for e in
                 (json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{"))
                 if e.get("event") == "post"}
@@ -161,9 +161,9 @@ def test_unreachable_host_is_exit_2():
     assert "127.0.0.1:1" in line
 
 
-def test_unknown_database_is_exit_2(mariadb):
+def test_unknown_database_is_exit_2(server_db):
     missing = f"scheduler_missing_{uuid.uuid4().hex[:8]}"
-    line = one_error_line(trigger(with_database(mariadb.url, missing)), 2)
+    line = one_error_line(trigger(with_database(server_db.url, missing)), 2)
     assert f"database '{missing}' does not exist" in line
     assert "scheduler db init" in line
 
@@ -176,15 +176,15 @@ def test_schema_missing_on_a_fresh_sqlite_file_is_exit_3(tmp_path):
     assert "`scheduler db init`" in line
 
 
-def test_schema_missing_on_a_fresh_mariadb_database_is_exit_3(scratch_mysql_database):
-    line = one_error_line(trigger(scratch_mysql_database), 3)
+def test_schema_missing_on_a_fresh_server_database_is_exit_3(scratch_database):
+    line = one_error_line(trigger(scratch_database), 3)
     assert "schema is missing" in line
     assert "`scheduler db init`" in line
     # and the launcher created nothing there
-    engine = create_engine(scratch_mysql_database)
+    engine = create_engine(scratch_database)
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SHOW TABLES")).all() == []
+            assert inspect(conn).get_table_names() == []
     finally:
         engine.dispose()
 
@@ -193,7 +193,7 @@ def test_schema_missing_on_a_fresh_mariadb_database_is_exit_3(scratch_mysql_data
 
 @pytest.mark.parametrize("url,fragment", [
     ("garbage", "DATABASE_URL is not a database URL"),
-    ("postgresql://u:p@localhost/sched", "DATABASE_URL uses 'postgresql'"),
+    ("oracle://u:p@localhost/sched", "DATABASE_URL uses 'oracle'"),
     ("mysql://root@127.0.0.1:3306", "DATABASE_URL names no database"),
 ])
 def test_malformed_database_url_is_exit_4(url, fragment):
@@ -211,3 +211,35 @@ def test_bad_setting_is_exit_4_naming_it(sqlite, tenant, var, value, fragment):
     line = one_error_line(trigger(sqlite.url, **{var: value}), 4)
     assert fragment in line
     assert statuses(sqlite, due) == [("pending", 0)]
+
+
+def test_a_lock_timeout_shorter_than_a_publish_is_exit_4_naming_both(sqlite, tenant):
+    due = add_due_posts(sqlite, tenant, 1, run_at=just_due())
+    line = one_error_line(trigger(sqlite.url, SCHEDULER_LOCK_TIMEOUT="5"), 4)
+    assert "SCHEDULER_LOCK_TIMEOUT (5 s) is too short" in line
+    assert "SCHEDULER_HTTP_READ_TIMEOUT" in line
+    assert statuses(sqlite, due) == [("pending", 0)]
+
+
+def test_a_wrong_secret_key_stops_the_run_with_exit_4_and_spends_nothing(mariadb, tenant):
+    """Tokens sealed with one key, a worker with another: nothing is sent, nothing is spent."""
+    due = add_due_posts(mariadb, tenant, 30, run_at=just_due())
+    wrong = Fernet.generate_key().decode()
+    proc = trigger(mariadb.url, SCHEDULER_SECRET_KEY=wrong, SCHEDULER_BATCH_SIZE="10",
+                   SCHEDULER_CONCURRENCY="4")
+    assert proc.returncode == 4, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("{")]
+    assert len(errors) == 1 and errors[0].startswith("error: "), proc.stderr
+    assert "SCHEDULER_SECRET_KEY" in errors[0] and "no attempt spent" in errors[0]
+    assert statuses(mariadb, due) == [("pending", 0)] * 30
+    assert mariadb.scalar("SELECT COUNT(*) FROM post_schedule WHERE lock_token IS NOT NULL") == 0
+    assert mariadb.scalar("SELECT COUNT(*) FROM post_details WHERE status <> 'pending'") == 0
+    outcomes = mariadb.rows("SELECT outcome, error_code FROM publish_attempts")
+    assert outcomes and {(r["outcome"], r["error_code"]) for r in outcomes} == {
+        ("deferred", "secret_key")}
+    assert summary_of(proc)["released"] == len(outcomes)
+    # With the right key the same posts go out, each on its first attempt.
+    proc = trigger(mariadb.url)
+    assert proc.returncode == 0, proc.stderr
+    assert statuses(mariadb, due) == [("done", 1)] * 30

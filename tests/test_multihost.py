@@ -40,7 +40,7 @@ HOSTS = 3
 ACCOUNTS = 150           # 20 posts each: an account's recent posts fit one lookup page
 POSTS = 3000
 DB_PORT, X_PORT = 13306, 18701  # on each link's host-side address, forwarded to 127.0.0.1
-LOCK_TIMEOUT = 5         # seconds: short, so a cut host's claims come back within the test
+LOCK_TIMEOUT = 6         # seconds: short, so a cut host's claims come back within the test
 CUT_SECONDS = LOCK_TIMEOUT + 3
 # Seconds a scenario may take before it fails. Each takes 20-25 s on a quiet 2-core machine;
 # with the load of a shared CI box, a process start alone can take 10-30 s.
@@ -152,6 +152,7 @@ class Cron:
         self.hosts, self.database, self.log_dir = hosts, database, log_dir
         self.stop = threading.Event()
         self.procs: list[subprocess.Popen] = []
+        self.logs: dict[int, Path] = {}  # each run's log, by process id
         self.threads = [threading.Thread(target=self._loop, args=(h,), daemon=True) for h in hosts]
 
     def env(self, host: Host) -> dict[str, str]:
@@ -160,7 +161,9 @@ class Cron:
                 "DATABASE_URL": f"mysql+pymysql://root@{host.address}:{DB_PORT}/{self.database}",
                 "X_API_BASE_URL": f"http://{host.address}:{X_PORT}",
                 "SCHEDULER_LOCK_TIMEOUT": str(LOCK_TIMEOUT), "SCHEDULER_RETRY_BACKOFF": "1",
+                # a publish must fit in the lock timeout: 2 x (0.5 + 1.5) + 1 x 0.5 + 1 = 5.5 s
                 "SCHEDULER_HTTP_CONNECT_TIMEOUT": "0.5", "SCHEDULER_HTTP_READ_TIMEOUT": "1.5",
+                "SCHEDULER_INSTAGRAM_POLL_ATTEMPTS": "1", "SCHEDULER_INSTAGRAM_POLL_INTERVAL": "0.5",
                 "SCHEDULER_RUN_BUDGET": "10", "SCHEDULER_CONCURRENCY": "16",
                 "SCHEDULER_RETENTION_DAYS": "0", "SCHEDULER_LOG_LEVEL": "INFO"}
 
@@ -172,12 +175,22 @@ class Cron:
             if len(alive) < self.OVERLAP:
                 run += 1
                 env = {**self.env(host), "SCHEDULER_WORKER_ID": f"host{host.index}-run{run}"}
-                with open(self.log_dir / f"host{host.index}-run{run}.log", "w") as log:
+                path = self.log_dir / f"host{host.index}-run{run}.log"
+                with open(path, "w") as log:
                     alive.append(subprocess.Popen(
                         ["ip", "netns", "exec", host.ns, sys.executable, "worker_trigger.py"],
                         cwd=ROOT, env=env, stdout=log, stderr=log))
+                self.logs[alive[-1].pid] = path
                 self.procs.append(alive[-1])
             self.stop.wait(self.TICK)
+
+    def check(self) -> None:
+        """A run that ended other than 0 (done) or 2 (database unreachable: the cut) is a
+        failure to report at once, with its log, not after the deadline."""
+        for proc in list(self.procs):
+            if proc.poll() not in (None, 0, 2):
+                pytest.fail(f"a worker run exited {proc.returncode}: "
+                            f"{self.logs[proc.pid].read_text()[-500:]}", pytrace=False)
 
     def wait(self, timeout: float = 60) -> None:
         """Stop starting runs and let the last ones finish (their late writes included)."""
@@ -231,9 +244,10 @@ def seed(db) -> dict[str, str]:
     return tokens
 
 
-def wait_until(condition, what: str, timeout: float = DEADLINE) -> None:
+def wait_until(condition, what: str, cron: "Cron", timeout: float = DEADLINE) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
+        cron.check()
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout} s: {what}", pytrace=False)
         time.sleep(0.2)
@@ -268,8 +282,8 @@ def fresh_fake(fake_x):
 
 def test_three_hosts_publish_3000_posts_exactly_once(hosts, mariadb, fresh_fake, tmp_path):
     seed(mariadb)
-    with Cron(hosts, mariadb.engine.url.database, tmp_path):
-        wait_until(lambda: by_status(mariadb).get("done") == POSTS, "all 3,000 posts done")
+    with Cron(hosts, mariadb.engine.url.database, tmp_path) as cron:
+        wait_until(lambda: by_status(mariadb).get("done") == POSTS, "all 3,000 posts done", cron)
     check_exactly_once(mariadb, fresh_fake)
     runs_by_host = Counter(r["worker_id"].split("-")[0] for r in mariadb.rows(
         "SELECT DISTINCT worker_id FROM post_schedule"))
@@ -283,13 +297,14 @@ def test_a_host_cut_off_mid_run_changes_nothing_once_it_is_back(hosts, mariadb, 
     with Cron(hosts, mariadb.engine.url.database, tmp_path) as cron:
         wait_until(lambda: mariadb.scalar(
             "SELECT COUNT(*) FROM post_schedule WHERE status = 'processing' "
-            "AND worker_id LIKE 'host3-%'") > 0, "host 3 holding claims")
+            "AND worker_id LIKE 'host3-%'") > 0, "host 3 holding claims", cron)
         cut.cut()
         try:
             time.sleep(CUT_SECONDS)  # past the lock timeout: the others recover its claims
         finally:
             cut.restore()
-        wait_until(lambda: by_status(mariadb) == {"done": POSTS}, "all posts done after the cut")
+        wait_until(lambda: by_status(mariadb) == {"done": POSTS}, "all posts done after the cut",
+                   cron)
         cron.wait()  # the cut host's runs write what they still had, late
     check_exactly_once(mariadb, fresh_fake)
     assert by_status(mariadb) == {"done": POSTS}  # and the late writes moved nothing back

@@ -310,6 +310,52 @@ def test_a_timeout_after_the_post_went_through_is_found_not_posted_twice(rig, pl
     assert state["platform_post_id"]
 
 
+def later_posts(rig: Rig, platform: str, count: int) -> None:
+    """`count` posts made on the account after ours (by another tool, or a person)."""
+    texts = [f"something else entirely, number {i}" for i in range(count)]
+    if platform == "x":
+        rig.fakes.x.add_posts(TOKEN["x"], texts)
+    elif platform == "linkedin":
+        rig.fakes.linkedin.add_posts(EXTERNAL_ID["linkedin"], texts)
+    else:
+        rig.fakes.graph.add_posts(EXTERNAL_ID[platform], texts, instagram=platform == "instagram")
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_the_lookup_pages_back_past_200_later_posts(rig, platform):
+    """The lost post is under 200 later ones: found on the third page, not posted again."""
+    sid = rig.post(rig.account(platform), platform)
+    rig.fake(platform).fail_next("timeout", match=PUBLISHING[platform], hang=1.5)
+    assert rig.run().retried == 1
+    later_posts(rig, platform, 200)
+    rig.clock.advance(seconds=61)
+    assert rig.run().published == 1
+    state = rig.state(sid)
+    assert len(publish_requests(rig, platform)) == 1  # never sent twice
+    assert state["attempts_made"][1]["error_code"] == "found_existing"
+    reads = [r for r in rig.fake(platform).requests("GET") if "media" in r.path
+             or "posts" in r.path or "tweets" in r.path]
+    assert len(reads) == 3  # 100 per page, newest first: ours is the 201st
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_the_lookup_is_bounded_to_ten_pages(rig, platform):
+    """More than 10 pages since the lost attempt: the attempt says not all could be read."""
+    sid = rig.post(rig.account(platform), platform)
+    rig.fake(platform).fail_next("timeout", match=PUBLISHING[platform], hang=1.5)
+    rig.run()
+    later_posts(rig, platform, 1001)
+    rig.clock.advance(seconds=61)
+    rig.run()
+    attempt = rig.state(sid)["attempts_made"][1]
+    # Posted again, and the record says why (X, Facebook and LinkedIn then refuse the repeat).
+    assert "could not look" in attempt["error_message"]
+    assert "more than 10 pages" in attempt["error_message"]
+    reads = [r for r in rig.fake(platform).requests("GET") if "media" in r.path
+             or "posts" in r.path or "tweets" in r.path]
+    assert len(reads) == 10
+
+
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_when_the_token_cannot_read_back_the_attempt_says_so_and_posts(rig, platform):
     sid = rig.post(rig.account(platform), platform)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -101,16 +102,16 @@ def test_four_trigger_processes_publish_2000_posts_exactly_once(db, tenant):
           f"({', '.join(str(s['published']) for s in summaries)})")
 
 
-def test_skip_locked_claims_around_a_row_another_transaction_holds(mariadb, tenant):
-    ids = add_due_posts(mariadb, tenant, 3, run_at=T0)
-    with mariadb.engine.connect() as holder:
+def test_skip_locked_claims_around_a_row_another_transaction_holds(server_db, tenant):
+    ids = add_due_posts(server_db, tenant, 3, run_at=T0)
+    with server_db.engine.connect() as holder:
         holder.execute(text("SELECT id FROM post_schedule WHERE id = :id FOR UPDATE"), {"id": ids[0]})
         started = time.monotonic()
-        claimed = queue.claim_due(mariadb.sessions, T0, 10, "w1")
+        claimed = queue.claim_due(server_db.sessions, T0, 10, "w1")
         assert time.monotonic() - started < 2  # it skipped the locked row instead of waiting
         holder.rollback()
     assert [c.schedule_id for c in claimed] == ids[1:]
-    assert queue.claim_due(mariadb.sessions, T0, 10, "w2")[0].schedule_id == ids[0]
+    assert queue.claim_due(server_db.sessions, T0, 10, "w2")[0].schedule_id == ids[0]
 
 
 def test_claim_takes_due_rows_oldest_first_and_commits_before_publishing(db, tenant):
@@ -385,8 +386,61 @@ class FakeDriverError(Exception):
     pass
 
 
+class FakePgError(Exception):
+    """What psycopg raises: the SQLSTATE in `.sqlstate`, no numeric code in args."""
+
+    def __init__(self, sqlstate):
+        super().__init__(f"ERROR: {sqlstate}")
+        self.sqlstate = sqlstate
+
+
 def lock_error(code):
     return OperationalError("UPDATE post_schedule ...", {}, FakeDriverError(code, "Deadlock found"))
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001", "55P03"])
+def test_postgresql_deadlock_serialization_and_lock_not_available_are_retried(sqlite, sqlstate):
+    calls = []
+
+    def conflict_once(connection):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE post_schedule ...", {}, FakePgError(sqlstate))
+        return "done"
+
+    assert queue.in_transaction(sqlite.sessions, conflict_once) == "done"
+    assert len(calls) == 2
+    with pytest.raises(OperationalError):  # another SQLSTATE (here: undefined column) is not
+        queue.in_transaction(sqlite.sessions, lambda c: (_ for _ in ()).throw(
+            OperationalError("SELECT 1", {}, FakePgError("42703"))))
+
+
+def test_a_real_postgresql_deadlock_is_seen_as_a_lock_conflict(postgresql, tenant):
+    a, b = add_due_posts(postgresql, tenant, 2, run_at=T0)
+    with postgresql.engine.connect() as one, postgresql.engine.connect() as two:
+        one.execute(text("UPDATE post_schedule SET attempts = 1 WHERE id = :id"), {"id": a})
+        two.execute(text("UPDATE post_schedule SET attempts = 1 WHERE id = :id"), {"id": b})
+        two.execute(text("SET deadlock_timeout = '50ms'"))
+        failures = []
+
+        def cross():
+            try:
+                one.execute(text("UPDATE post_schedule SET attempts = 2 WHERE id = :id"), {"id": b})
+            except OperationalError as exc:
+                failures.append(exc)
+                one.rollback()
+        thread = threading.Thread(target=cross)
+        thread.start()
+        time.sleep(0.3)
+        try:
+            two.execute(text("UPDATE post_schedule SET attempts = 2 WHERE id = :id"), {"id": a})
+        except OperationalError as exc:
+            failures.append(exc)
+            two.rollback()
+        thread.join(10)
+        one.rollback()
+        two.rollback()
+    assert len(failures) == 1 and tx._is_lock_conflict(failures[0]), failures
 
 
 def test_deadlocks_and_lock_waits_are_retried_then_reported_cleanly(db, monkeypatch):
@@ -428,6 +482,31 @@ def test_the_due_query_is_an_index_range_scan_without_filesort(mariadb, tenant):
     assert step["key"] == "ix_post_schedule_due", plan
     assert step["type"] == "range", plan
     assert "filesort" not in (step["Extra"] or ""), plan
+
+
+def test_the_due_query_is_an_index_scan_without_a_sort_on_postgresql(postgresql, tenant):
+    add_due_posts(postgresql, tenant, 3000, run_at=T0 - timedelta(days=1))
+    with postgresql.engine.begin() as conn:
+        conn.execute(text("UPDATE post_schedule SET status = 'done' WHERE id % 10 <> 0"))
+    with postgresql.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE post_schedule"))
+    sql = str(queue.due_query(T0, 20).compile(postgresql.engine, compile_kwargs={"literal_binds": True}))
+    assert "FOR UPDATE SKIP LOCKED" in sql
+    plan = json.dumps(postgresql.scalar("EXPLAIN (FORMAT JSON) " + sql))
+    nodes = re.findall(r'"Node Type": "([^"]+)"', plan)
+    assert "Index Scan" in nodes or "Index Only Scan" in nodes, plan
+    assert '"Index Name": "ix_post_schedule_due"' in plan, plan
+    assert "Sort" not in nodes and "Seq Scan" not in nodes, plan
+
+
+def test_the_postgresql_session_runs_read_committed_in_utc(postgresql, tenant):
+    assert postgresql.scalar("SHOW transaction_isolation") == "read committed"
+    assert postgresql.scalar("SHOW timezone") == "UTC"
+    ids = add_due_posts(postgresql, tenant, 1, run_at=T0)
+    # The column holds naive UTC: read back as text on the server, it is the UTC wall time.
+    assert postgresql.scalar("SELECT run_at::text FROM post_schedule WHERE id = :i", i=ids[0]) \
+        == "2026-12-01 09:00:00"
+    assert postgresql.scalar("SELECT now()::text").endswith("+00")
 
 
 def test_the_session_runs_read_committed_in_utc(mariadb):

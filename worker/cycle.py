@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto
 from app.config import Settings
 from app.db import engine_of
+from app.errors import ConfigError
 from app.logs import event
 from app.models import PostDetail, SocialAccount
 from app.services.accounts import mark_needs_reconnect, waiting_reason
@@ -27,9 +29,10 @@ from app.timeutil import utcnow
 from worker import queue
 from worker.jobs import JobContext, JobRunner
 from worker.publishers import default_publishers
+from worker.lease import Leases
 from worker.publishers.base import (
-    Account, AuthError, LookupUnavailable, NotReadyError, PermanentError, PostToPublish, Publisher,
-    RateLimitedError,
+    Account, AuthError, ClaimExpired, LookupUnavailable, NotReadyError, PermanentError,
+    PostToPublish, Publisher, RateLimitedError, guarded,
 )
 from worker.queue import Claimed, Failure
 
@@ -40,6 +43,9 @@ DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=1)  # when the platform does not say
 LOOKUP_SLACK = timedelta(minutes=5)      # look this far before a lost attempt (clock skew)
 RECORD_WINDOW = 0.05  # seconds a published outcome may wait to be written with others
 RECORD_GROUP = 100    # published outcomes written in one transaction, at most
+# MySQL client/server codes meaning the server is gone: can't connect (2002, 2003), gone away
+# (2006), lost during a query (2013), read/write error (2055), shutting down (1053), killed (1927)
+CONNECTION_LOST = {2002, 2003, 2006, 2013, 2055, 1053, 1927}
 
 
 @dataclass
@@ -56,8 +62,11 @@ class RunSummary:
     lost: int = 0          # outcomes not written because the claim was no longer ours
     jobs: int = 0          # jobs other than publishing done (worker/jobs.py)
     jobs_failed: int = 0   # jobs that failed or will be tried again
+    released: int = 0      # claims given back unsent: too old to act on, or the run stopped
+    unrecorded: int = 0    # outcomes not written because the database could not be reached
     seconds: float = 0.0
     outcomes: dict = field(default_factory=dict, repr=False)
+    outage: str | None = field(default=None, repr=False)  # why the database stopped the run
 
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -65,6 +74,7 @@ class RunSummary:
     def as_log(self) -> dict:
         data = asdict(self)
         data.pop("outcomes")
+        data.pop("outage")
         return data
 
 
@@ -78,29 +88,47 @@ class Worker:
         self.clock = clock
         self._run = _RunState()
         self.jobs = JobRunner(JobContext(settings, sessions, clock))
+        self._leases = Leases(settings, sessions, clock)
 
     def run(self, loop: bool = False) -> RunSummary:
         """One run. Without `loop` it ends when nothing is due; with it, when the budget is spent."""
         s = self.settings
         summary = RunSummary(worker_id=s.worker_id)
         self._run = _RunState()
+        self._leases = Leases(s, self.sessions, self.clock)
         started = time.monotonic()
         run_id = queue.start_run(self.sessions, s.worker_id, self.clock())
         try:
             summary.recovered = queue.recover_stale(self.sessions, self.clock(), s.lock_timeout)
             self.jobs.prepare()  # stale job locks recovered, today's prune enqueued
-            with ThreadPoolExecutor(max_workers=s.concurrency, thread_name_prefix="publish") as pool:
+            with self._leases, ThreadPoolExecutor(max_workers=s.concurrency,
+                                                  thread_name_prefix="publish") as pool:
                 self._drain(pool, summary, started, loop)
         except queue.LockConflict as exc:
             event(log, "run_stopped", logging.WARNING, reason=str(exc))
+        except DBAPIError as exc:
+            if not _unreachable(exc):
+                raise
+            summary.outage = str(exc.orig).splitlines()[0]
+            event(log, "run_stopped", logging.WARNING,
+                  reason=f"database unreachable: {summary.outage}")
         finally:
             summary.seconds = round(time.monotonic() - started, 3)
+            self._finish(run_id, summary)
+        return summary
+
+    def _finish(self, run_id: int, summary: RunSummary) -> None:
+        try:
             queue.finish_run(self.sessions, run_id, self.clock(), recovered=summary.recovered,
                              claimed=summary.claimed, published=summary.published,
                              retried=summary.retried, failed=summary.failed + summary.missed,
-                             deferred=summary.deferred + summary.waiting)
-            event(log, "worker_run", **summary.as_log())
-        return summary
+                             deferred=summary.deferred + summary.waiting + summary.released)
+        except DBAPIError as exc:
+            if not _unreachable(exc):
+                raise
+            event(log, "run_not_recorded", logging.WARNING,
+                  error="database unreachable: this run's worker_runs row was not completed")
+        event(log, "worker_run", **summary.as_log())
 
     def _drain(self, pool: ThreadPoolExecutor, summary: RunSummary, started: float,
                loop: bool) -> None:
@@ -116,10 +144,12 @@ class Worker:
             while True:
                 left = (s.loop_budget if loop else s.run_budget) - (time.monotonic() - started)
                 if left > 0 and len(ready) < s.concurrency and (loop or not nothing_due):
+                    since = time.monotonic()  # before the claim: the lease's age is never short
                     jobs = queue.claim_due(self.sessions, self.clock(), s.batch_size, s.worker_id)
+                    self._leases.add(jobs, since)
                     summary.claimed += len(jobs)
                     nothing_due = len(jobs) < s.batch_size
-                    ready.extend(self._load(jobs))
+                    ready.extend(self._load_or_stop(jobs, ready, summary))
                 while ready and len(in_flight) < s.concurrency:
                     in_flight.add(pool.submit(self._process, *ready.popleft()))
                 if nothing_due and not ready and left > 0:  # jobs get what publishing leaves
@@ -139,6 +169,24 @@ class Worker:
                 recorder.add([future.result() for future in done], RECORD_GROUP)
         finally:  # whatever ended the loop, what was published is written
             recorder.add([future.result() for future in wait(in_flight).done], 0)
+
+    def _load_or_stop(self, jobs: list[Claimed], ready: deque,
+                      summary: RunSummary) -> list[tuple[Claimed, PostToPublish, "_AccountRow"]]:
+        """The claimed rows, loaded with their accounts' tokens decrypted. A token that cannot be
+        decrypted means the wrong SCHEDULER_SECRET_KEY: every post would fail, so the run stops
+        and gives back what it holds unsent (no attempt spent); posts in flight finish."""
+        try:
+            return self._load(jobs)
+        except ConfigError as exc:
+            unsent = jobs + [job for job, _, _ in ready]
+            ready.clear()
+            summary.released += len(queue.release_unsent(self.sessions, unsent, Failure(
+                f"not sent: {exc}", error_code="secret_key"), self.clock()))
+            for job in unsent:
+                self._leases.discard(job)
+            raise ConfigError(f"{exc}; set it to the key the API sealed the tokens with. "
+                              f"{len(unsent)} claimed posts were released unsent, no attempt "
+                              "spent") from None
 
     def _load(self, jobs: list[Claimed]) -> list[tuple[Claimed, PostToPublish, "_AccountRow"]]:
         """The post and account behind each claimed row, in one read (Core: plain rows)."""
@@ -161,6 +209,8 @@ class Worker:
                            _AccountRow(row.account_id, row.platform, row.external_id,
                                        row.display_name, row.status,
                                        row.access_token_encrypted)))
+        for _, _, account in loaded:
+            self._run.credentials(account)  # decrypted once per account, before any request
         return loaded
 
     def _process(self, job: Claimed, post: PostToPublish,
@@ -169,9 +219,17 @@ class Worker:
         success for the run's loop to record."""
         try:
             return self._publish(job, post, account)
-        except Exception:  # a bug or a DB outage must not take the other posts down with it
+        except Exception as exc:  # neither a bug nor an outage takes the other posts down
+            if isinstance(exc, DBAPIError) and _unreachable(exc):
+                self._log(job, account, "unrecorded", level=logging.WARNING, error=(
+                    "database unreachable while recording this post's outcome; the row stays "
+                    "claimed and is recovered after SCHEDULER_LOCK_TIMEOUT, then looked for on "
+                    "the platform before any repost"))
+                return "unrecorded"
             log.exception("unexpected error while publishing schedule %s", job.schedule_id)
             return "lost"
+        finally:
+            self._leases.discard(job)
 
     def _publish(self, job: Claimed, post: PostToPublish, account: "_AccountRow") -> "str | _Published":
         s, now = self.settings, self.clock()
@@ -203,13 +261,18 @@ class Worker:
         note = None
         try:
             credentials = self._run.credentials(account)
-            if job.unknown_since is not None:
-                found, note = self._look(job, post, credentials, publisher)
-                if found is not None:
-                    return self._published(job, account, found, Failure(
-                        f"found on {account.platform} as {found}, published by an earlier attempt "
-                        "whose answer was lost: not posted again", error_code="found_existing"))
-            result = publisher.publish(post, credentials)
+            with guarded(lambda: self._leases.check(job)):  # before each request it makes
+                self._leases.check(job)
+                if job.unknown_since is not None:
+                    found, note = self._look(job, post, credentials, publisher)
+                    if found is not None:
+                        return self._published(job, account, found, Failure(
+                            f"found on {account.platform} as {found}, published by an earlier "
+                            "attempt whose answer was lost: not posted again",
+                            error_code="found_existing"))
+                result = publisher.publish(post, credentials)
+        except ClaimExpired as exc:
+            return self._drop(job, account, _failure(exc, note=note))
         except NotReadyError as exc:  # still processing on the platform's side: not the account's fault
             return self._defer(job, account, self._until(exc), _failure(exc, note=note))
         except RateLimitedError as exc:
@@ -285,6 +348,15 @@ class Worker:
                 f"h after its time, or be deferred more than {MAX_DEFERRALS} times)"), now=now)
         return self._record(job, account, "deferred", queue.defer, failure, until=until, now=now)
 
+    def _drop(self, job: Claimed, account: "_AccountRow", failure: Failure) -> str:
+        """A claim too old to act on: nothing is sent; the row goes back to pending (attempt
+        given back) if it is still ours, else it is already someone else's."""
+        if not queue.release_unsent(self.sessions, [job], failure, self.clock()):
+            failure = replace(failure, message=f"{failure.message}; it was recovered already")
+        self._log(job, account, "released", level=logging.WARNING, error=failure.message,
+                  error_code=failure.error_code)
+        return "released"
+
     def _record(self, job: Claimed, account: "_AccountRow", outcome: str, write, failure: Failure,
                 **kwargs) -> str:
         if not write(self.sessions, job, failure=failure, **kwargs):
@@ -345,9 +417,19 @@ class _Recorder:
         try:
             written = queue.mark_published_many(worker.sessions, [p.item for p in group],
                                                 worker.clock())
-        except Exception:  # a DB outage must not end the run: the rows stay ours, recovery sees them
-            log.exception("could not record %d published posts", len(group))
-            written = set()
+        except Exception as exc:  # the run goes on: the rows stay claimed, recovery sees them
+            if not (isinstance(exc, DBAPIError) and _unreachable(exc)):
+                log.exception("could not record %d published posts", len(group))
+                for p in group:
+                    self.summary.count(worker._lost(p.item.job, p.account))
+                return
+            for p in group:
+                self.summary.count("unrecorded")
+                worker._log(p.item.job, p.account, "unrecorded", level=logging.WARNING,
+                            platform_post_id=p.item.platform_post_id, error=(
+                                "database unreachable while recording; the post was published "
+                                "and will be found by the lookup"))
+            return
         for p in group:
             job = p.item.job
             if job.schedule_id in written:
@@ -405,6 +487,13 @@ class _AccountRow:
 
     def to_publisher(self, token: str) -> Account:
         return Account(self.id, self.platform, self.external_id, self.display_name, token)
+
+
+def _unreachable(exc: DBAPIError) -> bool:
+    """The database went away (connection refused or lost, server gone), not a bug in a query."""
+    code = (getattr(exc.orig, "args", None) or (None,))[0]
+    return exc.connection_invalidated or code in CONNECTION_LOST or (
+        isinstance(exc, OperationalError) and "unable to open database" in str(exc.orig))
 
 
 def _failure(exc: Exception, message: str | None = None, note: str | None = None) -> Failure:

@@ -2,7 +2,8 @@
 writes post_schedule's lock columns.
 
 Every function runs one short transaction, takes `now` from its caller (an injectable clock),
-and retries MySQL deadlocks (1213) and lock-wait timeouts (1205) a few times before giving up.
+and retries deadlocks and lock-wait timeouts (MySQL 1213/1205, PostgreSQL 40P01/40001/55P03)
+a few times before giving up.
 Outcome writes match on `lock_token`: a worker whose claim was recovered and re-claimed
 elsewhere changes nothing, because its token no longer matches.
 """
@@ -279,6 +280,58 @@ def hold_for_reconnect(sessions: sessionmaker[Session], job: Claimed, failure: F
             return False
         _record_attempt(conn, job, now, Outcome.DEFERRED, failure)
         return True
+
+    return in_transaction(sessions, work)
+
+
+def extend_locks(sessions: sessionmaker[Session], held: list[Claimed],
+                 now: datetime) -> set[tuple[int, str]]:
+    """The heartbeat: move `locked_at` to `now` on the rows still ours under their claim's
+    lock_token, set-based; return the (id, lock_token) pairs extended. A pair missing from the
+    answer was recovered (and maybe claimed again) by another worker: it is no longer ours."""
+    if not held:
+        return set()
+    s, pairs = PostSchedule, [(job.schedule_id, job.lock_token) for job in held]
+
+    def work(conn: Connection) -> set[tuple[int, str]]:
+        ours = {(r.id, r.lock_token) for r in conn.execute(
+            select(s.id, s.lock_token).where(tuple_(s.id, s.lock_token).in_(pairs),
+                                             s.status == QueueStatus.PROCESSING)
+            .order_by(s.id).with_for_update())}
+        if ours:
+            conn.execute(update(s.__table__).where(s.id.in_([i for i, _ in ours]))
+                         .values(locked_at=now))
+        return ours
+
+    return in_transaction(sessions, work)
+
+
+def release_unsent(sessions: sessionmaker[Session], jobs: list[Claimed], failure: Failure,
+                   now: datetime) -> set[int]:
+    """Rows for which no request was sent go back to `pending`, due as they were, with their
+    attempt given back and the reason on the attempt (`deferred`); set-based and fenced.
+    Returns the schedule ids released (those still ours)."""
+    if not jobs:
+        return set()
+    s, a = PostSchedule, PublishAttempt.__table__
+    pairs = [(job.schedule_id, job.lock_token) for job in jobs]
+
+    def work(conn: Connection) -> set[int]:
+        ours = set(conn.scalars(select(s.id).where(tuple_(s.id, s.lock_token).in_(pairs),
+                                                   s.status == QueueStatus.PROCESSING)
+                                .order_by(s.id).with_for_update()))
+        if not ours:
+            return ours
+        conn.execute(update(s.__table__).where(s.id.in_(sorted(ours))).values(
+            status=QueueStatus.PENDING, locked_at=None, worker_id=None, lock_token=None,
+            attempts=s.attempts - 1, last_error=failure.message, updated_at=now))
+        conn.execute(update(a).where(
+            tuple_(a.c.post_schedule_id, a.c.attempt).in_(
+                [(j.schedule_id, j.attempt) for j in jobs if j.schedule_id in ours]),
+            a.c.outcome.is_(None)).values(
+            outcome=Outcome.DEFERRED, finished_at=now, http_status=None,
+            error_code=failure.error_code, error_message=failure.message))
+        return ours
 
     return in_transaction(sessions, work)
 

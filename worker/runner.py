@@ -5,7 +5,10 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError
 
 from app.config import Settings
-from app.db import check_connection, check_schema, explain_connect_error, make_engine, make_session_factory
+from app.db import (
+    check_connection, check_schema, describe, explain_connect_error, make_engine,
+    make_session_factory,
+)
 from app.errors import DatabaseUnavailable
 from worker.cycle import RunSummary, Worker
 from worker.publishers.base import Publisher
@@ -23,8 +26,17 @@ def run_worker(settings: Settings, loop: bool = False,
         check_connection(engine)
         check_schema(engine)
         try:
-            return Worker(settings, make_session_factory(engine), publishers).run(loop=loop)
+            summary = Worker(settings, make_session_factory(engine), publishers).run(loop=loop)
         except DBAPIError as exc:  # the database went away mid-run: same exit as not reaching it
-            raise DatabaseUnavailable(explain_connect_error(engine, exc)) from None
+            raise DatabaseUnavailable(f"{explain_connect_error(engine, exc)} (mid-run: what was "
+                                      f"published is found by the lookup once recovered after "
+                                      f"SCHEDULER_LOCK_TIMEOUT)") from None
+        if summary.outage or summary.unrecorded:
+            raise DatabaseUnavailable(
+                f"the database at {describe(engine)} was unreachable during the run "
+                f"({summary.outage or 'while recording'}): {summary.unrecorded} outcomes were not "
+                "recorded; their rows are recovered after SCHEDULER_LOCK_TIMEOUT and each post is "
+                "looked for on its platform before any repost")
+        return summary
     finally:
         engine.dispose()

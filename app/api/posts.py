@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app, g, request
+from sqlalchemy.orm import Session
 
 from app.api.schemas import (
     AttemptOut, EditPostIn, PostListQuery, PostOut, PostPage, PostsCreated, PostWithAttempts,
@@ -9,7 +10,7 @@ from app.api.schemas import (
 )
 from app.api.spec import Api, sessions
 from app.errors import InvalidInput
-from app.services import accounts, idempotency, posts
+from app.services import idempotency, posts
 from app.timeutil import utcnow
 
 api = Api("posts", "posts")
@@ -20,16 +21,17 @@ NOT_PENDING = "The post is no longer pending (a worker has it, or it is finished
            body=SchedulePostIn, response=PostsCreated, status=201,
            conflicts="An account must be reconnected before posts can be scheduled on it",
            headers={"Idempotency-Key": "Repeat a request safely: the same key returns the first "
-                                       "response and creates nothing"})
-def schedule_post(company_id: str, body: SchedulePostIn):
+                                       "response and creates nothing"}, one_session=True)
+def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     now, settings = utcnow(), current_app.extensions["scheduler"]["settings"]
     if (body.socialAccountId is None) == (body.socialAccountIds is None):
         raise InvalidInput("give socialAccountId (one account) or socialAccountIds (several), "
                            "exactly one of them",
                            fields={"socialAccountId": "give this or socialAccountIds, not both"})
     account_ids = [str(a) for a in body.socialAccountIds or [body.socialAccountId]]
+    # The company's zone is read in db: a second session would wait for db's lock on SQLite.
     tz_name = posts.zone_for(body.scheduledAt, body.timezone,
-                             lambda: accounts.get_company(sessions(), company_id).timezone)
+                             lambda: posts.company_zone(db, company_id))
     request_post = posts.NewPost(
         account_ids, body.content, posts.when(body.scheduledAt, tz_name, None),
         timezone=tz_name, media_urls=tuple(body.mediaUrls),
@@ -42,8 +44,8 @@ def schedule_post(company_id: str, body: SchedulePostIn):
         out = PostsCreated(groupId=created[0].group_id, posts=[PostOut.of(p) for p in created])
         return 201, out.model_dump(mode="json")
 
-    (status, payload), replayed = idempotency.run_once(
-        sessions(), company_id, key, idempotency.request_hash(g.json_body), now, create)
+    body_hash = idempotency.request_hash(g.json_body) if key is not None else ""
+    (status, payload), replayed = idempotency.run_once(db, company_id, key, body_hash, now, create)
     return payload, status, {"Idempotent-Replayed": "true"} if replayed else {}
 
 

@@ -15,11 +15,12 @@ from typing import Callable
 from flask import Blueprint, Response, current_app, g, jsonify, request, session
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+from sqlalchemy.orm import Session
 
 from app.api.body import HttpError, check_strings, parse_json, read_body
 from app.api.schemas import PATTERN_MESSAGES, ErrorBody
 from app.errors import InvalidInput, NotFound, Unauthorized
-from app.services.accounts import company_for_key, company_for_key_hash
+from app.services.accounts import company_for_key_hash, hash_key, key_company
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
@@ -63,25 +64,37 @@ class Api:
     def route(self, method: str, rule: str, *, summary: str, response: type[BaseModel] | None,
               status: int = 200, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, auth: bool = True,
-              headers: dict[str, str] | None = None, conflicts: str | None = None) -> Callable:
+              headers: dict[str, str] | None = None, conflicts: str | None = None,
+              one_session: bool = False) -> Callable:
+        """`one_session`: the key is checked in a database session that the view then gets as
+        `db` and commits in (one connection and one transaction a request, for the hot path);
+        it is closed, rolled back unless committed, when the view returns or raises."""
         operation = Operation(method, rule, summary, self.tag, status, response, body, query, auth,
                               headers or {}, conflicts)
         self.operations.append(operation)
 
         def decorate(view: Callable) -> Callable:
-            @functools.wraps(view)
-            def handle(**path_args):
+            def run(path_args: dict, db: Session | None):
                 kwargs = dict(path_args)
                 _check_ids(path_args)
                 if auth:
-                    kwargs["company_id"] = g.company_id = authenticate()
+                    kwargs["company_id"] = g.company_id = authenticate(db)
                 if query is not None:
                     kwargs["query"] = _validated(query, _query_args())
                 if body is not None:
                     kwargs["body"] = _validated(body, json_body())
                 for parsed in (kwargs.get("query"), kwargs.get("body")):
                     _check_company(parsed, kwargs.get("company_id"))
+                if db is not None:
+                    kwargs["db"] = db
                 return _respond(view(**kwargs), status)
+
+            @functools.wraps(view)
+            def handle(**path_args):
+                if not one_session:
+                    return run(path_args, None)
+                with sessions()() as db:
+                    return run(path_args, db)
 
             self.blueprint.add_url_rule(rule, view.__name__, handle, methods=[method])
             return view
@@ -95,32 +108,37 @@ def sessions():
     return current_app.extensions["scheduler"]["sessions"]
 
 
-def authenticate() -> str:
+def authenticate(db: Session | None = None) -> str:
     """The company of the request's API key (`Authorization: Bearer <key>`), or of the
-    dashboard's session cookie when the request also carries the session's CSRF token."""
+    dashboard's session cookie when the request also carries the session's CSRF token.
+    The key is looked up in `db` when given, else in a session of its own."""
     header = request.headers.get("Authorization", "")
     if not header and "key_hash" in session:
-        return session_company(require_csrf=True)
+        return session_company(require_csrf=True, db=db)
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("send the API key as `Authorization: Bearer <key>` "
                            "(`scheduler apikey create` makes one)")
-    company_id = company_for_key(sessions(), key.strip())
+    company_id = _key_company(hash_key(key.strip()), db)
     if company_id is None:
         raise Unauthorized("this API key is unknown or revoked")
     return company_id
 
 
-def session_company(require_csrf: bool = False) -> str:
+def session_company(require_csrf: bool = False, db: Session | None = None) -> str:
     """The company of the dashboard session; its key is checked again on every request, so
     revoking the key ends the session too."""
     if require_csrf and request.headers.get("X-CSRF-Token") != session.get("csrf"):
         raise Unauthorized("the dashboard session needs its X-CSRF-Token header")
-    company_id = company_for_key_hash(sessions(), session.get("key_hash", ""))
+    company_id = _key_company(session.get("key_hash", ""), db)
     if company_id is None:
         session.clear()
         raise Unauthorized("this session's API key is unknown or revoked: sign in again")
     return company_id
+
+
+def _key_company(key_hash: str, db: Session | None) -> str | None:
+    return key_company(db, key_hash) if db is not None else company_for_key_hash(sessions(), key_hash)
 
 
 def json_body() -> dict:

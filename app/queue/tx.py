@@ -14,6 +14,8 @@ from app.errors import SchedulerError
 
 T = TypeVar("T")
 LOCK_CONFLICTS = (1205, 1213)  # lock wait timeout, deadlock: the transaction can simply run again
+# PostgreSQL's SQLSTATEs for the same: deadlock, serialization failure, lock not available
+PG_LOCK_CONFLICTS = ("40P01", "40001", "55P03")
 TX_RETRIES = 5
 
 
@@ -41,5 +43,7 @@ def in_transaction(sessions: sessionmaker[Session], work: Callable[[Connection],
 def _is_lock_conflict(exc: OperationalError) -> bool:
     args = getattr(exc.orig, "args", ())
     if args and args[0] in LOCK_CONFLICTS:
+        return True
+    if getattr(exc.orig, "sqlstate", None) in PG_LOCK_CONFLICTS:
         return True
     return "database is locked" in str(exc.orig)  # SQLite, after its busy timeout

@@ -138,10 +138,16 @@ def company_for_key(sessions: sessionmaker[Session], key: str) -> str | None:
 
 def company_for_key_hash(sessions: sessionmaker[Session], key_hash: str) -> str | None:
     """As company_for_key, from the key's hash (what a dashboard session keeps)."""
-    with sessions() as session:  # every API request asks this: Core, past the ORM's machinery
-        return session.connection().execute(select(ApiKey.__table__.c.company_id).where(
-            ApiKey.__table__.c.key_hash == key_hash,
-            ApiKey.__table__.c.revoked_at.is_(None))).scalar()
+    with sessions() as session:
+        return key_company(session, key_hash)
+
+
+def key_company(session: Session, key_hash: str) -> str | None:
+    """As company_for_key_hash, inside the caller's transaction (the API checks the key in the
+    transaction that then creates the posts: one connection a request)."""
+    keys = ApiKey.__table__.c  # every API request asks this: Core, past the ORM's machinery
+    return session.connection().execute(select(keys.company_id).where(
+        keys.key_hash == key_hash, keys.revoked_at.is_(None))).scalar()
 
 
 def get_company(sessions: sessionmaker[Session], company_id: str) -> Company:

@@ -11,7 +11,7 @@ from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
 from app.models import IdempotencyKey
@@ -26,31 +26,37 @@ def request_hash(body: object) -> str:
     return _sha256(canonical)
 
 
-def run_once(sessions: sessionmaker[Session], company_id: str, key: str | None, body_hash: str,
+def run_once(session: Session, company_id: str, key: str | None, body_hash: str,
              now: datetime, work: Callable[[Session], Answer]) -> tuple[Answer, bool]:
-    """Run `work` in one transaction, or replay the answer stored for `key`.
+    """Run `work` in `session`'s transaction and commit it, or replay the answer stored for `key`.
 
-    Returns the answer and whether it is a replay. An error raised by `work` rolls everything
-    back, the key included: only success is remembered, so a corrected retry can succeed.
+    The transaction may have begun already (the API checks the key in it). Returns the answer
+    and whether it is a replay. An error raised by `work` rolls everything back, the key
+    included: only success is remembered, so a corrected retry can succeed.
     """
-    if key is None:
-        with sessions.begin() as session:
-            return work(session), False
-    check_key(key)
+    if key is not None:
+        check_key(key)
     try:
-        with sessions.begin() as session:
+        record = None
+        if key is not None:
             record = IdempotencyKey(company_id=company_id, key_hash=_sha256(key),
                                     request_hash=body_hash, status_code=0, response_body={},
                                     created_at=now)
             session.add(record)
             session.flush()  # claims the key; a concurrent twin waits here, then sees it taken
-            status, body = work(session)
+        status, body = work(session)
+        if record is not None:
             record.status_code, record.response_body = status, body
-            return (status, body), False
+        session.commit()
+        return (status, body), False
     except IntegrityError:
-        stored = _stored(sessions, company_id, key)
+        session.rollback()
+        stored = _stored(session, company_id, key) if key is not None else None
         if stored is None:  # the conflict was something else than our key
             raise
+    except BaseException:
+        session.rollback()
+        raise
     if stored.request_hash != body_hash:
         raise InvalidInput("this Idempotency-Key was already used with a different request body: "
                            "use a new key for a new request",
@@ -64,11 +70,10 @@ def check_key(key: str) -> None:
                            fields={"Idempotency-Key": "1 to 255 printable characters"})
 
 
-def _stored(sessions: sessionmaker[Session], company_id: str, key: str) -> IdempotencyKey | None:
-    with sessions() as session:
-        return session.scalars(select(IdempotencyKey).where(
-            IdempotencyKey.company_id == company_id,
-            IdempotencyKey.key_hash == _sha256(key))).first()
+def _stored(session: Session, company_id: str, key: str) -> IdempotencyKey | None:
+    return session.scalars(select(IdempotencyKey).where(
+        IdempotencyKey.company_id == company_id,
+        IdempotencyKey.key_hash == _sha256(key))).first()
 
 
 def _sha256(text: str) -> str:

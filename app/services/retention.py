@@ -87,15 +87,16 @@ def _delete_in_batches(sessions: sessionmaker[Session], table: Table, old: tuple
     """Read up to `batch` old ids, delete them by primary key, commit; again until none is left.
     Deleting by id (not by the condition) keeps each transaction's locks to those rows."""
     base = getattr(table, "original", table)  # MySQL cannot DELETE from a table it reads by alias
+
+    def one_batch(conn) -> int:
+        ids = list(conn.scalars(select(table.c.id).where(*old).order_by(table.c.id).limit(batch)))
+        if ids:
+            conn.execute(delete(base).where(base.c.id.in_(ids)))
+        return len(ids)
+
     deleted = batches = 0
     while True:
-        def work(conn) -> int:
-            ids = list(conn.scalars(select(table.c.id).where(*old).order_by(table.c.id).limit(batch)))
-            if ids:
-                conn.execute(delete(base).where(base.c.id.in_(ids)))
-            return len(ids)
-
-        count = in_transaction(sessions, work)
+        count = in_transaction(sessions, one_batch)
         if count == 0:
             return deleted, batches
         deleted, batches = deleted + count, batches + 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from tests.fakes.server import Answer, FakePlatform, Received
+from tests.fakes.server import Answer, FakePlatform, Received, cursor, offset_of, page_of
 
 
 def _error(status: int, message: str, kind: str, code: int, subcode: int | None = None,
@@ -68,9 +68,33 @@ class FakeGraph(FakePlatform):
         if not self.reads_allowed:
             return self._no_permission("pages_read_engagement")
         since = datetime.fromtimestamp(int(request.query.get("since", 0)), timezone.utc)
-        return Answer(200, {"data": [
+        return self._list(request, [
             {"id": p["id"], "message": p.get("message"), "created_time": _stamp(p["created"])}
-            for p in reversed(self.posts) if p["page"] == page and p["created"] >= since]})
+            for p in reversed(self.posts) if p["page"] == page and p["created"] >= since])
+
+    def _list(self, request: Received, items: list[dict]) -> Answer:
+        """A list edge's page: `limit` (default 25, at most 100) from the `after` cursor, with
+        `paging.cursors` and, when there is more, `paging.next`."""
+        size = min(int(request.query.get("limit", 25)), 100)
+        start = offset_of(request.query.get("after"))
+        data, following = page_of(items, start, size)
+        if not data:
+            return Answer(200, {"data": []})
+        paging = {"cursors": {"before": cursor(start), "after": cursor(start + len(data))}}
+        if following is not None:
+            # Graph's own next link carries the token in its query; the worker never follows it.
+            paging["next"] = (f"{self.base_url}{request.path}?limit={size}"
+                              f"&after={paging['cursors']['after']}&access_token=TOKEN")
+        return Answer(200, {"data": data, "paging": paging})
+
+    def add_posts(self, owner: str, texts: list[str], instagram: bool = False) -> None:
+        """Posts made on the Page (or Instagram account) by someone else, newest last."""
+        for text in texts:
+            if instagram:
+                self.media.append({"id": self.new_id(), "user": owner, "caption": text,
+                                   "created": datetime.now(timezone.utc)})
+            else:
+                self._page_post(owner, text)
 
     def _page_post(self, page: str, message: str | None) -> str:
         post_id = f"{page}_{self.new_id()}"
@@ -121,9 +145,9 @@ class FakeGraph(FakePlatform):
         if not self.reads_allowed:
             return self._no_permission("instagram_basic")
         since = datetime.fromtimestamp(int(request.query.get("since", 0)), timezone.utc)
-        return Answer(200, {"data": [
+        return self._list(request, [
             {"id": m["id"], "caption": m["caption"], "timestamp": _stamp(m["created"])}
-            for m in reversed(self.media) if m["user"] == user and m["created"] >= since]})
+            for m in reversed(self.media) if m["user"] == user and m["created"] >= since])
 
     # -- errors -------------------------------------------------------------------------
 

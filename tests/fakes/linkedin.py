@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.fakes.server import Answer, FakePlatform, Received
+from tests.fakes.server import Answer, FakePlatform, Received, page_of
 
 REQUIRED = ("author", "commentary", "visibility", "distribution", "lifecycleState")
 
@@ -63,11 +63,25 @@ class FakeLinkedIn(FakePlatform):
             return _error(403, "Not enough permissions to access: partnerApiPostsExternal.FINDER-author",
                           "ACCESS_DENIED", 100)
         author = request.query.get("author")
+        start, count = int(request.query.get("start", 0)), int(request.query.get("count", 10))
+        if count > 100:
+            return _error(400, "count must be at most 100", "ILLEGAL_ARGUMENT", 100)
         elements = [{"id": p["id"], "author": p["author"], "commentary": p["commentary"],
                      "createdAt": p["createdAt"], "lifecycleState": "PUBLISHED"}
                     for p in reversed(self.posts) if p["author"] == author]
-        return Answer(200, {"elements": elements, "paging": {"start": 0, "count": 20,
-                                                             "total": len(elements)}})
+        page, following = page_of(elements, start, count)
+        links = [] if following is None else [{
+            "rel": "next", "type": "application/json",
+            "href": f"/rest/posts?q=author&author={author}&start={following}&count={count}"}]
+        return Answer(200, {"elements": page, "paging": {"start": start, "count": count,
+                                                         "links": links}})
+
+    def add_posts(self, author: str, commentaries: list[str]) -> None:
+        """Posts made by the author with another tool, newest last."""
+        with self._lock:
+            self.posts.extend({"id": f"urn:li:share:{self.new_id()}", "author": author,
+                               "commentary": text, "createdAt": int(time.time() * 1000)}
+                              for text in commentaries)
 
     def failure(self, kind: str, request: Received, **options) -> Answer:
         if kind == "auth":

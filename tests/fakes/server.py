@@ -5,6 +5,7 @@ A subclass implements `route(request)` and the answers of the failure kinds it s
 """
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
@@ -26,6 +27,7 @@ class Received:
     query: dict[str, str]
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    at: float = field(default_factory=time.time)  # when it arrived (Unix seconds)
 
     @property
     def json(self):
@@ -150,6 +152,23 @@ class FakePlatform:
         raise NotImplementedError
 
 
+def page_of(items: list, offset: int, size: int) -> tuple[list, int | None]:
+    """Items [offset, offset + size) and the next page's offset (None on the last page)."""
+    end = offset + size
+    return items[offset:end], (end if end < len(items) else None)
+
+
+def cursor(offset: int) -> str:
+    """An opaque cursor, as platforms give them."""
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def offset_of(token: str | None) -> int:
+    if not token:
+        return 0
+    return int(base64.urlsafe_b64decode(token.encode()).decode().partition(":")[2])
+
+
 def _echo_token(body: dict | None, token: str | None) -> None:
     """What a careless platform does: quote the credential back in its error message."""
     for part in (body or {}, (body or {}).get("error") or {}):
@@ -168,11 +187,14 @@ def _handler(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if len(body) < length:  # the client hung up mid-request: a platform ignores it
+                self.close_connection = True
+                return
             request = Received(
                 method=self.command, path=parts.path,
                 query={k: v[-1] for k, v in parse_qs(parts.query).items()},
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=self.rfile.read(length) if length else b"")
+                headers={k.lower(): v for k, v in self.headers.items()}, body=body)
             answer = platform.answer(request)
             if answer.hang:
                 time.sleep(answer.hang)

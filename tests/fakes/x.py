@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from tests.fakes.server import Answer, FakePlatform, Received
+from tests.fakes.server import Answer, FakePlatform, Received, cursor, offset_of, page_of
 
 
 def _problem(status: int, title: str, detail: str, kind: str = "about:blank") -> dict:
@@ -53,13 +53,29 @@ class FakeX(FakePlatform):
                                         "Your token lacks the tweet.read scope.",
                                         "https://api.twitter.com/2/problems/unsupported-authentication"))
         since = datetime.fromisoformat(request.query["start_time"].replace("Z", "+00:00"))
+        size = int(request.query.get("max_results", 10))
+        if not 5 <= size <= 100:
+            return Answer(400, _problem(400, "Invalid Request",
+                                        "The `max_results` query parameter value is not between "
+                                        "5 and 100"))
         data = [{"id": t["id"], "text": t["text"],
                  "created_at": t["created_at"].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
                  "edit_history_tweet_ids": [t["id"]]}
                 for t in reversed(self.tweets)
                 if t["token"] == request.token() and t["created_at"] >= since]
-        return Answer(200, {"data": data, "meta": {"result_count": len(data)}} if data
-                      else {"meta": {"result_count": 0}})
+        data, following = page_of(data, offset_of(request.query.get("pagination_token")), size)
+        if not data:
+            return Answer(200, {"meta": {"result_count": 0}})
+        meta = {"result_count": len(data), "newest_id": data[0]["id"], "oldest_id": data[-1]["id"]}
+        if following is not None:
+            meta["next_token"] = cursor(following)
+        return Answer(200, {"data": data, "meta": meta})
+
+    def add_posts(self, token: str, texts: list[str]) -> None:
+        """Posts made on the account by someone else (another tool, a person), newest last."""
+        with self._lock:
+            self.tweets.extend({"id": self.new_id(), "text": text, "token": token,
+                                "created_at": datetime.now(timezone.utc)} for text in texts)
 
     def failure(self, kind: str, request: Received, **options) -> Answer:
         if kind == "auth":

@@ -7,9 +7,11 @@ LookupUnavailable where the platform gives no way to look.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 
 def _forget(draft_id: str | None) -> None:
@@ -87,6 +89,33 @@ class RateLimitedError(PublishError):
 class NotReadyError(RateLimitedError):
     """The platform is still processing (an Instagram container): come back after
     `retry_after` without spending an attempt; the account's other posts are not held."""
+
+
+class ClaimExpired(PublishError):
+    """The claim may no longer be this worker's (it is older than the lock timeout minus a
+    margin, or another worker recovered it): no request was sent for it."""
+
+
+# What must hold before each request to a platform: set by the worker around a publish, checked
+# by the HTTP client, so every request of a multi-request publish (and of a lookup) is checked.
+_guard: ContextVar[Callable[[], None] | None] = ContextVar("request_guard", default=None)
+
+
+@contextmanager
+def guarded(check: Callable[[], None]) -> Iterator[None]:
+    """`check()` runs before every request made inside this block (in this thread); it raises
+    ClaimExpired to stop the request."""
+    token = _guard.set(check)
+    try:
+        yield
+    finally:
+        _guard.reset(token)
+
+
+def before_request() -> None:
+    check = _guard.get()
+    if check is not None:
+        check()
 
 
 class LookupUnavailable(PublishError):

@@ -13,7 +13,7 @@ from datetime import datetime
 from app.statuses import Platform
 from worker.publishers.base import Account, PermanentError, PostToPublish, PublishResult
 from worker.publishers.graph import GraphClient
-from worker.publishers.http import HttpClient, same_text
+from worker.publishers.http import HttpClient
 
 VIDEO = re.compile(r"\.(mp4|mov|m4v|avi|wmv|webm)(\?|#|$)", re.IGNORECASE)
 LINK = re.compile(r"https?://\S+")
@@ -58,9 +58,5 @@ class FacebookPublisher:
 
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
         """The Page's posts since `since` (GET /{page-id}/published_posts)."""
-        for item in self.graph.lookup(f"{account.external_id}/published_posts", account, {
-                "fields": "id,message,created_time", "since": int(since.timestamp()),
-                "limit": 25}):
-            if same_text(item.get("message"), post.content):
-                return str(item["id"])
-        return None
+        return self.graph.find(f"{account.external_id}/published_posts", account, since,
+                               "message", post.content)

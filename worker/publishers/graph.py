@@ -5,14 +5,16 @@ and the mapping of Graph's error `code`s into the taxonomy.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import requests
 
 from worker.publishers.base import (
     Account, AuthError, PermanentError, PublishError, RateLimitedError, RetryableError,
 )
-from worker.publishers.http import HttpClient, bearer, describe, json_body, lookup_failure
+from worker.publishers.http import (
+    HttpClient, bearer, describe, find_in_pages, json_body, lookup_failure, same_text,
+)
 
 AUTH_CODES = {102, 190}                      # session/token expired, revoked or invalid
 PERMISSION_CODES = {10, *range(200, 300)}    # a permission the token was not granted
@@ -38,13 +40,27 @@ class GraphClient:
                                   headers=bearer(account.access_token))
         return self._answer(response, account)
 
-    def lookup(self, path: str, account: Account, params: dict) -> list[dict]:
-        """A list edge read while looking for a post; a refused read means 'cannot look'."""
-        response = self.http.send(self.platform, "GET", f"{self.base}/{path}", params=params,
-                                  headers=bearer(account.access_token))
-        if response.status_code != 200:
-            raise lookup_failure(self.platform, response, self.error(response, account))
-        return json_body(response).get("data") or []
+    def find(self, path: str, account: Account, since: datetime, text_field: str,
+             content: str) -> str | None:
+        """The id of the item of a list edge (newest first, since `since`) whose `text_field`
+        is `content`, page by page (the `after` cursor while `paging.next` says there is more);
+        a refused read means 'cannot look'."""
+        params = {"fields": f"id,{text_field}", "since": int(since.timestamp()), "limit": 100}
+
+        def page(cursor: str | None) -> tuple[str | None, str | None]:
+            response = self.http.send(self.platform, "GET", f"{self.base}/{path}",
+                                      params={**params, "after": cursor} if cursor else params,
+                                      headers=bearer(account.access_token))
+            if response.status_code != 200:
+                raise lookup_failure(self.platform, response, self.error(response, account))
+            body = json_body(response)
+            found = next((str(item["id"]) for item in body.get("data") or []
+                          if same_text(item.get(text_field), content)), None)
+            paging = body.get("paging") or {}
+            more = paging.get("next") and (paging.get("cursors") or {}).get("after")
+            return found, more or None
+
+        return find_in_pages(self.platform, page)
 
     def created_id(self, answer: dict, *keys: str) -> str:
         """The id of what a POST created; none in a success means it may exist unnamed."""

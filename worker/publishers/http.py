@@ -14,12 +14,16 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from worker.publishers.base import (
     AuthError, LookupUnavailable, PermanentError, PublishError, RateLimitedError, RetryableError,
+    before_request,
 )
 
 MESSAGE_LIMIT = 300
+LOOKUP_PAGES = 10  # pages of an account's posts read, at most, looking for a lost attempt's post
 
 
 def _user_agent() -> str:
@@ -49,7 +53,7 @@ class HttpClient:
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
+            adapter = _CheckedAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._local.session = session
@@ -60,6 +64,7 @@ class HttpClient:
         """One request. `creates`: it may publish something, so a read timeout means the
         post may be out there (the next attempt looks before posting again)."""
         host = urlsplit(url).netloc
+        before_request()  # the claim is still this worker's: checked as late as possible
         try:
             return self.session().request(method, url, timeout=self.timeout,
                                           allow_redirects=False, **kwargs)
@@ -74,6 +79,38 @@ class HttpClient:
             error = RetryableError(f"{platform}: request to {host} failed ({type(exc).__name__})",
                                    error_code="connection")
         raise error
+
+
+# The claim is checked again right before each write of the request's bytes (headers, then
+# body), once the connection is open: a worker frozen while connecting, building the request or
+# waiting for the GIL sends nothing stale when it resumes. A request cut after its headers is
+# not acted on by the platform.
+
+class _CheckedHTTPConnection(HTTPConnection):
+    def send(self, data) -> None:
+        if self.sock is None:
+            self.connect()
+        before_request()
+        super().send(data)
+
+
+class _CheckedHTTPSConnection(_CheckedHTTPConnection, HTTPSConnection):
+    pass
+
+
+class _CheckedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _CheckedHTTPConnection
+
+
+class _CheckedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedHTTPSConnection
+
+
+class _CheckedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool,
+                                                   "https": _CheckedHTTPSPool}
 
 
 # -- reading answers ------------------------------------------------------------------------
@@ -147,6 +184,19 @@ def lookup_failure(platform: str, response: requests.Response,
     return LookupUnavailable(f"{platform} would not let this token read the account's recent "
                              f"posts: {error.message}", http_status=status,
                              error_code=error.error_code)
+
+
+def find_in_pages(platform: str, read_page) -> str | None:
+    """Walk an account's posts newest first, back to the lost attempt's start: `read_page(cursor)`
+    returns (the id of our post on that page or None, the next page's cursor or None when the
+    page was the last or reached the start). Bounded by LOOKUP_PAGES."""
+    cursor = None
+    for _ in range(LOOKUP_PAGES):
+        found, cursor = read_page(cursor)
+        if found is not None or cursor is None:
+            return found
+    raise LookupUnavailable(f"{platform}: the account published more than {LOOKUP_PAGES} pages "
+                            "of posts since the lost attempt; not all of them were read")
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from worker.publishers.base import (
 )
 from worker.publishers.facebook import is_video
 from worker.publishers.graph import GraphClient
-from worker.publishers.http import HttpClient, same_text
+from worker.publishers.http import HttpClient
 
 NOT_READY_WAIT = timedelta(minutes=1)
 
@@ -43,11 +43,8 @@ class InstagramPublisher:
 
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
         """The account's recent media with the same caption (GET /{ig-user-id}/media)."""
-        for media in self.graph.lookup(f"{account.external_id}/media", account, {
-                "fields": "id,caption,timestamp", "since": int(since.timestamp()), "limit": 25}):
-            if same_text(media.get("caption"), post.content):
-                return str(media["id"])
-        return None
+        return self.graph.find(f"{account.external_id}/media", account, since, "caption",
+                               post.content)
 
     def _reusable(self, post: PostToPublish, account: Account) -> str | None:
         """The container an earlier attempt made, unless it can no longer be published."""

@@ -15,10 +15,12 @@ from worker.publishers.base import (
     Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
 )
 from worker.publishers.http import (
-    HttpClient, by_status, describe, json_body, lookup_failure, retry_after, same_text,
+    HttpClient, by_status, describe, find_in_pages, json_body, lookup_failure, retry_after,
+    same_text,
 )
 
 PLATFORM = "LinkedIn"
+PAGE_SIZE = 100  # the posts finder's largest `count`
 AUTHOR = re.compile(r"urn:li:(person|organization):[A-Za-z0-9_-]+")
 # "little" text format: these are markup unless escaped with a backslash. A '#' that starts a
 # word stays a hashtag, and links are left whole so they still link.
@@ -77,20 +79,27 @@ class LinkedInPublisher:
 
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
         """The author's recent posts (GET /rest/posts?q=author). Needs r_organization_social
-        for a page, or r_member_social (granted to few apps) for a member."""
-        response = self.http.send(
-            PLATFORM, "GET", f"{self.base}/rest/posts",
-            headers={**self.headers(account), "X-RestLi-Method": "FINDER"},
-            params={"q": "author", "author": account.external_id, "count": 20,
-                    "sortBy": "CREATED"})
-        if response.status_code != 200:
-            raise lookup_failure(PLATFORM, response, self._error(response, account))
-        since_ms = since.timestamp() * 1000
-        for element in json_body(response).get("elements") or []:
-            if (element.get("createdAt") or 0) >= since_ms and (
-                    same_text(element.get("commentary"), escape_little(post.content))):
-                return str(element["id"])
-        return None
+        for a page, or r_member_social (granted to few apps) for a member. Newest first, page
+        by page (`start`, `count`) until a page reaches back past `since` or is short."""
+        since_ms, wanted = since.timestamp() * 1000, escape_little(post.content)
+
+        def page(start: int | None) -> tuple[str | None, int | None]:
+            start = start or 0
+            response = self.http.send(
+                PLATFORM, "GET", f"{self.base}/rest/posts",
+                headers={**self.headers(account), "X-RestLi-Method": "FINDER"},
+                params={"q": "author", "author": account.external_id, "start": start,
+                        "count": PAGE_SIZE, "sortBy": "CREATED"})
+            if response.status_code != 200:
+                raise lookup_failure(PLATFORM, response, self._error(response, account))
+            elements = json_body(response).get("elements") or []
+            recent = [e for e in elements if (e.get("createdAt") or 0) >= since_ms]
+            found = next((str(e["id"]) for e in recent
+                          if same_text(e.get("commentary"), wanted)), None)
+            more = len(elements) == PAGE_SIZE and len(recent) == len(elements)
+            return found, start + PAGE_SIZE if more else None
+
+        return find_in_pages(PLATFORM, page)
 
     def _error(self, response: requests.Response, account: Account) -> PublishError:
         body = json_body(response)

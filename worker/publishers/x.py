@@ -13,7 +13,8 @@ from worker.publishers.base import (
     Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
 )
 from worker.publishers.http import (
-    HttpClient, bearer, by_status, describe, epoch, json_body, lookup_failure, same_text,
+    HttpClient, bearer, by_status, describe, epoch, find_in_pages, json_body, lookup_failure,
+    same_text,
 )
 
 PLATFORM = "X"
@@ -42,18 +43,24 @@ class XPublisher:
         raise self._error(response, account)
 
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
-        """The account's posts since `since` (GET /2/users/:id/tweets, needs tweet.read)."""
-        response = self.http.send(
-            PLATFORM, "GET", f"{self.base}/2/users/{account.external_id}/tweets",
-            headers=bearer(account.access_token),
-            params={"start_time": since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "max_results": 100, "tweet.fields": "created_at"})
-        if response.status_code != 200:
-            raise lookup_failure(PLATFORM, response, self._error(response, account))
-        for tweet in json_body(response).get("data") or []:
-            if same_text(tweet.get("text"), post.content):
-                return str(tweet["id"])
-        return None
+        """The account's posts since `since` (GET /2/users/:id/tweets, needs tweet.read), page
+        by page (`pagination_token` from `meta.next_token`)."""
+        params = {"start_time": since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "max_results": 100, "tweet.fields": "created_at"}
+
+        def page(cursor: str | None) -> tuple[str | None, str | None]:
+            response = self.http.send(
+                PLATFORM, "GET", f"{self.base}/2/users/{account.external_id}/tweets",
+                headers=bearer(account.access_token),
+                params={**params, "pagination_token": cursor} if cursor else params)
+            if response.status_code != 200:
+                raise lookup_failure(PLATFORM, response, self._error(response, account))
+            body = json_body(response)
+            found = next((str(t["id"]) for t in body.get("data") or []
+                          if same_text(t.get("text"), post.content)), None)
+            return found, (body.get("meta") or {}).get("next_token")
+
+        return find_in_pages(PLATFORM, page)
 
     def _error(self, response: requests.Response, account: Account) -> PublishError:
         body = json_body(response)

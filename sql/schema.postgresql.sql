@@ -1,0 +1,272 @@
+-- The whole schema for postgresql, rendered from sql/migrations/ by `python sql/render_schema.py`:
+-- do not edit (a test fails when it differs from the revisions). For an EMPTY database; it
+-- records its revision in alembic_version, so `scheduler db init` upgrades it later.
+
+CREATE TABLE alembic_version (
+    version_num VARCHAR(32) NOT NULL, 
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+
+-- Running upgrade  -> 0001_initial
+
+CREATE TABLE companies (
+    id VARCHAR(36) NOT NULL, 
+    name VARCHAR(200) NOT NULL, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    CONSTRAINT pk_companies PRIMARY KEY (id)
+);
+
+CREATE TABLE api_keys (
+    id VARCHAR(36) NOT NULL, 
+    company_id VARCHAR(36) NOT NULL, 
+    prefix VARCHAR(16) NOT NULL, 
+    key_hash VARCHAR(64) NOT NULL, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    revoked_at TIMESTAMP WITHOUT TIME ZONE, 
+    CONSTRAINT pk_api_keys PRIMARY KEY (id), 
+    CONSTRAINT uq_api_keys_key_hash UNIQUE (key_hash), 
+    CONSTRAINT fk_api_keys_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_api_keys_company_id ON api_keys (company_id);
+
+CREATE TABLE clients (
+    id VARCHAR(36) NOT NULL, 
+    company_id VARCHAR(36) NOT NULL, 
+    name VARCHAR(200) NOT NULL, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    CONSTRAINT pk_clients PRIMARY KEY (id), 
+    CONSTRAINT fk_clients_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_clients_company_id ON clients (company_id);
+
+CREATE TYPE platform AS ENUM ('x', 'facebook', 'instagram', 'linkedin', 'sandbox');
+
+CREATE TYPE account_status AS ENUM ('active', 'needs_reconnect');
+
+CREATE TABLE social_accounts (
+    id VARCHAR(36) NOT NULL, 
+    company_id VARCHAR(36) NOT NULL, 
+    client_id VARCHAR(36), 
+    platform platform NOT NULL, 
+    external_id VARCHAR(255) NOT NULL, 
+    display_name VARCHAR(255), 
+    access_token_encrypted TEXT NOT NULL, 
+    token_expires_at TIMESTAMP WITHOUT TIME ZONE, 
+    status account_status DEFAULT 'active' NOT NULL, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    CONSTRAINT pk_social_accounts PRIMARY KEY (id), 
+    CONSTRAINT fk_social_accounts_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE, 
+    CONSTRAINT fk_social_accounts_client_id FOREIGN KEY(client_id) REFERENCES clients (id) ON DELETE SET NULL
+);
+
+CREATE UNIQUE INDEX uq_social_accounts_external ON social_accounts (company_id, platform, external_id);
+
+CREATE INDEX ix_social_accounts_client_id ON social_accounts (client_id);
+
+CREATE TYPE post_status AS ENUM ('pending', 'published', 'failed', 'cancelled', 'missed');
+
+CREATE TABLE post_details (
+    id VARCHAR(36) NOT NULL, 
+    company_id VARCHAR(36) NOT NULL, 
+    client_id VARCHAR(36), 
+    social_account_id VARCHAR(36) NOT NULL, 
+    group_id VARCHAR(36) NOT NULL, 
+    content TEXT NOT NULL, 
+    media_urls JSON NOT NULL, 
+    timezone VARCHAR(64), 
+    status post_status DEFAULT 'pending' NOT NULL, 
+    platform_post_id VARCHAR(255), 
+    error_message TEXT, 
+    published_at TIMESTAMP WITHOUT TIME ZONE, 
+    idempotency_key VARCHAR(255), 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    CONSTRAINT pk_post_details PRIMARY KEY (id), 
+    CONSTRAINT fk_post_details_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE, 
+    CONSTRAINT fk_post_details_client_id FOREIGN KEY(client_id) REFERENCES clients (id) ON DELETE SET NULL, 
+    CONSTRAINT fk_post_details_social_account_id FOREIGN KEY(social_account_id) REFERENCES social_accounts (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_post_details_client_id ON post_details (client_id);
+
+CREATE INDEX ix_post_details_company_status ON post_details (company_id, status);
+
+CREATE INDEX ix_post_details_group_id ON post_details (group_id);
+
+CREATE INDEX ix_post_details_idempotency ON post_details (company_id, idempotency_key);
+
+CREATE INDEX ix_post_details_social_account_id ON post_details (social_account_id);
+
+CREATE TYPE schedule_status AS ENUM ('pending', 'processing', 'done', 'failed', 'cancelled', 'missed');
+
+CREATE TABLE post_schedule (
+    id BIGSERIAL NOT NULL, 
+    post_detail_id VARCHAR(36) NOT NULL, 
+    run_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    status schedule_status DEFAULT 'pending' NOT NULL, 
+    locked_at TIMESTAMP WITHOUT TIME ZONE, 
+    worker_id VARCHAR(128), 
+    lock_token VARCHAR(32), 
+    attempts INTEGER DEFAULT 0 NOT NULL, 
+    max_attempts INTEGER DEFAULT 3 NOT NULL, 
+    deferrals INTEGER DEFAULT 0 NOT NULL, 
+    last_error TEXT, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    CONSTRAINT pk_post_schedule PRIMARY KEY (id), 
+    CONSTRAINT uq_post_schedule_post_detail_id UNIQUE (post_detail_id), 
+    CONSTRAINT fk_post_schedule_post_detail_id FOREIGN KEY(post_detail_id) REFERENCES post_details (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_post_schedule_due ON post_schedule (status, run_at, id);
+
+CREATE TYPE attempt_outcome AS ENUM ('published', 'retry', 'failed', 'deferred', 'unknown');
+
+CREATE TABLE publish_attempts (
+    id BIGSERIAL NOT NULL, 
+    post_schedule_id BIGINT NOT NULL, 
+    attempt INTEGER NOT NULL, 
+    worker_id VARCHAR(128) NOT NULL, 
+    started_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    finished_at TIMESTAMP WITHOUT TIME ZONE, 
+    outcome attempt_outcome, 
+    http_status INTEGER, 
+    error_code VARCHAR(64), 
+    error_message TEXT, 
+    CONSTRAINT pk_publish_attempts PRIMARY KEY (id), 
+    CONSTRAINT fk_publish_attempts_post_schedule_id FOREIGN KEY(post_schedule_id) REFERENCES post_schedule (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_publish_attempts_schedule ON publish_attempts (post_schedule_id, attempt);
+
+CREATE INDEX ix_publish_attempts_started_at ON publish_attempts (started_at);
+
+CREATE TABLE worker_runs (
+    id BIGSERIAL NOT NULL, 
+    worker_id VARCHAR(128) NOT NULL, 
+    started_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    finished_at TIMESTAMP WITHOUT TIME ZONE, 
+    recovered INTEGER DEFAULT 0 NOT NULL, 
+    claimed INTEGER DEFAULT 0 NOT NULL, 
+    published INTEGER DEFAULT 0 NOT NULL, 
+    retried INTEGER DEFAULT 0 NOT NULL, 
+    failed INTEGER DEFAULT 0 NOT NULL, 
+    deferred INTEGER DEFAULT 0 NOT NULL, 
+    CONSTRAINT pk_worker_runs PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_worker_runs_started_at ON worker_runs (started_at);
+
+INSERT INTO alembic_version (version_num) VALUES ('0001_initial') RETURNING alembic_version.version_num;
+
+-- Running upgrade 0001_initial -> 0002_api
+
+CREATE TABLE idempotency_keys (
+    id BIGSERIAL NOT NULL, 
+    company_id VARCHAR(36) NOT NULL, 
+    key_hash VARCHAR(64) NOT NULL, 
+    request_hash VARCHAR(64) NOT NULL, 
+    status_code INTEGER NOT NULL, 
+    response_body JSON NOT NULL, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    CONSTRAINT pk_idempotency_keys PRIMARY KEY (id), 
+    CONSTRAINT fk_idempotency_keys_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE
+);
+
+CREATE UNIQUE INDEX uq_idempotency_keys_company_key ON idempotency_keys (company_id, key_hash);
+
+UPDATE alembic_version SET version_num='0002_api' WHERE alembic_version.version_num = '0001_initial';
+
+-- Running upgrade 0002_api -> 0003_publishers
+
+ALTER TYPE schedule_status ADD VALUE IF NOT EXISTS 'waiting';
+
+ALTER TABLE post_schedule ADD COLUMN platform_draft_id VARCHAR(255);
+
+ALTER TABLE post_schedule ADD COLUMN deferred_since TIMESTAMP WITHOUT TIME ZONE;
+
+ALTER TABLE post_schedule ADD COLUMN unknown_since TIMESTAMP WITHOUT TIME ZONE;
+
+UPDATE alembic_version SET version_num='0003_publishers' WHERE alembic_version.version_num = '0002_api';
+
+-- Running upgrade 0003_publishers -> 0004_company_timezone
+
+ALTER TABLE companies ADD COLUMN timezone VARCHAR(64) DEFAULT 'UTC' NOT NULL;
+
+UPDATE alembic_version SET version_num='0004_company_timezone' WHERE alembic_version.version_num = '0003_publishers';
+
+-- Running upgrade 0004_company_timezone -> 0005_long_text
+
+UPDATE alembic_version SET version_num='0005_long_text' WHERE alembic_version.version_num = '0004_company_timezone';
+
+-- Running upgrade 0005_long_text -> 0006_jobs
+
+CREATE TYPE job_status AS ENUM ('pending', 'processing', 'done', 'failed');
+
+CREATE TABLE jobs (
+    id BIGSERIAL NOT NULL, 
+    kind VARCHAR(64) NOT NULL, 
+    company_id VARCHAR(36), 
+    payload JSON NOT NULL, 
+    run_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    status job_status DEFAULT 'pending' NOT NULL, 
+    locked_at TIMESTAMP WITHOUT TIME ZONE, 
+    worker_id VARCHAR(128), 
+    lock_token VARCHAR(32), 
+    attempts INTEGER DEFAULT 0 NOT NULL, 
+    max_attempts INTEGER DEFAULT 3 NOT NULL, 
+    last_error TEXT, 
+    dedupe_key VARCHAR(255), 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    CONSTRAINT pk_jobs PRIMARY KEY (id), 
+    CONSTRAINT uq_jobs_dedupe_key UNIQUE (dedupe_key), 
+    CONSTRAINT fk_jobs_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_jobs_company_id ON jobs (company_id);
+
+CREATE INDEX ix_jobs_due ON jobs (status, run_at, id);
+
+UPDATE alembic_version SET version_num='0006_jobs' WHERE alembic_version.version_num = '0005_long_text';
+
+-- Running upgrade 0006_jobs -> 0007_webhooks
+
+CREATE TABLE webhooks (
+    id VARCHAR(36) NOT NULL, 
+    company_id VARCHAR(36) NOT NULL, 
+    url VARCHAR(2048) NOT NULL, 
+    events JSON NOT NULL, 
+    secret_encrypted TEXT NOT NULL, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    disabled_at TIMESTAMP WITHOUT TIME ZONE, 
+    CONSTRAINT pk_webhooks PRIMARY KEY (id), 
+    CONSTRAINT fk_webhooks_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_webhooks_company_id ON webhooks (company_id);
+
+CREATE TYPE delivery_status AS ENUM ('pending', 'delivered', 'retrying', 'failed');
+
+CREATE TABLE webhook_deliveries (
+    id VARCHAR(36) NOT NULL, 
+    webhook_id VARCHAR(36) NOT NULL, 
+    event VARCHAR(64) NOT NULL, 
+    payload JSON NOT NULL, 
+    attempt INTEGER DEFAULT 0 NOT NULL, 
+    status delivery_status DEFAULT 'pending' NOT NULL, 
+    http_status INTEGER, 
+    error TEXT, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    delivered_at TIMESTAMP WITHOUT TIME ZONE, 
+    CONSTRAINT pk_webhook_deliveries PRIMARY KEY (id), 
+    CONSTRAINT fk_webhook_deliveries_webhook_id FOREIGN KEY(webhook_id) REFERENCES webhooks (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_webhook_deliveries_webhook ON webhook_deliveries (webhook_id, created_at);
+
+UPDATE alembic_version SET version_num='0007_webhooks' WHERE alembic_version.version_num = '0006_jobs';
+
