@@ -62,6 +62,22 @@ LOCAL_OR_INSTANT_PATTERN = f"^{_DATE}{_TIME}{_OFFSET}?$"
 NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not empty, not only spaces, no NUL
 MEDIA_URL_PATTERN = (r"^https?://(?:[^\s\x00/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00/?#@:\[\]]+)"
                      r"(?::[0-9]*)?(?:[/?#][^\s\x00]*)?$")
+# What app/services/webhooks.refused_url takes before it looks at addresses: http(s), an ASCII
+# host name, IPv4 address or bracketed IPv6 address (RFC 3986's grammar, which Python's urlsplit
+# accepts), no user name or password, a port from 0 to 65535. Every string it matches passes
+# that check, so the document and the server agree.
+_H16 = "[0-9A-Fa-f]{1,4}"
+_V4 = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}"
+_LS32 = f"(?:{_H16}:{_H16}|{_V4})"
+_IPV6 = "(?:" + "|".join([
+    f"(?:{_H16}:){{6}}{_LS32}", f"::(?:{_H16}:){{5}}{_LS32}", f"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+    f"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+    f"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+    f"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}", f"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+    f"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}", f"(?:(?:{_H16}:){{0,6}}{_H16})?::"]) + ")"
+_PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+WEBHOOK_URL_PATTERN = (r"^https?://(?:[A-Za-z0-9._~%!$&'()*+,;=-]+|\[" + _IPV6 + r"\])"
+                       f"(?::{_PORT})?" r"(?:[/?#][^\s\x00]*)?$")
 
 
 def _instant(value: object) -> datetime:
@@ -86,6 +102,8 @@ PATTERN_MESSAGES = {
                               "timezone or the company's zone)",
     CURSOR_PATTERN: "not a cursor from this API: pass nextCursor unchanged",
     MEDIA_URL_PATTERN: "must be an http:// or https:// URL with a host and no spaces",
+    WEBHOOK_URL_PATTERN: "must be an http:// or https:// URL with a host name or IPv4 address, "
+                         "no user name or password, a port from 0 to 65535 and no spaces",
 }
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 from flask import current_app
 from pydantic import Field
 
-from app.api.schemas import CompanyQuery, Out, Strict
+from app.api.schemas import WEBHOOK_URL_PATTERN, CompanyQuery, Out, Strict
 from app.api.spec import Api, sessions
 from app.models import Webhook, WebhookDelivery
 from app.statuses import DeliveryStatus
@@ -21,7 +21,8 @@ Event = Literal[webhooks.EVENTS]
 
 class WebhookIn(Strict):
     companyId: UUID | None = None
-    url: str = Field(min_length=1, max_length=2048, examples=["https://example.com/hooks/scheduler"],
+    url: str = Field(min_length=1, max_length=2048, pattern=WEBHOOK_URL_PATTERN,
+                     examples=["https://example.com/hooks/scheduler"],
                      description="http(s); it must resolve to public addresses only")
     events: list[Event] = Field(min_length=1, max_length=len(webhooks.EVENTS))
 

@@ -96,7 +96,10 @@ def refused_url(url: str, allow_private: bool, resolve: Resolver | None = None) 
     """Why `url` may not receive webhooks, or None. Every address the host resolves to must be
     public (not private, loopback, link-local, metadata, ...) unless private ones are allowed:
     the addresses are checked, not the name, which anyone can point anywhere."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. a bracketed host that is no IPv6 address
+        return "it must be an http:// or https:// URL with a host"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "it must be an http:// or https:// URL with a host"
     if parts.username or parts.password:
