@@ -5,7 +5,7 @@ Revision ID: 0006_jobs
 Revises: 0005_long_text
 """
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0006_jobs"
@@ -19,10 +19,6 @@ BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    # A database the old runner brought to its 0005_jobs.sql (the prune branch before Alembic)
-    # has the same table already.
-    if not context.is_offline_mode() and "jobs" in sa.inspect(op.get_bind()).get_table_names():
-        return
     op.create_table(
         "jobs",
         sa.Column("id", BIGID, autoincrement=True, nullable=False),
