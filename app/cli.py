@@ -22,6 +22,7 @@ from app.db import (
     make_session_factory,
 )
 from app.errors import ConfigError, DatabaseUnavailable, InvalidInput, NotFound, SchedulerError
+from app.services.limits import LIMITS
 from app.statuses import Platform, PostStatus, QueueStatus
 from app.timeutil import parse_instant, utcnow
 
@@ -314,7 +315,7 @@ def account() -> None:
 @account.command("add")
 @click.option("--company", "company_id", required=True, help="Company id.")
 @click.option("--platform", required=True,
-              type=click.Choice([p.value for p in Platform]))
+              type=click.Choice([p.value for p in LIMITS]))
 @click.option("--external-id", required=True,
               help="Page id, IG user id, person/org URN or X user id (anything for sandbox).")
 @click.option("--token", required=True, envvar="SCHEDULER_ACCOUNT_TOKEN",

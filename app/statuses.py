@@ -2,7 +2,7 @@
 
 They are `StrEnum`s: a member equals its string, so the database, JSON and the CLI see plain
 strings while the code compares and writes through the names. The order of each is the order
-of its database ENUM (sql/schema.sql), and the order listings show.
+of its database ENUM (sql/migrations/versions/), and the order listings show.
 """
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ class Platform(StrEnum):
     INSTAGRAM = "instagram"
     LINKEDIN = "linkedin"
     SANDBOX = "sandbox"
+    # In the database since 0008; an account can be added once the platform has its limits
+    # (app/services/limits.py LIMITS) and a publisher.
+    BLUESKY = "bluesky"
+    MASTODON = "mastodon"
+    THREADS = "threads"
 
 
 class AccountStatus(StrEnum):
@@ -30,6 +35,7 @@ class PostStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     MISSED = "missed"
+    DRAFT = "draft"  # saved without a time: no schedule row until it is scheduled
 
 
 class QueueStatus(StrEnum):

@@ -264,3 +264,11 @@ CREATE INDEX ix_webhook_deliveries_webhook ON webhook_deliveries (webhook_id, cr
 
 UPDATE alembic_version SET version_num='0007_webhooks' WHERE alembic_version.version_num = '0006_jobs';
 
+-- Running upgrade 0007_webhooks -> 0008_more_values
+
+ALTER TABLE social_accounts MODIFY platform ENUM('x','facebook','instagram','linkedin','sandbox','bluesky','mastodon','threads') NOT NULL;
+
+ALTER TABLE post_details MODIFY status ENUM('pending','published','failed','cancelled','missed','draft') NOT NULL DEFAULT 'pending';
+
+UPDATE alembic_version SET version_num='0008_more_values' WHERE alembic_version.version_num = '0007_webhooks';
+

@@ -270,3 +270,15 @@ CREATE INDEX ix_webhook_deliveries_webhook ON webhook_deliveries (webhook_id, cr
 
 UPDATE alembic_version SET version_num='0007_webhooks' WHERE alembic_version.version_num = '0006_jobs';
 
+-- Running upgrade 0007_webhooks -> 0008_more_values
+
+ALTER TYPE platform ADD VALUE IF NOT EXISTS 'bluesky';
+
+ALTER TYPE platform ADD VALUE IF NOT EXISTS 'mastodon';
+
+ALTER TYPE platform ADD VALUE IF NOT EXISTS 'threads';
+
+ALTER TYPE post_status ADD VALUE IF NOT EXISTS 'draft';
+
+UPDATE alembic_version SET version_num='0008_more_values' WHERE alembic_version.version_num = '0007_webhooks';
+

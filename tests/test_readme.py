@@ -143,7 +143,20 @@ def turn():
         busy = [p for p in PORTS if _listening(p)]
         assert not busy, (f"ports {busy} are taken: the README's servers need them; stop what "
                           "listens there and run again")
+        _drop_readme_databases()
         yield
+
+
+def _drop_readme_databases() -> None:
+    """The README's blocks make a `scheduler` database on the local MariaDB and PostgreSQL when
+    it is missing and upgrade it; one left by another checkout (another branch's revisions, which
+    this code would refuse as newer) would fail them, so each run starts without it, as a reader
+    on a new machine does. This test is for the project's own machines: it drops those databases."""
+    subprocess.run(["mysql", "-h127.0.0.1", "-P3306", "-uroot", "--connect-timeout=5", "-e",
+                    "DROP DATABASE IF EXISTS scheduler"], check=True, capture_output=True)
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v",
+                    "ON_ERROR_STOP=1", "-qc", "DROP DATABASE IF EXISTS scheduler WITH (FORCE)"],
+                   check=True, capture_output=True, env={**os.environ, "PGCONNECT_TIMEOUT": "5"})
 
 
 def _listening(port: int) -> bool:

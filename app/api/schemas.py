@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 
 from app.errors import InvalidInput
 from app.models import Client, PostDetail, PublishAttempt, SocialAccount
-from app.services.limits import MAX_MEDIA, MAX_URL_LENGTH, check_media_url
+from app.services.limits import LIMITS, MAX_MEDIA, MAX_URL_LENGTH, check_media_url
 from app.services.posts import CURSOR_PATTERN
 from app.statuses import AccountStatus, Outcome, Platform, PostStatus, QueueStatus
 from app.timeutil import parse_instant, zone
@@ -173,9 +173,13 @@ class EditPostIn(Strict):
     mediaUrls: list[MediaUrl] | None = Field(None, max_length=MAX_MEDIA)
 
 
+# The platforms an account may be added for: those with limits and a publisher in this build.
+AccountPlatform = Annotated[Platform, WithJsonSchema({"type": "string", "enum": [p.value for p in LIMITS]})]
+
+
 class SocialAccountIn(Strict):
     companyId: UUID | None = None
-    platform: Platform
+    platform: AccountPlatform
     externalId: str = Field(min_length=1, max_length=255, pattern=NOT_BLANK,
                             description="Page id, IG user id, person/organization URN or X user id")
     displayName: str | None = Field(None, max_length=255)

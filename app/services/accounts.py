@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import crypto
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import ApiKey, Client, Company, SocialAccount
-from app.statuses import AccountStatus, Platform
+from app.services.limits import LIMITS
+from app.statuses import AccountStatus
 from app.timeutil import zone
 
 KEY_PREFIX = "sk_"
@@ -71,8 +72,8 @@ def revoke_api_key(sessions: sessionmaker[Session], key_id: str, now: datetime) 
 def add_account(sessions: sessionmaker[Session], company_id: str, platform: str, external_id: str,
                 access_token: str, now: datetime, display_name: str | None = None,
                 client_id: str | None = None, token_expires_at: datetime | None = None) -> SocialAccount:
-    if platform not in tuple(Platform):
-        names = ", ".join(Platform)
+    if platform not in LIMITS:
+        names = ", ".join(LIMITS)
         raise InvalidInput(f"unknown platform {platform!r}: one of {names}",
                            fields={"platform": f"one of {names}"})
     empty = {name: "must not be empty" for name, value in
