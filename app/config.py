@@ -68,6 +68,12 @@ class Settings:
     retention_days: int = 90  # history older than this is pruned once a day by a worker; 0: never
     webhook_timeout: float = 10.0  # seconds to connect to, and then to wait for, a webhook receiver
     webhook_allow_private: int = 0  # 1: webhook URLs may resolve to private/loopback addresses
+    media_dir: str = "media"  # where POST /media stores files (and the worker its downloads)
+    media_max_bytes: int = 1024 ** 3  # an upload or a fetched mediaUrl larger than this is refused
+    media_allow_private: int = 0  # 1: mediaUrls may resolve to private/loopback addresses
+    media_fetch_timeout: float = 30.0  # seconds to connect to, then between bytes of, a mediaUrl
+    public_url: str = "http://127.0.0.1:8000"  # this API as platforms reach it (signed media URLs)
+    media_url_ttl: int = 3600  # seconds a signed media URL stays valid
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -100,6 +106,12 @@ class Settings:
         "retention_days": "SCHEDULER_RETENTION_DAYS",
         "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
+        "media_dir": "SCHEDULER_MEDIA_DIR",
+        "media_max_bytes": "SCHEDULER_MEDIA_MAX_BYTES",
+        "media_allow_private": "SCHEDULER_MEDIA_ALLOW_PRIVATE",
+        "media_fetch_timeout": "SCHEDULER_MEDIA_FETCH_TIMEOUT",
+        "public_url": "SCHEDULER_PUBLIC_URL",
+        "media_url_ttl": "SCHEDULER_MEDIA_URL_TTL",
     }
 
     @classmethod
@@ -127,9 +139,9 @@ class Settings:
                 raise ConfigError(f"{self.ENV[f.name]} must be 0 or more, got {value}")
             if isinstance(value, (int, float)) and value <= 0 and f.name not in _MAY_BE_ZERO:
                 raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
-        if self.webhook_allow_private not in (0, 1):
-            raise ConfigError(f"SCHEDULER_WEBHOOK_ALLOW_PRIVATE must be 0 or 1, "
-                              f"got {self.webhook_allow_private}")
+        for name in ("webhook_allow_private", "media_allow_private"):
+            if getattr(self, name) not in (0, 1):
+                raise ConfigError(f"{self.ENV[name]} must be 0 or 1, got {getattr(self, name)}")
         if not self.worker_id:
             raise ConfigError("SCHEDULER_WORKER_ID must not be empty")
         if self.environment not in ENVIRONMENTS:
@@ -175,11 +187,11 @@ def _check_lock_timeout(settings: Settings) -> None:
 
 
 # 0 proxies trusted; 0: no pruning; 0: webhook URLs must resolve to public addresses
-_MAY_BE_ZERO = {"trusted_proxies", "retention_days", "webhook_allow_private"}
+_MAY_BE_ZERO = {"trusted_proxies", "retention_days", "webhook_allow_private", "media_allow_private"}
 
 
 def _check_platform_settings(settings: Settings) -> None:
-    for name in ("x_api_base_url", "graph_api_base_url", "linkedin_api_base_url"):
+    for name in ("x_api_base_url", "graph_api_base_url", "linkedin_api_base_url", "public_url"):
         parts = urlsplit(getattr(settings, name))
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"{Settings.ENV[name]} must be an http(s) URL such as "

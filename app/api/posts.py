@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from app.api.schemas import (
     AttemptOut, EditPostIn, PostListQuery, PostOut, PostPage, PostsCreated, PostWithAttempts,
-    SchedulePostIn,
+    SchedulePostIn, media_refs, plain_urls,
 )
 from app.api.spec import Api, sessions
 from app.errors import InvalidInput
@@ -34,7 +34,8 @@ def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
                              lambda: posts.company_zone(db, company_id))
     request_post = posts.NewPost(
         account_ids, body.content, posts.when(body.scheduledAt, tz_name, None),
-        timezone=tz_name, media_urls=tuple(body.mediaUrls),
+        timezone=tz_name, media_urls=plain_urls(body.mediaUrls),
+        media=media_refs(body.mediaIds, body.mediaUrls),
         client_id=str(body.clientId) if body.clientId else None, not_before=now)
     key = request.headers.get("Idempotency-Key")
 
@@ -73,7 +74,9 @@ def get_post(company_id: str, post_id: str):
 def edit_post(company_id: str, post_id: str, body: EditPostIn):
     change = posts.PostChange(
         content=body.content, scheduled_at=body.scheduledAt, timezone=body.timezone,
-        media_urls=tuple(body.mediaUrls) if body.mediaUrls is not None else None)
+        media_urls=plain_urls(body.mediaUrls if body.mediaUrls is not None or body.mediaIds is None
+                              else []),
+        media=media_refs(body.mediaIds, body.mediaUrls))
     return PostOut.of(posts.edit_post(sessions(), company_id, post_id, change, utcnow()))
 
 
