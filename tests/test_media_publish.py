@@ -4,13 +4,15 @@ ETags); uploads reused by a retry; mediaUrls fetched safely (private addresses, 
 and timeouts)."""
 from __future__ import annotations
 
-import io
+import socket
+from pathlib import Path
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 
+from app import safeurl
 from app.models import PostMedia, PostSchedule, PublishAttempt
 from app.services import media as store
 from app.services.accounts import add_account, create_company
@@ -131,3 +133,80 @@ def test_linkedin_video_in_parts_with_their_etags(rig):
     (post,) = rig.fakes.linkedin.posts
     asset = rig.fakes.linkedin.assets[post["content"]["media"]["id"]]
     assert asset["kind"] == "video" and asset["bytes"] == len(video) and len(asset["parts"]) == 3
+
+
+# -- mediaUrls fetched by the worker ------------------------------------------------------------
+
+@pytest.fixture
+def host():
+    with files.MediaHost() as server:
+        yield server
+
+
+def test_a_media_url_is_fetched_and_uploaded_with_its_alt_text(rig, host):
+    host.files["/a.png"] = files.image("PNG")
+    account = rig.account("x", X_ID)
+    post_id = rig.post(account, "From a URL", [MediaRef(url=host.url("/a.png"), alt_text="alt")],
+                       urls=[host.url("/a.png")])
+    assert rig.run().published == 1, rig.state(post_id)
+    (media,) = [rig.fakes.x.media[m] for m in rig.fakes.x.tweets[0]["media_ids"]]
+    assert media["alt_text"] == "alt" and host.asked == ["/a.png"]
+    assert list((Path(rig.settings.media_dir) / ".fetch").iterdir()) == []  # the download is gone
+
+
+@pytest.mark.parametrize("url, why", [
+    ("http://localhost:{port}/a.png", "localhost resolves to 127.0.0.1"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 resolves to 169.254.169.254"),
+    ("http://[::1]:{port}/a.png", "::1 resolves to ::1"),
+])
+def test_private_loopback_and_metadata_addresses_are_refused(rig, host, url, why):
+    rig.settings = replace(rig.settings, media_allow_private=0)
+    url = url.format(port=host.port)
+    account = rig.account("x", X_ID)
+    post_id = rig.post(account, "Private", [], urls=[url])
+    assert rig.run().failed == 1
+    state = rig.state(post_id)
+    assert why in state["error"] and "SCHEDULER_MEDIA_ALLOW_PRIVATE=1" in state["error"]
+    assert url in state["error"] and host.asked == [] and rig.fakes.x.tweets == []
+
+
+def test_a_redirect_to_a_private_address_is_refused(host, monkeypatch, tmp_path):
+    """The first hop is public; its redirect points at 127.0.0.1 and is checked again."""
+    real = socket.getaddrinfo
+    monkeypatch.setattr("socket.getaddrinfo", lambda name, *a, **k: real(
+        "127.0.0.1" if name == "cdn.example" else name, *a, **k))
+    host.redirects["/moved.png"] = host.url("/a.png", host="localhost")
+    host.files["/a.png"] = files.image("PNG")
+    resolve = lambda name: ["93.184.215.14"] if name == "cdn.example" else safeurl._resolve(name)
+    with pytest.raises(safeurl.FetchRefused) as refused, open(tmp_path / "out", "wb") as out:
+        safeurl.fetch(host.url("/moved.png", host="cdn.example"), out, max_bytes=10 ** 6,
+                      timeout=1, allow_private=False, resolve=resolve)
+    assert "localhost resolves to 127.0.0.1" in str(refused.value)
+    assert host.asked == ["/moved.png"]  # the redirect's target was never asked
+
+
+def test_a_redirect_is_followed_and_the_size_capped(host, tmp_path):
+    host.redirects["/moved.png"] = host.url("/a.png")
+    host.files["/a.png"] = b"x" * 5000
+    with open(tmp_path / "out", "wb") as out:
+        assert safeurl.fetch(host.url("/moved.png"), out, max_bytes=5000, timeout=1,
+                             allow_private=True) == 5000
+    with pytest.raises(safeurl.FetchRefused, match="SCHEDULER_MEDIA_MAX_BYTES"), \
+            open(tmp_path / "out", "wb") as out:
+        safeurl.fetch(host.url("/a.png"), out, max_bytes=4999, timeout=1, allow_private=True)
+
+
+@pytest.mark.parametrize("path, words", [("/missing.png", "answered HTTP 404"),
+                                          ("/slow.png", "could not be fetched (ReadTimeout)")])
+def test_a_404_or_timeout_is_retried_then_failed_naming_the_url_not_the_token(rig, host, path, words):
+    host.files["/slow.png"] = files.image("PNG")
+    host.slow["/slow.png"] = 1.5
+    account = rig.account("x", X_ID)
+    post_id = rig.post(account, "Missing", [], urls=[host.url(path)])
+    assert rig.run().retried == 1
+    assert rig.run(later=400).retried == 1
+    assert rig.run(later=1000).failed == 1
+    state = rig.state(post_id)
+    assert [o for o, _ in state["attempts"]] == ["retry", "retry", "failed"]
+    assert all(host.url(path) in m and words in m and "x-token-secret" not in m
+               for _, m in state["attempts"]), state

@@ -59,3 +59,63 @@ def sparse_mp4(path: Path, total_bytes: int, seconds: float = 60.0, width: int =
         out.seek(len(FTYP) + mdat_size)
         out.write(tail)
     return path
+
+
+class MediaHost:
+    """A web server holding files at paths, for mediaUrls: `files[path] = bytes`; also
+    `redirects[path] = location` (302), `slow[path] = seconds` before answering; any other
+    path is 404. Records the paths asked for."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.files: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}
+        self.slow: dict[str, float] = {}
+        self.asked: list[str] = []
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                import time
+                host.asked.append(self.path)
+                time.sleep(host.slow.get(self.path, 0))
+                if self.path in host.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", host.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = host.files.get(self.path)
+                try:
+                    self.send_response(200 if body is not None else 404)
+                    self.send_header("Content-Length", str(len(body or b"")))
+                    self.end_headers()
+                    self.wfile.write(body or b"")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def __enter__(self) -> "MediaHost":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
