@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import time
 from dataclasses import replace
 
@@ -197,3 +198,32 @@ def test_signed_urls_serve_the_file_until_they_expire(sqlite, tenant, media_api)
     assert media_api.get(path.replace("signature=", "signature=0"), key=None).status_code == 404
     expired = store.signed_url("", key, media_id, int(time.time()) - 1)
     assert media_api.get(expired, key=None).status_code == 404
+
+
+# -- the dashboard ------------------------------------------------------------------------------
+
+def test_thumbnails_on_the_post_page_and_in_the_calendar(db, tenant, media_api):
+    from PIL import Image
+
+    image_id = upload(media_api, files.image("PNG", (640, 480))).get_json()["id"]
+    video_id = upload(media_api, files.mp4(12, 640, 360), "clip.mp4").get_json()["id"]
+    post = schedule(media_api, tenant.account_id, mediaIds=[
+        {"id": image_id, "altText": "a red square"}, video_id]).get_json()["posts"][0]
+    client = media_api.app.test_client()
+    page = client.get("/dashboard").get_data(as_text=True)
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    client.post("/dashboard/login", data={"api_key": tenant.api_key, "csrf": token},
+                headers={"Origin": "http://localhost"})
+    thumb = f"/dashboard/media/{image_id}/thumbnail"
+    detail = client.get(f"/dashboard/posts/{post['id']}").get_data(as_text=True)
+    assert f'src="{thumb}"' in detail and 'alt="a red square"' in detail
+    assert "video 12 s" in detail
+    calendar = client.get("/dashboard/calendar?view=month&date=2030-01-01").get_data(as_text=True)
+    assert f'src="{thumb}"' in calendar
+    answer = client.get(thumb)
+    assert answer.status_code == 200 and answer.mimetype == "image/png"
+    assert Image.open(io.BytesIO(answer.data)).size == (160, 120)
+    assert client.get(f"/dashboard/media/{video_id}/thumbnail").status_code == 404
+    other = make_tenant(db, name="Other")
+    theirs = upload(media_api, files.image(), key=other.api_key).get_json()["id"]
+    assert client.get(f"/dashboard/media/{theirs}/thumbnail").status_code == 404
