@@ -24,6 +24,7 @@ from app.services.limits import MAX_MEDIA, check_media_url, check_post
 from app.statuses import EDITABLE, AccountStatus, PostStatus, QueueStatus
 from app.timeutil import EARLIEST, LATEST, at_most, parse_instant
 from worker.queue import requeue_failed
+from worker.retry import MAX_ATTEMPTS
 
 
 
@@ -54,14 +55,14 @@ class PostFilter:
 # -- create ---------------------------------------------------------------------------------
 
 def schedule_post(sessions: sessionmaker[Session], company_id: str, request: NewPost,
-                  now: datetime, max_attempts: int = 3) -> list[PostDetail]:
+                  now: datetime, max_attempts: int = MAX_ATTEMPTS) -> list[PostDetail]:
     """All the posts of one request, sharing a group id, in one transaction."""
     with sessions.begin() as session:
         return create_posts(session, company_id, request, now, max_attempts)
 
 
 def create_posts(session: Session, company_id: str, request: NewPost, now: datetime,
-                 max_attempts: int = 3, idempotency_key: str | None = None) -> list[PostDetail]:
+                 max_attempts: int = MAX_ATTEMPTS, idempotency_key: str | None = None) -> list[PostDetail]:
     """The posts of `request` inside the caller's transaction; every check comes first."""
     _check_media(request.media_urls)
     if not request.account_ids:
