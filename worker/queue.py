@@ -401,24 +401,24 @@ def _record_attempt(conn: Connection, job: Claimed, now: datetime, outcome: Outc
 
 def requeue_failed(sessions: sessionmaker[Session], schedule_id: int, now: datetime) -> bool:
     """failed (or missed) -> pending, attempts reset, due now. False if the row is not failed."""
+    return in_transaction(sessions, lambda conn: requeue(conn, schedule_id, now) in RETRYABLE)
 
-    def work(conn: Connection) -> bool:
-        row = conn.execute(
-            select(PostSchedule.post_detail_id).where(
-                PostSchedule.id == schedule_id, PostSchedule.status.in_(RETRYABLE))
-            .with_for_update()).first()
-        if row is None:
-            return False
-        # unknown_since stays: a post whose last attempt was lost is looked for before reposting.
-        conn.execute(update(PostSchedule).where(PostSchedule.id == schedule_id).values(
-            status=QueueStatus.PENDING, run_at=now, attempts=0, deferrals=0, deferred_since=None,
-            platform_draft_id=None, lock_token=None, locked_at=None, worker_id=None,
-            last_error=None, updated_at=now))
-        conn.execute(update(PostDetail).where(PostDetail.id == row.post_detail_id).values(
-            status=PostStatus.PENDING, error_message=None, updated_at=now))
-        return True
 
-    return in_transaction(sessions, work)
+def requeue(conn: Connection, schedule_id: int, now: datetime) -> str | None:
+    """requeue_failed inside the caller's transaction: the status the row had (locked while
+    read; None if there is no row). It was put back only if that status is in RETRYABLE."""
+    row = conn.execute(select(PostSchedule.post_detail_id, PostSchedule.status)
+                       .where(PostSchedule.id == schedule_id).with_for_update()).first()
+    if row is None or row.status not in RETRYABLE:
+        return None if row is None else row.status
+    # unknown_since stays: a post whose last attempt was lost is looked for before reposting.
+    conn.execute(update(PostSchedule).where(PostSchedule.id == schedule_id).values(
+        status=QueueStatus.PENDING, run_at=now, attempts=0, deferrals=0, deferred_since=None,
+        platform_draft_id=None, lock_token=None, locked_at=None, worker_id=None,
+        last_error=None, updated_at=now))
+    conn.execute(update(PostDetail).where(PostDetail.id == row.post_detail_id).values(
+        status=PostStatus.PENDING, error_message=None, updated_at=now))
+    return row.status
 
 
 def count_by_status(sessions: sessionmaker[Session]) -> dict[str, int]:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from sqlalchemy import Select, and_, insert, or_, select, update
+from sqlalchemy import Row, Select, and_, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from app.errors import Conflict, InvalidInput, NotFound
@@ -21,9 +22,9 @@ from app.models import (
     Client, Company, PostDetail, PostSchedule, PublishAttempt, SocialAccount, new_uuid,
 )
 from app.services.limits import MAX_MEDIA, check_media_url, check_post
-from app.statuses import EDITABLE, AccountStatus, PostStatus, QueueStatus
+from app.statuses import EDITABLE, RETRYABLE, AccountStatus, PostStatus, QueueStatus
 from app.timeutil import EARLIEST, LATEST, at_most, parse_instant
-from worker.queue import requeue_failed
+from worker.queue import in_transaction, requeue
 from worker.retry import MAX_ATTEMPTS
 
 
@@ -352,23 +353,32 @@ def _describe(schedule_status: str) -> str:
 
 
 def retry_post(sessions: sessionmaker[Session], now: datetime, *, company_id: str | None = None,
-               post_id: str | None = None, schedule_id: int | None = None) -> PostSchedule:
-    """A failed (or missed) post back to pending, due now, attempts reset.
+               post_id: str | None = None, schedule_id: int | None = None) -> Row:
+    """A failed (or missed) post back to pending, due now, attempts reset, in one transaction;
+    the schedule row as it is then.
 
     Found by post id within a company (the API) or by schedule id (the operator's CLI).
     """
-    with sessions() as session:
-        if post_id is not None:
-            schedule = _post(session, company_id, post_id).schedule
-        else:
-            schedule = session.get(PostSchedule, schedule_id)
-            if schedule is None:
-                raise NotFound(f"no schedule {schedule_id} (see `scheduler queue stats`)")
-    if not requeue_failed(sessions, schedule.id, now):
-        with sessions() as session:
-            status = session.scalar(select(PostSchedule.status).where(PostSchedule.id == schedule.id))
-        what = f"schedule {schedule.id}" if post_id is None else "the post"
-        raise Conflict(f"{what} is {_describe(status)}, not a failed or missed post: "
-                       "only those can be retried")
-    with sessions() as session:
-        return session.get(PostSchedule, schedule.id)
+    table = PostSchedule.__table__
+
+    def work(conn: Connection) -> Row:
+        found = schedule_id if post_id is None else _schedule_of(conn, company_id, post_id)
+        status = requeue(conn, found, now)
+        if status is None:
+            raise NotFound(f"no schedule {schedule_id} (see `scheduler queue stats`)")
+        if status not in RETRYABLE:
+            what = f"schedule {found}" if post_id is None else "the post"
+            raise Conflict(f"{what} is {_describe(status)}, not a failed or missed post: "
+                           "only those can be retried")
+        return conn.execute(select(table).where(table.c.id == found)).one()
+
+    return in_transaction(sessions, work)
+
+
+def _schedule_of(conn: Connection, company_id: str | None, post_id: str) -> int:
+    found = None if _uuid(post_id) is None else conn.scalar(
+        select(PostSchedule.id).join(PostDetail, PostDetail.id == PostSchedule.post_detail_id)
+        .where(PostDetail.id == post_id, PostDetail.company_id == company_id))
+    if found is None:
+        raise NotFound(f"no post {post_id} in this company")
+    return found
