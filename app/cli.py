@@ -379,7 +379,7 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
                   media_urls: tuple[str, ...], text: str) -> None:
     """Schedule TEXT on one or more accounts."""
     from app.models import SocialAccount
-    from app.services.posts import NewPost, company_zone, schedule_post, zone_for
+    from app.services.posts import NewPost, schedule_post
 
     now = utcnow()
     sessions = ctx.sessions()
@@ -387,38 +387,35 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
         first = session.get(SocialAccount, account_ids[0])
         if first is None:
             raise NotFound(f"no social account {account_ids[0]}")
-        if not at.strip().lower().startswith(("now", "+")):
-            tz_name = zone_for(at, tz_name, lambda: company_zone(session, first.company_id))
-    request = NewPost(list(account_ids), text, parse_when(at, tz_name, now), timezone=tz_name,
-                      media_urls=tuple(media_urls))
+    # `now` and `+N` are instants already; any other time is read as the API reads scheduledAt.
+    relative = at.strip().lower() == "now" or at.strip().startswith("+")
+    request = NewPost(list(account_ids), text, parse_when(at, now) if relative else at,
+                      timezone=tz_name, media_urls=tuple(media_urls),
+                      not_before=None if relative else now)
     posts = schedule_post(sessions, first.company_id, request, now,
-                          max_attempts=ctx.settings.max_attempts)
+                          max_attempts=ctx.settings.max_attempts).posts
     rows = [{"id": p.id, "schedule_id": p.schedule.id, "account_id": p.social_account_id,
              "run_at": p.schedule.run_at.isoformat()} for p in posts]
     ctx.output(rows, "\n".join(f"post {r['id']} (schedule {r['schedule_id']}) due "
                                f"{r['run_at']}" for r in rows))
 
 
-def parse_when(value: str, tz_name: str | None, now: datetime) -> datetime:
-    """`now`, `+N[s|m|h]`, or a future time as the API takes it (`services.posts.when`)."""
-    from app.services.posts import when
-
+def parse_when(value: str, now: datetime) -> datetime:
+    """`now` or `+N[s|m|h]`: a time from now."""
     text = value.strip().lower()
     if text == "now":
         return now
-    if text.startswith("+"):
-        units = {"s": 1, "m": 60, "h": 3600}
-        number, unit = (text[1:-1], text[-1]) if text[-1] in units else (text[1:], "s")
-        try:
-            seconds = float(number) * units[unit]
-            if not seconds >= 0:
-                raise ValueError(number)
-            return now + timedelta(seconds=seconds)
-        except ValueError:
-            raise InvalidInput(f"{value!r}: use +90s, +5m or +2h") from None
-        except OverflowError:
-            raise InvalidInput(f"{value!r} is too far in the future") from None
-    return when(value, tz_name, now)
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[1:-1], text[-1]) if text[-1] in units else (text[1:], "s")
+    try:
+        seconds = float(number) * units[unit]
+        if not seconds >= 0:
+            raise ValueError(number)
+        return now + timedelta(seconds=seconds)
+    except ValueError:
+        raise InvalidInput(f"{value!r}: use +90s, +5m or +2h") from None
+    except OverflowError:
+        raise InvalidInput(f"{value!r} is too far in the future") from None
 
 
 @post.command("list")
@@ -488,7 +485,7 @@ def demo(ctx: Context, count: int, spread: int) -> None:
                           now, display_name="Sandbox demo")
     posts = [schedule_post(sessions, created.id, NewPost(
         [sandbox.id], f"Demo post {i + 1} of {count}",
-        now + timedelta(seconds=spread * (i + 1) / count)), now)[0] for i in range(count)]
+        now + timedelta(seconds=spread * (i + 1) / count)), now).posts[0] for i in range(count)]
     ctx.output({"company_id": created.id, "api_key": key, "account_id": sandbox.id,
                 "posts": [p.id for p in posts]},
                f"company {created.id}, sandbox account {sandbox.id}\n"

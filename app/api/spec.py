@@ -149,7 +149,6 @@ def json_body() -> dict:
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object", fields={"body": "must be an object"})
     check_strings(data)
-    g.json_body = data
     return data
 
 
