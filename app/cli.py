@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from datetime import datetime, timedelta
 from importlib import metadata
@@ -53,8 +52,9 @@ def handle_errors(command):
     """One place that turns the exception tree into a line on stderr and an exit code."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        logs.configure(os.environ.get("SCHEDULER_LOG_LEVEL", "INFO"))
         try:
+            # Read alone: `secret-key` must work where the whole configuration is not valid yet.
+            logs.configure(Settings.only_from_env("log_level").log_level)
             return command(*args, **kwargs)
         except SchedulerError as exc:
             report_error(exc.code, str(exc), exc.exit_code)
@@ -123,6 +123,9 @@ class Context:
     @functools.cached_property
     def settings(self) -> Settings:
         return Settings.from_env()
+
+    def keys(self) -> crypto.KeyRing:
+        return crypto.KeyRing.of(self.settings)
 
     def sessions(self, check_schema_first: bool = True):
         if self.engine is None:
@@ -329,7 +332,7 @@ def account_add(ctx: Context, company_id: str, platform: str, external_id: str, 
     from app.services.accounts import add_account
 
     created = add_account(ctx.sessions(), company_id, platform, external_id, token, utcnow(),
-                          display_name=display_name)
+                          display_name=display_name, keys=ctx.keys())
     ctx.output({"id": created.id, "platform": created.platform,
                 "external_id": created.external_id, "status": created.status},
                f"account {created.id} ({created.platform} {created.external_id})")
@@ -352,7 +355,7 @@ def account_reconnect(ctx: Context, account_id: str, token: str) -> None:
     if found is None:
         raise NotFound(f"no social account {account_id}")
     account, released = reconnect_account(ctx.sessions(), found.company_id, account_id, token,
-                                          utcnow())
+                                          utcnow(), keys=ctx.keys())
     ctx.output({"id": account.id, "status": account.status, "released": released},
                f"account {account.id} is active again; {released} waiting post(s) are pending again")
 
@@ -482,7 +485,7 @@ def demo(ctx: Context, count: int, spread: int) -> None:
     now, sessions = utcnow(), ctx.sessions()
     created, key = create_company(sessions, "Demo company", now)
     sandbox = add_account(sessions, created.id, Platform.SANDBOX, f"demo-{created.id[:8]}", "demo-token",
-                          now, display_name="Sandbox demo")
+                          now, display_name="Sandbox demo", keys=ctx.keys())
     posts = [schedule_post(sessions, created.id, NewPost(
         [sandbox.id], f"Demo post {i + 1} of {count}",
         now + timedelta(seconds=spread * (i + 1) / count)), now).posts[0] for i in range(count)]
@@ -616,7 +619,7 @@ def secret_key_rotate(ctx: Context, batch: int) -> None:
     with it or SCHEDULER_OLD_SECRET_KEYS. Safe to interrupt and run again."""
     from app.services.keys import rotate
 
-    report = rotate(ctx.sessions(), batch=batch)
+    report = rotate(ctx.sessions(), batch=batch, keys=ctx.keys())
     ctx.output(report.as_dict(), (f"re-sealed {report.resealed}, already under the current key "
                                   f"{report.already_current}, unreadable {len(report.unreadable)}"))
     if report.unreadable:
