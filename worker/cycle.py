@@ -85,7 +85,7 @@ class Worker:
         self.publishers = default_publishers(settings) if publishers is None else publishers
         self.clock = clock
         self.policy = RetryPolicy.of(settings)
-        self._run = _RunState()
+        self._run = _RunState(settings)
         self.jobs = JobRunner(JobContext(settings, sessions, clock))
         self._leases = Leases(settings, sessions, clock)
 
@@ -93,7 +93,7 @@ class Worker:
         """One run. Without `loop` it ends when nothing is due; with it, when the budget is spent."""
         s = self.settings
         summary = RunSummary(worker_id=s.worker_id)
-        self._run = _RunState()
+        self._run = _RunState(s)
         self._leases = Leases(s, self.sessions, self.clock)
         started = time.monotonic()
         run_id = queue.start_run(self.sessions, s.worker_id, self.clock())
@@ -458,7 +458,8 @@ class _RunState:
     """What one run learned about accounts, shared by its publishing threads: which are rate
     limited (their other posts are deferred without a request) and which need reconnecting."""
 
-    def __init__(self):
+    def __init__(self, settings: Settings):
+        self.settings = settings
         self.needs_reconnect: set[str] = set()
         self._limits: dict[str, datetime] = {}
         self._tokens: dict[str, str] = {}  # sealed -> plain: one decryption per account per run
@@ -467,7 +468,8 @@ class _RunState:
     def credentials(self, account: "_AccountRow") -> Account:
         token = self._tokens.get(account.sealed_token)
         if token is None:
-            token = self._tokens[account.sealed_token] = crypto.unseal(account.sealed_token)
+            token = self._tokens[account.sealed_token] = crypto.unseal(
+                account.sealed_token, keys=crypto.KeyRing.of(self.settings))
         return account.to_publisher(token)
 
     def limit(self, account_id: str, until: datetime) -> None:
