@@ -20,6 +20,7 @@ from app.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
 ENVIRONMENTS = ("development", "test", "production")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 CLOCK_SLACK = 1.0  # seconds the workers' clocks may disagree (NTP keeps them within ms)
 # The drivers we ship and test. Anything else is refused up front, not at the first query.
 _DRIVERS = {"sqlite": "sqlite", "mysql": "mysql+pymysql", "mysql+pymysql": "mysql+pymysql",
@@ -74,6 +75,8 @@ class Settings:
     media_fetch_timeout: float = 30.0  # seconds to connect to, then between bytes of, a mediaUrl
     public_url: str = "http://127.0.0.1:8000"  # this API as platforms reach it (signed media URLs)
     media_url_ttl: int = 3600  # seconds a signed media URL stays valid
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
+    sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -112,22 +115,32 @@ class Settings:
         "media_fetch_timeout": "SCHEDULER_MEDIA_FETCH_TIMEOUT",
         "public_url": "SCHEDULER_PUBLIC_URL",
         "media_url_ttl": "SCHEDULER_MEDIA_URL_TTL",
+        "log_level": "SCHEDULER_LOG_LEVEL",
+        "sql_dir": "SCHEDULER_SQL_DIR",
     }
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        settings = cls.only_from_env(*(f.name for f in fields(cls)), environ=environ,
+                                     **overrides)
+        settings.validate()
+        return settings
+
+    @classmethod
+    def only_from_env(cls, *names: str, environ: Mapping[str, str] | None = None,
+                      **overrides) -> "Settings":
+        """The defaults, with `names` read from the environment and not cross-checked: for what
+        is needed before, or without, the whole configuration (the log level, the key ring)."""
         environ = os.environ if environ is None else environ
+        kinds = {f.name: f.type for f in fields(cls)}
         values = {}
-        for f in fields(cls):
-            var = cls.ENV[f.name]
+        for name in names:
+            var = cls.ENV[name]
             raw = environ.get(var)
             if raw is None or raw.strip() == "":
                 continue
-            values[f.name] = _parse(var, raw.strip(), f.type)
-        values.update(overrides)
-        settings = cls(**values)
-        settings.validate()
-        return settings
+            values[name] = _parse(var, raw.strip(), kinds[name])
+        return cls(**{**values, **overrides})
 
     def validate(self) -> None:
         normalize_database_url(self.database_url)
@@ -142,6 +155,9 @@ class Settings:
         for name in ("webhook_allow_private", "media_allow_private"):
             if getattr(self, name) not in (0, 1):
                 raise ConfigError(f"{self.ENV[name]} must be 0 or 1, got {getattr(self, name)}")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"SCHEDULER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                              f"got {self.log_level!r}")
         if not self.worker_id:
             raise ConfigError("SCHEDULER_WORKER_ID must not be empty")
         if self.environment not in ENVIRONMENTS:

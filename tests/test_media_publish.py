@@ -49,7 +49,7 @@ class Rig:
     def post(self, account_id: str, content: str, refs: list[MediaRef], urls=()) -> str:
         (post,) = schedule_post(self.db.sessions, self.company_id, NewPost(
             [account_id], content, self.now + timedelta(seconds=1), media=tuple(refs),
-            media_urls=tuple(urls)), self.now)
+            media_urls=tuple(urls)), self.now).posts
         return post.id
 
     def run(self, later: float = 5):
