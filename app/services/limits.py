@@ -36,6 +36,7 @@ class MediaRules:
     image_aspect: tuple[float, float] | None = None
     mixed: bool = False                                # images and a video in one post
     gif_alone: bool = False                            # an (animated) GIF is a post's only media
+    stored: bool = True  # its publisher takes stored media (mediaIds), not only URLs
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,14 @@ LIMITS = {
         video_types=("video/mp4",), max_video_bytes=500 * MB, video_seconds=(3, 30 * 60))),
     # Graph API: up to 10 photos in one post (attached_media), or one video.
     Platform.FACEBOOK: Limits("Facebook", 63206, media=MediaRules(
-        max_images=10, image_types=("image/jpeg", "image/png", "image/gif", "image/webp"))),
+        max_images=10, image_types=("image/jpeg", "image/png", "image/gif", "image/webp"),
+        stored=False)),
     # Content Publishing API: JPEG images (aspect 4:5 to 1.91:1), Reels MP4/MOV 3 s-15 min;
     # one image or video, or a carousel of 2-10 (images and videos mixed).
     Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True, media=MediaRules(
         max_images=10, max_videos=10, image_types=("image/jpeg",), video_seconds=(3, 15 * 60),
         max_image_bytes=8 * MB, max_video_bytes=300 * MB, image_aspect=(4 / 5, 1.91),
-        mixed=True)),
+        mixed=True, stored=False)),
     Platform.SANDBOX: Limits("the sandbox", 63206,
                              media=MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True)),
 }
@@ -165,6 +167,9 @@ def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
         problems[field] = f"{name} takes a GIF only as a post's single media item"
     elif len(images) > rules.max_images:
         problems[field] = f"{name} takes at most {rules.max_images} images in a post"
+    if not rules.stored and any(m.field.startswith("mediaIds") for m in media):
+        problems["mediaIds"] = (f"{name} posts take media by URL in this version: use mediaUrls "
+                                "(stored media is published to X and LinkedIn)")
     for item in media:
         why = _item_problem(rules, name, item)
         if why:
