@@ -238,3 +238,21 @@ def test_linkedin_reuses_an_earlier_attempts_image(rig):
     assert rig.run().retried == 1
     assert rig.run(later=600).published == 1, rig.state(post_id)
     assert len(rig.fakes.linkedin.requests("PUT", "/dms-uploads/")) == 1
+
+
+def test_a_refused_upload_fails_the_post_with_the_platforms_message(rig):
+    account = rig.account("x", X_ID)
+    post_id = rig.post(account, "Bad video", [MediaRef(rig.stored(files.mp4(10), "v.mp4"))])
+    rig.fakes.x.fail_next("permanent", match="/finalize")
+    assert rig.run().failed == 1
+    state = rig.state(post_id)
+    assert "X refused the request (HTTP 400" in state["error"] and rig.fakes.x.tweets == []
+
+
+def test_a_refused_token_on_upload_flags_the_account(rig):
+    account = rig.account("linkedin", LINKEDIN_ID)
+    post_id = rig.post(account, "No token", [MediaRef(rig.stored(files.image("JPEG")))])
+    rig.fakes.linkedin.fail_next("auth", match="/rest/images")
+    assert rig.run().failed == 1
+    assert "Reconnect the linkedin account" in rig.state(post_id)["error"]
+    assert "linkedin-token-secret" not in rig.state(post_id)["error"]
