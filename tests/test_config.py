@@ -41,6 +41,13 @@ EVERY_VARIABLE = [
     ("SCHEDULER_OLD_SECRET_KEYS", "old_secret_keys", "a" * 44 + "," + "b" * 44, "a" * 44 + "," + "b" * 44),
     ("SCHEDULER_WEBHOOK_TIMEOUT", "webhook_timeout", "3", 3.0),
     ("SCHEDULER_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private", "1", 1),
+    ("SCHEDULER_PUBLIC_URL", "public_url", "https://scheduler.example.com", "https://scheduler.example.com"),
+    ("X_AUTHORIZE_URL", "x_authorize_url", "http://127.0.0.1:9/authorize", "http://127.0.0.1:9/authorize"),
+    ("X_CLIENT_ID", "x_client_id", "x-client", "x-client"),
+    ("X_CLIENT_SECRET", "x_client_secret", "x-secret", "x-secret"),
+    ("LINKEDIN_OAUTH_BASE_URL", "linkedin_oauth_base_url", "http://127.0.0.1:9/oauth/v2", "http://127.0.0.1:9/oauth/v2"),
+    ("LINKEDIN_CLIENT_ID", "linkedin_client_id", "li-client", "li-client"),
+    ("LINKEDIN_CLIENT_SECRET", "linkedin_client_secret", "li-secret", "li-secret"),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
