@@ -88,7 +88,7 @@ class FacebookLogin:
         return user
 
     def _debug_token(self, request: Received) -> Answer:
-        app = request.query.get("access_token", "")
+        app = request.token() or ""
         if self.app_id is not None and app != f"{self.app_id}|{self.app_secret}":
             return _oauth_error("Invalid OAuth access token signature.", 190)
         token = self.issued.get(request.query.get("input_token", ""))

@@ -77,7 +77,7 @@ class ThreadsLogin:
             return _graph_error("Unsupported grant_type", 100)
         if self.app_secret is not None and query.get("client_secret") != self.app_secret:
             return _graph_error("Error validating client secret.", 1)
-        old = self._live(query.get("access_token"))
+        old = self._live(request.token())
         if old is None or old["kind"] != "short":
             return _graph_error("Error validating access token: Session has expired.")
         return self._long_lived(old["scopes"])
@@ -85,7 +85,7 @@ class ThreadsLogin:
     def _refresh(self, request: Received) -> Answer:
         if request.query.get("grant_type") != "th_refresh_token":
             return _graph_error("Unsupported grant_type", 100)
-        old = self._live(request.query.get("access_token"))
+        old = self._live(request.token())
         if old is None or old["kind"] != "long":
             return _graph_error("Error validating access token: Session has expired.")
         if time.time() - old["issued_at"] < self.refresh_min_age:
