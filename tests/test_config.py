@@ -48,6 +48,13 @@ EVERY_VARIABLE = [
     ("LINKEDIN_OAUTH_BASE_URL", "linkedin_oauth_base_url", "http://127.0.0.1:9/oauth/v2", "http://127.0.0.1:9/oauth/v2"),
     ("LINKEDIN_CLIENT_ID", "linkedin_client_id", "li-client", "li-client"),
     ("LINKEDIN_CLIENT_SECRET", "linkedin_client_secret", "li-secret", "li-secret"),
+    ("FACEBOOK_DIALOG_URL", "facebook_dialog_url", "http://127.0.0.1:9/v25.0/dialog/oauth", "http://127.0.0.1:9/v25.0/dialog/oauth"),
+    ("META_APP_ID", "meta_app_id", "1234", "1234"),
+    ("META_APP_SECRET", "meta_app_secret", "meta-secret", "meta-secret"),
+    ("THREADS_API_BASE_URL", "threads_api_base_url", "http://127.0.0.1:9", "http://127.0.0.1:9"),
+    ("THREADS_AUTHORIZE_URL", "threads_authorize_url", "http://127.0.0.1:9/oauth/authorize", "http://127.0.0.1:9/oauth/authorize"),
+    ("THREADS_APP_ID", "threads_app_id", "5678", "5678"),
+    ("THREADS_APP_SECRET", "threads_app_secret", "threads-secret", "threads-secret"),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]

@@ -27,6 +27,8 @@ class Fakes:
         """The settings that point the worker at these fakes."""
         return {"X_API_BASE_URL": self.x.base_url, "GRAPH_API_BASE_URL": self.graph.base_url,
                 "GRAPH_API_VERSION": self.graph.version,
+                "FACEBOOK_DIALOG_URL": f"{self.graph.base_url}/{self.graph.version}/dialog/oauth",
+                "META_APP_ID": "fake-meta-app", "META_APP_SECRET": "fake-meta-secret",
                 "LINKEDIN_API_BASE_URL": self.linkedin.base_url}
 
     def all(self) -> tuple[FakePlatform, ...]:

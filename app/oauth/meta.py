@@ -1,0 +1,141 @@
+"""Meta (Facebook Pages and their Instagram accounts): the Facebook Login dialog at
+FACEBOOK_DIALOG_URL; then, at the Graph API, code -> user token, `fb_exchange_token` ->
+long-lived user token, `/me/permissions` (a missing one is named), `/me/accounts` (paged: each
+Page's token and its `instagram_business_account`) and `debug_token` for each Page token's
+expiry. One connect adds every Page granted and each Page's Instagram account.
+
+A Page token made from a long-lived user token does not expire, and nothing refreshes it but
+the user signing in again: these accounts have no refresh. Where Graph does give a Page token
+an expiry, it is stored, and the account is warned about 7 days ahead (account.token_expiring).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import cached_property
+from urllib.parse import urlencode
+
+from app.oauth.base import Grant, OAuthProvider
+from app.statuses import Platform
+from worker.publishers.base import Account, AuthError, PermanentError, RetryableError
+from worker.publishers.graph import GraphClient
+
+PLATFORM = "Facebook"
+# What the Facebook and Instagram publishers need (README, "Facebook Pages" and "Instagram").
+SCOPES = ("pages_show_list", "pages_manage_posts", "pages_read_engagement", "instagram_basic",
+          "instagram_content_publish")
+OPTIONAL_SCOPES = ("business_management",)  # lists the Pages a Business Manager owns
+PAGE_FIELDS = "id,name,access_token,instagram_business_account{id,username}"
+PAGE_SIZE = 100
+MAX_PAGES = 20  # pages of /me/accounts read, at most: 2,000 Facebook Pages
+
+
+class MetaProvider(OAuthProvider):
+    platform = Platform.FACEBOOK
+    required_settings = ("META_APP_ID", "META_APP_SECRET", "SCHEDULER_PUBLIC_URL")
+    required_scopes = SCOPES
+
+    @cached_property
+    def graph(self) -> GraphClient:
+        return GraphClient(self.settings, self.http, PLATFORM)
+
+    @property
+    def _app_token(self) -> str:
+        return f"{self.settings.meta_app_id}|{self.settings.meta_app_secret}"
+
+    def authorize_url(self, state: str, challenge: str | None, redirect_uri: str,
+                      extras: dict) -> str:
+        return f"{self.settings.facebook_dialog_url}?" + urlencode({
+            "client_id": self.settings.meta_app_id, "redirect_uri": redirect_uri,
+            "state": state, "response_type": "code",
+            "scope": ",".join(SCOPES + OPTIONAL_SCOPES)})
+
+    def finish(self, code: str, verifier: str | None, redirect_uri: str,
+               extras: dict) -> list[Grant]:
+        client = {"client_id": self.settings.meta_app_id,
+                  "client_secret": self.settings.meta_app_secret}
+        short = self._token({**client, "redirect_uri": redirect_uri, "code": code})
+        user = self._token({**client, "grant_type": "fb_exchange_token",
+                            "fb_exchange_token": short})
+        granted = self._granted(user)
+        missing = [s for s in SCOPES if s not in granted]
+        if missing:
+            raise AuthError(f"Facebook: the login did not grant {', '.join(missing)}: connect "
+                            "again and leave every permission ticked", error_code="missing_scopes")
+        grants = []
+        for page in self._pages(user):
+            expires_at = self._expiry(page["access_token"])
+            meta = {"page_id": str(page["id"])}
+            grants.append(Grant(Platform.FACEBOOK, str(page["id"]), page.get("name"),
+                                page["access_token"], expires_at, scopes=granted, meta=meta))
+            instagram = page.get("instagram_business_account") or {}
+            if instagram.get("id"):
+                name = f"@{instagram['username']}" if instagram.get("username") else None
+                grants.append(Grant(Platform.INSTAGRAM, str(instagram["id"]), name,
+                                    page["access_token"], expires_at, scopes=granted, meta=meta))
+        if not grants:
+            raise AuthError("Facebook: the login granted no Page; connect again and choose the "
+                            "Pages (and their Instagram accounts) to publish to",
+                            error_code="no_pages")
+        return grants
+
+    def _token(self, params: dict) -> str:
+        """An access token from /oauth/access_token (a code, or fb_exchange_token)."""
+        try:
+            body = self.graph.get("oauth/access_token", graph_account(self._app_token), params)
+        except RetryableError as exc:
+            if exc.http_status != 400:
+                raise
+            # Graph says code 1 (its "unknown error") for a wrong app secret: a refusal, not
+            # a passing fault.
+            raise PermanentError(f"{exc.message} (check META_APP_ID and META_APP_SECRET)",
+                                 http_status=400, error_code=exc.error_code) from None
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise RetryableError("Facebook: /oauth/access_token answered without an access "
+                                 "token", http_status=200, error_code="garbage")
+        return token
+
+    def _granted(self, user_token: str) -> tuple[str, ...]:
+        body = self.graph.get("me/permissions", graph_account(user_token), {})
+        return tuple(str(p.get("permission")) for p in _data(body, "me/permissions")
+                     if isinstance(p, dict) and p.get("status") == "granted")
+
+    def _pages(self, user_token: str) -> list[dict]:
+        """Every Page the user granted, with its token, following the `after` cursor."""
+        pages, params = [], {"fields": PAGE_FIELDS, "limit": PAGE_SIZE}
+        for _ in range(MAX_PAGES):
+            body = self.graph.get("me/accounts", graph_account(user_token), params)
+            pages += [p for p in _data(body, "me/accounts")
+                      if isinstance(p, dict) and p.get("id") and p.get("access_token")]
+            paging = body.get("paging") or {}
+            after = (paging.get("cursors") or {}).get("after")
+            if not paging.get("next") or not after:
+                return pages
+            params = {**params, "after": after}
+        return pages
+
+    def _expiry(self, page_token: str) -> datetime | None:
+        """When the Page token expires, by debug_token: None when it does not (expires_at 0)."""
+        body = self.graph.get("debug_token", graph_account(self._app_token),
+                              {"input_token": page_token})
+        data = body.get("data")
+        try:
+            expires = int(data["expires_at"])
+        except (TypeError, ValueError, KeyError):
+            raise RetryableError("Facebook: debug_token answered without the token's expiry",
+                                 http_status=200, error_code="garbage") from None
+        return datetime.fromtimestamp(expires, timezone.utc) if expires > 0 else None
+
+
+def _data(body: dict, edge: str) -> list:
+    """A list edge's `data`; an answer without one is not Graph's (a proxy's page, say)."""
+    if not isinstance(body.get("data"), list):
+        raise RetryableError(f"Facebook: /{edge} answered without its data", http_status=200,
+                             error_code="garbage")
+    return body["data"]
+
+
+def graph_account(token: str) -> Account:
+    """A token as the Graph client takes one (Facebook's, or Threads' on its Graph-like host):
+    it sends it as a Bearer header and blanks it out of every message."""
+    return Account(id="", platform="", external_id="", display_name=None, access_token=token)

@@ -1,0 +1,257 @@
+"""Meta (Facebook Pages + Instagram) and Threads connect flows: the providers against the fakes
+of Facebook Login and Threads' login, each step and each refusal of the protocol."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from app.config import Settings
+from app.oauth.base import ProviderContext, Tokens
+from app.oauth.registry import provider_for
+from app.statuses import Platform
+from worker.publishers.base import AuthError, PermanentError, RetryableError
+from worker.publishers.http import HttpClient
+
+from tests.fakes.consent import authorize
+from tests.fakes.graph import FakeGraph
+from tests.fakes.threads_login import FakeThreadsLogin
+
+REDIRECT = "http://127.0.0.1:1/connect/facebook/callback"
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def _running(fake, app_id: str, secret: str):
+    fake.app_id, fake.app_secret = app_id, secret
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def graph():
+    yield from _running(FakeGraph(), "4242", "meta-secret")
+
+
+@pytest.fixture
+def threads():
+    yield from _running(FakeThreadsLogin(), "5353", "threads-secret")
+
+
+def provider(platform: str, graph=None, threads=None, **overrides):
+    env = {"SCHEDULER_PUBLIC_URL": "http://127.0.0.1:1", "SCHEDULER_HTTP_READ_TIMEOUT": "2"}
+    if graph is not None:
+        env |= {"GRAPH_API_BASE_URL": graph.base_url, "META_APP_ID": "4242",
+                "META_APP_SECRET": "meta-secret",
+                "FACEBOOK_DIALOG_URL": f"{graph.base_url}/{graph.version}/dialog/oauth"}
+    if threads is not None:
+        env |= {"THREADS_API_BASE_URL": threads.base_url, "THREADS_APP_ID": "5353",
+                "THREADS_APP_SECRET": "threads-secret",
+                "THREADS_AUTHORIZE_URL": f"{threads.base_url}/oauth/authorize"}
+    settings = Settings.from_env(env | overrides)
+    return provider_for(platform, ProviderContext(settings, HttpClient.from_settings(settings),
+                                                  None, lambda: NOW))
+
+
+def code_from(callback: str, state: str = "st-1") -> str:
+    query = parse_qs(urlsplit(callback).query)
+    assert query["state"] == [state]
+    return query["code"][0]
+
+
+def meta_code(graph, scopes=None) -> tuple:
+    meta = provider("facebook", graph)
+    url = meta.authorize_url("st-1", None, REDIRECT, {})
+    return meta, code_from(authorize(url, scopes=scopes))
+
+
+# -- Facebook Login ---------------------------------------------------------------------------
+
+def test_the_dialog_url_asks_for_every_permission_the_publishers_need(graph):
+    url = provider("facebook", graph).authorize_url("st-1", None, REDIRECT, {})
+    assert url.startswith(f"{graph.base_url}/v25.0/dialog/oauth?")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert query["client_id"] == "4242" and query["redirect_uri"] == REDIRECT
+    assert query["state"] == "st-1" and query["response_type"] == "code"
+    assert set(query["scope"].split(",")) >= {"pages_show_list", "pages_manage_posts",
+                                              "pages_read_engagement", "instagram_basic",
+                                              "instagram_content_publish"}
+
+
+def test_a_login_adds_every_page_and_each_pages_instagram_account(graph):
+    graph.pages.append({"id": "1503", "name": "Acme Cafe",
+                        "instagram": {"id": "17841400003", "username": "acmecafe"}})
+    meta, code = meta_code(graph)
+    grants = meta.finish(code, None, REDIRECT, {})
+    assert [(g.platform, g.external_id, g.display_name) for g in grants] == [
+        (Platform.FACEBOOK, "1501", "Acme Bakery"), (Platform.INSTAGRAM, "17841400001", "@acmebakery"),
+        (Platform.FACEBOOK, "1502", "Acme Deli"),
+        (Platform.FACEBOOK, "1503", "Acme Cafe"), (Platform.INSTAGRAM, "17841400003", "@acmecafe")]
+    # Each account holds its Page's token: a Page token, made from the long-lived user token.
+    for grant in grants:
+        issued = graph.issued[grant.access_token]
+        assert issued["kind"] == "page" and issued["page"] == grant.meta["page_id"]
+        assert grant.expires_at is None and grant.refresh_token is None  # never expires
+    assert grants[0].access_token == grants[1].access_token
+    exchange = graph.requests("GET", "/oauth/access_token")
+    assert [r.query.get("grant_type") for r in exchange] == [None, "fb_exchange_token"]
+    assert exchange[0].query["client_secret"] == "meta-secret"
+    assert exchange[0].query["redirect_uri"] == REDIRECT
+
+
+def test_the_pages_are_read_page_by_page(graph):
+    graph.pages = [{"id": str(2000 + i), "name": f"Page {i}", "instagram": None}
+                   for i in range(230)]
+    meta, code = meta_code(graph)
+    grants = meta.finish(code, None, REDIRECT, {})
+    assert [g.external_id for g in grants] == [str(2000 + i) for i in range(230)]
+    assert len(graph.requests("GET", "/me/accounts")) == 3  # 100 + 100 + 30
+
+
+def test_a_page_token_that_expires_keeps_its_expiry(graph):
+    graph.page_tokens_expire = True
+    meta, code = meta_code(graph)
+    grants = meta.finish(code, None, REDIRECT, {})
+    expiry = graph.issued[grants[0].access_token]["expires_at"]
+    assert grants[0].expires_at == datetime.fromtimestamp(int(expiry), timezone.utc)
+    assert not meta.refreshable(_tokens(grants[0]))  # no way to refresh: warned ahead instead
+
+
+def test_missing_permissions_are_named_and_nothing_is_granted(graph):
+    meta, code = meta_code(graph, scopes=["pages_show_list", "pages_manage_posts",
+                                          "pages_read_engagement", "instagram_basic"])
+    with pytest.raises(AuthError, match="did not grant instagram_content_publish: connect again"):
+        meta.finish(code, None, REDIRECT, {})
+    assert not graph.requests("GET", "/me/accounts")
+
+
+def test_a_user_with_no_page_is_told_to_choose_one(graph):
+    graph.pages = []
+    meta, code = meta_code(graph)
+    with pytest.raises(AuthError, match="granted no Page"):
+        meta.finish(code, None, REDIRECT, {})
+
+
+def test_a_spent_or_unknown_code_is_refused_with_graphs_message(graph):
+    meta, code = meta_code(graph)
+    meta.finish(code, None, REDIRECT, {})
+    with pytest.raises(PermanentError, match="This authorization code has been used"):
+        meta.finish(code, None, REDIRECT, {})
+    with pytest.raises(PermanentError, match="Invalid verification code format"):
+        meta.finish("nonsense", None, REDIRECT, {})
+
+
+def test_a_wrong_app_secret_is_named_and_never_echoed(graph):
+    meta, code = meta_code(graph)
+    meta = provider("facebook", graph, META_APP_SECRET="not-the-secret")
+    with pytest.raises(PermanentError, match="Error validating client secret.*check META_APP_ID "
+                       "and META_APP_SECRET") as caught:
+        meta.finish(code, None, REDIRECT, {})
+    assert "not-the-secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind, status, error", [
+    ("permanent", 400, PermanentError), ("auth", 401, AuthError),
+    ("retryable", 500, RetryableError), ("retryable", 503, RetryableError),
+    ("garbage", 200, RetryableError), ("garbage", 502, RetryableError)])
+@pytest.mark.parametrize("step", ["oauth/access_token", "me/accounts", "debug_token"])
+def test_each_graph_step_answering_badly_is_an_error_of_its_class(graph, kind, status, error, step):
+    meta, code = meta_code(graph)
+    graph.fail_next(kind, match=f"GET /v25.0/{step}", status=status)
+    with pytest.raises(error):
+        meta.finish(code, None, REDIRECT, {})
+
+
+def test_a_timeout_is_retryable(graph):
+    meta, code = meta_code(graph)
+    graph.fail_next("timeout", match="GET /v25.0/me/accounts", hang=3)
+    with pytest.raises(RetryableError, match="no answer"):
+        meta.finish(code, None, REDIRECT, {})
+
+
+def test_a_cancelled_dialog_comes_back_as_access_denied(graph):
+    url = provider("facebook", graph).authorize_url("st-1", None, REDIRECT, {})
+    query = parse_qs(urlsplit(authorize(url, allow=False)).query)
+    assert query["error"] == ["access_denied"] and query["state"] == ["st-1"]
+    assert query["error_reason"] == ["user_denied"]
+
+
+# -- Threads ------------------------------------------------------------------------------------
+
+def threads_code(threads) -> tuple:
+    login = provider("threads", threads=threads)
+    url = login.authorize_url("st-1", None, REDIRECT, {})
+    callback = authorize(url)
+    assert callback.endswith("#_")  # Threads' own suffix; a browser never sends it
+    return login, code_from(callback.removesuffix("#_"))
+
+
+def test_threads_connects_with_a_60_day_token(threads):
+    login, code = threads_code(threads)
+    [grant] = login.finish(code, None, REDIRECT, {})
+    assert (grant.platform, grant.external_id, grant.display_name) == (
+        Platform.THREADS, "25001", "@acme.threads")
+    assert threads.issued[grant.access_token]["kind"] == "long"
+    assert grant.expires_at == NOW + timedelta(seconds=5_184_000)
+    [code_request] = threads.requests("POST", "/oauth/access_token")
+    assert code_request.form == {"client_id": "5353", "client_secret": "threads-secret",
+                                 "grant_type": "authorization_code", "redirect_uri": REDIRECT,
+                                 "code": code}
+    [exchange] = threads.requests("GET", "/access_token")
+    assert exchange.query == {"grant_type": "th_exchange_token", "client_secret": "threads-secret"}
+    assert "access_token" not in exchange.query  # the token goes in a header, never a URL
+
+
+def test_threads_asks_for_basic_and_publishing(threads):
+    url = provider("threads", threads=threads).authorize_url("st-1", None, REDIRECT, {})
+    assert url.startswith(f"{threads.base_url}/oauth/authorize?")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert query["scope"] == "threads_basic,threads_content_publish"
+    assert query["client_id"] == "5353" and query["response_type"] == "code"
+
+
+def test_a_threads_token_refreshes_into_a_new_60_day_one(threads):
+    login, code = threads_code(threads)
+    [grant] = login.finish(code, None, REDIRECT, {})
+    tokens = _tokens(grant)
+    assert login.refreshable(tokens)
+    refreshed = login.refresh(tokens)
+    assert refreshed.access_token != grant.access_token
+    assert threads.issued[refreshed.access_token]["kind"] == "long"
+    assert refreshed.expires_at == NOW + timedelta(seconds=5_184_000)
+    [request] = threads.requests("GET", "/refresh_access_token")
+    assert request.query == {"grant_type": "th_refresh_token"}
+
+
+def test_a_threads_refresh_of_a_lapsed_token_is_an_auth_error(threads):
+    login, code = threads_code(threads)
+    [grant] = login.finish(code, None, REDIRECT, {})
+    threads.expire(grant.access_token)
+    with pytest.raises(AuthError, match="Session has expired"):
+        login.refresh(_tokens(grant))
+
+
+def test_a_threads_code_refused_says_why(threads):
+    login, code = threads_code(threads)
+    login.finish(code, None, REDIRECT, {})
+    with pytest.raises(PermanentError, match="This authorization code has been used"):
+        login.finish(code, None, REDIRECT, {})
+
+
+@pytest.mark.parametrize("kind, status, error", [
+    ("permanent", 400, PermanentError), ("auth", 401, AuthError),
+    ("retryable", 500, RetryableError), ("garbage", 200, RetryableError)])
+@pytest.mark.parametrize("step", ["POST /oauth/access_token", "GET /access_token", "GET /v1.0/me"])
+def test_each_threads_step_answering_badly_is_an_error_of_its_class(threads, kind, status, error,
+                                                                    step):
+    login, code = threads_code(threads)
+    threads.fail_next(kind, match=step, status=status)
+    with pytest.raises(error):
+        login.finish(code, None, REDIRECT, {})
+
+
+def _tokens(grant) -> Tokens:
+    return Tokens("acc-1", grant.platform, grant.external_id, grant.access_token,
+                  grant.refresh_token, grant.expires_at, grant.refresh_expires_at, grant.meta)
+
