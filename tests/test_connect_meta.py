@@ -93,6 +93,8 @@ def test_a_login_adds_every_page_and_each_pages_instagram_account(graph):
         issued = graph.issued[grant.access_token]
         assert issued["kind"] == "page" and issued["page"] == grant.meta["page_id"]
         assert grant.expires_at is None and grant.refresh_token is None  # never expires
+        assert datetime.fromisoformat(grant.meta["data_access_expires_at"]) > datetime.now(
+            timezone.utc) + timedelta(days=89)
     assert grants[0].access_token == grants[1].access_token
     exchange = graph.requests("GET", "/oauth/access_token")
     assert [r.query.get("grant_type") for r in exchange] == [None, "fb_exchange_token"]

@@ -63,8 +63,10 @@ class MetaProvider(OAuthProvider):
                             "again and leave every permission ticked", error_code="missing_scopes")
         grants = []
         for page in self._pages(user):
-            expires_at = self._expiry(page["access_token"])
-            meta = {"page_id": str(page["id"])}
+            expires_at, data_access = self._expiry(page["access_token"])
+            # Not an expiry: past it Meta wants the user to sign in again before the app may
+            # read their data; kept for the operator to see.
+            meta = {"page_id": str(page["id"]), "data_access_expires_at": data_access}
             grants.append(Grant(Platform.FACEBOOK, str(page["id"]), page.get("name"),
                                 page["access_token"], expires_at, scopes=granted, meta=meta))
             instagram = page.get("instagram_business_account") or {}
@@ -114,8 +116,9 @@ class MetaProvider(OAuthProvider):
             params = {**params, "after": after}
         return pages
 
-    def _expiry(self, page_token: str) -> datetime | None:
-        """When the Page token expires, by debug_token: None when it does not (expires_at 0)."""
+    def _expiry(self, page_token: str) -> tuple[datetime | None, str | None]:
+        """When the Page token expires, by debug_token: None when it does not (expires_at 0);
+        and when the app's access to the user's data does (ISO 8601), if Graph says."""
         body = self.graph.get("debug_token", graph_account(self._app_token),
                               {"input_token": page_token})
         data = body.get("data")
@@ -124,7 +127,13 @@ class MetaProvider(OAuthProvider):
         except (TypeError, ValueError, KeyError):
             raise RetryableError("Facebook: debug_token answered without the token's expiry",
                                  http_status=200, error_code="garbage") from None
-        return datetime.fromtimestamp(expires, timezone.utc) if expires > 0 else None
+        data_access = data.get("data_access_expires_at")
+        if isinstance(data_access, int) and data_access > 0:
+            data_access = datetime.fromtimestamp(data_access, timezone.utc).isoformat()
+        else:
+            data_access = None
+        return (datetime.fromtimestamp(expires, timezone.utc) if expires > 0 else None,
+                data_access)
 
 
 def _data(body: dict, edge: str) -> list:
