@@ -27,9 +27,15 @@ class Fakes:
         """The settings that point the worker at these fakes."""
         return {"X_API_BASE_URL": self.x.base_url, "GRAPH_API_BASE_URL": self.graph.base_url,
                 "GRAPH_API_VERSION": self.graph.version,
+                "LINKEDIN_API_BASE_URL": self.linkedin.base_url,
+                # the connect flows: the fakes' authorize pages and the app credentials they know
+                "X_AUTHORIZE_URL": self.x.authorize_url, "X_CLIENT_ID": self.x.client_id,
+                "X_CLIENT_SECRET": self.x.client_secret,
+                "LINKEDIN_OAUTH_BASE_URL": self.linkedin.oauth_base_url,
+                "LINKEDIN_CLIENT_ID": self.linkedin.client_id,
+                "LINKEDIN_CLIENT_SECRET": self.linkedin.client_secret,
                 "FACEBOOK_DIALOG_URL": f"{self.graph.base_url}/{self.graph.version}/dialog/oauth",
-                "META_APP_ID": "fake-meta-app", "META_APP_SECRET": "fake-meta-secret",
-                "LINKEDIN_API_BASE_URL": self.linkedin.base_url}
+                "META_APP_ID": self.graph.app_id, "META_APP_SECRET": self.graph.app_secret}
 
     def all(self) -> tuple[FakePlatform, ...]:
         return (self.x, self.graph, self.linkedin)
