@@ -144,17 +144,17 @@ def test_a_state_is_single_use(sqlite, client, fakes):
     started = start(client)
     path = callback_path(authorize(started["authorizeUrl"]))
     assert client.get(path).status_code == 201
-    refused(client.get(path), 422, "state", "already finished")
+    refused(client.get(path), 409, says="already finished")
     assert accounts(client) == 1
 
 
 def test_unknown_and_other_companys_states_are_refused(sqlite, client, fakes):
-    refused(client.get("/connect/x/callback?code=abc&state=made-up"), 422, "state", "unknown state")
+    refused(client.get("/connect/x/callback?code=abc&state=made-up"), 404, says="unknown state")
     started = start(client)
     path = callback_path(authorize(started["authorizeUrl"]))
     other = make_tenant(client.db, name="Other")
-    refused(client.get(path, key=other.api_key), 422, "state", "unknown state")
-    refused(client.get(path.replace("/connect/x/", "/connect/linkedin/")), 422, "state")
+    refused(client.get(path, key=other.api_key), 404, says="unknown state")
+    refused(client.get(path.replace("/connect/x/", "/connect/linkedin/")), 404, says="unknown state")
     assert accounts(client) == 0
 
 
@@ -163,7 +163,7 @@ def test_a_state_expires_after_ten_minutes(sqlite, client, fakes):
         started = start(client)
         path = callback_path(authorize(started["authorizeUrl"]))
         clock.tick(timedelta(minutes=10, seconds=1))
-        refused(client.get(path), 422, "state", "expired")
+        refused(client.get(path), 409, says="expired")
     assert accounts(client) == 0
 
 
@@ -200,9 +200,9 @@ def test_missing_app_credentials_are_named_not_a_500(sqlite, fakes, tenant):
                                                               "public_url": ""}))
     client = ApiClient(db, tenant.api_key)
     try:
-        body = refused(client.post("/connect/x", json={}), 503, says="X_CLIENT_SECRET")
+        body = refused(client.post("/connect/x", json={}), 409, says="X_CLIENT_SECRET")
         assert set(body["error"]["fields"]) == {"X_CLIENT_SECRET", "SCHEDULER_PUBLIC_URL"}
-        body = refused(client.post("/connect/linkedin", json={}), 503, says="SCHEDULER_PUBLIC_URL")
+        body = refused(client.post("/connect/linkedin", json={}), 409, says="SCHEDULER_PUBLIC_URL")
         assert set(body["error"]["fields"]) == {"SCHEDULER_PUBLIC_URL"}
     finally:
         client.close()

@@ -24,8 +24,9 @@ api = Api("connect", "connect")
 PLATFORMS = {"platform": [str(p) for p in connectable()]}
 BROWSER_COOKIE = "scheduler_connect"  # the dashboard's flows: bound to the browser that began them
 PLATFORM_ERRORS = {
+    409: "The platform's app credentials are not set (not_configured: `fields` names the "
+         "settings); or the callback's state expired, was used already or began in another browser",
     502: "The platform's token endpoint failed, answered nonsense or refused the app's credentials",
-    503: "The platform's app credentials are not set: `fields` names the settings",
 }
 
 

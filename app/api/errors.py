@@ -32,7 +32,7 @@ STATUS = [
     (Unauthorized, 401, "unauthorized"),
     (DatabaseUnavailable, 503, "database_unavailable"),
     (SchemaMissing, 503, "schema_missing"),
-    (NotConfigured, 503, "not_configured"),
+    (NotConfigured, 409, "not_configured"),
     (PlatformError, 502, "platform_error"),
 ]
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",

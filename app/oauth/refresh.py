@@ -9,6 +9,7 @@ answer is lost after a rotating platform may have acted on it, leaves the accoun
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app import crypto
 from app.errors import NotFound
+from app.logs import event
 from app.models import SocialAccount
 from app.oauth.base import Provider, ProviderContext, Refreshed, Tokens
 from app.oauth.registry import provider_for
@@ -28,6 +30,7 @@ from app.statuses import AccountStatus
 from worker.publishers.base import AuthError, RetryableError
 
 
+log = logging.getLogger("oauth")
 # The error codes of an AuthError that means "reconnect the account", not "this post".
 REFRESH_REFUSED = ("refresh_refused", "needs_reconnect")
 
@@ -102,7 +105,11 @@ def look(ctx: ProviderContext, account_id: str, needed: Callable[[SocialAccount]
                 "its answer was lost, and the old one is then spent"))
         else:
             _store(session, account, refreshed, ctx.clock())
+            event(log, "token_refreshed", account_id=account.id, platform=account.platform,
+                  expires_at=refreshed.expires_at, rotated=refreshed.refresh_token is not None)
             return Outcome(refreshed.access_token, "refreshed")
+    event(log, "token_refresh_refused", logging.WARNING, account_id=account_id,
+          error=refusal.message)
     raise refusal
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import crypto
-from app.errors import InvalidInput, NotConfigured, NotFound, PlatformError
+from app.errors import Conflict, InvalidInput, NotConfigured, NotFound, PlatformError
 from app.models import Client, OAuthState, SocialAccount
 from app.oauth.base import (
     ConnectRequest, Grant, Provider, ProviderContext, missing_settings, scopes_missing,
@@ -136,21 +136,21 @@ def _spend(ctx: ProviderContext, platform: str, state: str, company_id: str | No
         flow = session.get(OAuthState, _hash(state)) if state else None
         if flow is None or flow.platform != platform or (
                 company_id is not None and flow.company_id != company_id):
-            raise InvalidInput("unknown state: this connection was not started here (or by "
-                               "this company); start it again", {"state": "unknown"})
+            raise NotFound("unknown state: this connection was not started here (or by this "
+                           "company); start it again")
         wanted = flow.extras.get("browser")
         if wanted and company_id is None and (not browser or _hash(browser) != wanted):
-            raise InvalidInput("this connection was started in another browser: finish it "
-                               "there, or start again here", {"state": "another browser"})
+            raise Conflict("this connection (its state) was started in another browser: finish "
+                           "it there, or start again here")
         if flow.expires_at <= now:
-            raise InvalidInput(f"this connection expired ({int(STATE_TTL.total_seconds() // 60)} "
-                               "minutes to finish): start it again", {"state": "expired"})
+            raise Conflict(f"this connection (its state) expired: it must be finished within "
+                           f"{int(STATE_TTL.total_seconds() // 60)} minutes; start it again")
         spent = session.execute(update(OAuthState).where(
             OAuthState.state_hash == flow.state_hash, OAuthState.used_at.is_(None))
             .values(used_at=now)).rowcount
         if spent != 1:
-            raise InvalidInput("this connection was already finished (a state is used once): "
-                               "start again to connect another account", {"state": "already used"})
+            raise Conflict("this connection was already finished (a state is used once): "
+                           "start again to connect another account")
         session.expunge(flow)
     return flow
 
