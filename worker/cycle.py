@@ -23,6 +23,8 @@ from app.db import engine_of
 from app.errors import ConfigError
 from app.logs import event
 from app.models import PostDetail, SocialAccount
+from app.oauth.base import ProviderContext
+from app.oauth.expired import refresh_expired
 from app.services.accounts import mark_needs_reconnect, waiting_reason
 from app.statuses import AccountStatus, QueueStatus
 from app.timeutil import utcnow
@@ -30,6 +32,7 @@ from worker import queue
 from worker.jobs import JobContext, JobRunner
 from worker.publishers import default_publishers
 from worker.lease import Leases
+from worker.publishers.http import HttpClient
 from worker.publishers.base import (
     Account, AuthError, ClaimExpired, LookupUnavailable, NotReadyError, PermanentError,
     PostToPublish, Publisher, RateLimitedError, guarded,
@@ -89,6 +92,8 @@ class Worker:
         self._run = _RunState()
         self.jobs = JobRunner(JobContext(settings, sessions, clock))
         self._leases = Leases(settings, sessions, clock)
+        self._provider_context = ProviderContext(settings, HttpClient.from_settings(settings),
+                                                 sessions, clock)
 
     def run(self, loop: bool = False) -> RunSummary:
         """One run. Without `loop` it ends when nothing is due; with it, when the budget is spent."""
@@ -196,7 +201,8 @@ class Worker:
         with engine_of(self.sessions).connect() as conn:
             rows = conn.execute(
                 select(d.id, d.content, d.media_urls, a.id.label("account_id"), a.platform,
-                       a.external_id, a.display_name, a.status, a.access_token_encrypted)
+                       a.external_id, a.display_name, a.status, a.access_token_encrypted,
+                       a.auth_meta, a.refresh_token_encrypted.is_not(None).label("refreshable"))
                 .join_from(PostDetail.__table__, SocialAccount.__table__,
                            a.id == d.social_account_id)
                 .where(d.id.in_([j.post_detail_id for j in jobs]))).all()
@@ -208,7 +214,8 @@ class Worker:
                                               job.schedule_id, job.attempt),
                            _AccountRow(row.account_id, row.platform, row.external_id,
                                        row.display_name, row.status,
-                                       row.access_token_encrypted)))
+                                       row.access_token_encrypted, dict(row.auth_meta or {}),
+                                       bool(row.refreshable))))
         for _, _, account in loaded:
             self._run.credentials(account)  # decrypted once per account, before any request
         return loaded
@@ -261,6 +268,10 @@ class Worker:
         note = None
         try:
             credentials = self._run.credentials(account)
+            if account.refreshable:
+                stale = credentials.access_token
+                credentials = replace(credentials, refresh=lambda: refresh_expired(
+                    self._provider_context, account.id, stale))
             with guarded(lambda: self._leases.check(job)):  # before each request it makes
                 self._leases.check(job)
                 if job.unknown_since is not None:
@@ -290,8 +301,12 @@ class Worker:
         except Exception as exc:  # RetryableError, and anything unforeseen, is worth a retry
             return self._retry_or_fail(job, account, _failure(exc, note=note),
                                        getattr(exc, "maybe_published", False))
-        return self._published(job, account, result.platform_post_id,
-                               Failure(note, error_code="lookup_unavailable") if note else None)
+        if note or result.note:
+            remark = Failure("; ".join(filter(None, (note, result.note))),
+                             error_code="lookup_unavailable" if note else "published_with_note")
+        else:
+            remark = None
+        return self._published(job, account, result.platform_post_id, remark)
 
     def _look(self, job: Claimed, post: PostToPublish, credentials: Account,
               publisher: Publisher) -> tuple[str | None, str | None]:
@@ -484,9 +499,12 @@ class _AccountRow:
     display_name: str | None
     status: str
     sealed_token: str = field(repr=False)
+    meta: dict = field(default_factory=dict)
+    refreshable: bool = False  # a refresh token is stored
 
     def to_publisher(self, token: str) -> Account:
-        return Account(self.id, self.platform, self.external_id, self.display_name, token)
+        return Account(self.id, self.platform, self.external_id, self.display_name, token,
+                       self.meta)
 
 
 def _unreachable(exc: DBAPIError) -> bool:
