@@ -23,8 +23,8 @@ from app.db import engine_of
 from app.errors import ConfigError
 from app.logs import event
 from app.models import PostDetail, SocialAccount
-from app.oauth.base import ProviderContext
-from app.oauth.expired import refresh_expired
+from app.oauth.refresh import REFRESH_REFUSED, fresh_token, replace_expired
+from app.oauth.schedule import JUST_IN_TIME
 from app.services.accounts import mark_needs_reconnect, waiting_reason
 from app.statuses import AccountStatus, QueueStatus
 from app.timeutil import utcnow
@@ -32,7 +32,6 @@ from worker import queue
 from worker.jobs import JobContext, JobRunner
 from worker.publishers import default_publishers
 from worker.lease import Leases
-from worker.publishers.http import HttpClient
 from worker.publishers.base import (
     Account, AuthError, ClaimExpired, LookupUnavailable, NotReadyError, PermanentError,
     PostToPublish, Publisher, RateLimitedError, guarded,
@@ -91,9 +90,8 @@ class Worker:
         self.clock = clock
         self._run = _RunState()
         self.jobs = JobRunner(JobContext(settings, sessions, clock))
+        self._providers = self.jobs.ctx.providers()  # for just-in-time token refreshes
         self._leases = Leases(settings, sessions, clock)
-        self._provider_context = ProviderContext(settings, HttpClient.from_settings(settings),
-                                                 sessions, clock)
 
     def run(self, loop: bool = False) -> RunSummary:
         """One run. Without `loop` it ends when nothing is due; with it, when the budget is spent."""
@@ -202,7 +200,8 @@ class Worker:
             rows = conn.execute(
                 select(d.id, d.content, d.media_urls, a.id.label("account_id"), a.platform,
                        a.external_id, a.display_name, a.status, a.access_token_encrypted,
-                       a.auth_meta, a.refresh_token_encrypted.is_not(None).label("refreshable"))
+                       a.token_expires_at, a.auth_meta,
+                       a.refresh_token_encrypted.is_not(None).label("refreshable"))
                 .join_from(PostDetail.__table__, SocialAccount.__table__,
                            a.id == d.social_account_id)
                 .where(d.id.in_([j.post_detail_id for j in jobs]))).all()
@@ -214,8 +213,8 @@ class Worker:
                                               job.schedule_id, job.attempt),
                            _AccountRow(row.account_id, row.platform, row.external_id,
                                        row.display_name, row.status,
-                                       row.access_token_encrypted, dict(row.auth_meta or {}),
-                                       bool(row.refreshable))))
+                                       row.access_token_encrypted, row.token_expires_at,
+                                       dict(row.auth_meta or {}), bool(row.refreshable))))
         for _, _, account in loaded:
             self._run.credentials(account)  # decrypted once per account, before any request
         return loaded
@@ -267,11 +266,7 @@ class Worker:
         class of the taxonomy ends here in its queue outcome."""
         note = None
         try:
-            credentials = self._run.credentials(account)
-            if account.refreshable:
-                stale = credentials.access_token
-                credentials = replace(credentials, refresh=lambda: refresh_expired(
-                    self._provider_context, account.id, stale))
+            credentials = self._credentials(account)
             with guarded(lambda: self._leases.check(job)):  # before each request it makes
                 self._leases.check(job)
                 if job.unknown_since is not None:
@@ -291,6 +286,9 @@ class Worker:
             return self._defer(job, account, self._until(exc), _failure(exc, note=note))
         except AuthError as exc:
             self._run.needs_reconnect.add(account.id)
+            if exc.error_code in REFRESH_REFUSED:  # the token, not this post: it waits too
+                return self._record(job, account, "waiting", queue.hold_for_reconnect,
+                                    _failure(exc, note=note), now=self.clock())
             mark_needs_reconnect(self.sessions, account.id, self.clock())
             return self._record(job, account, "failed", queue.mark_failed, _failure(
                 exc, f"{exc.message}. Reconnect the {account.platform} account to publish again; "
@@ -307,6 +305,21 @@ class Worker:
         else:
             remark = None
         return self._published(job, account, result.platform_post_id, remark)
+
+    def _credentials(self, account: "_AccountRow") -> Account:
+        """The account's token; refreshed first (under its row lock, app/oauth/refresh.py) when it
+        expires within JUST_IN_TIME."""
+        expires = account.token_expires_at
+        if expires is not None and expires <= self.clock() + JUST_IN_TIME:
+            credentials = account.to_publisher(fresh_token(self._providers, account.id))
+        else:
+            credentials = self._run.credentials(account)
+        if not account.refreshable:
+            return credentials
+        # A token the platform calls expired before its time (Bluesky's ExpiredToken)
+        stale = credentials.access_token
+        return replace(credentials, refresh=lambda: replace_expired(self._providers, account.id,
+                                                                     stale))
 
     def _look(self, job: Claimed, post: PostToPublish, credentials: Account,
               publisher: Publisher) -> tuple[str | None, str | None]:
@@ -499,7 +512,8 @@ class _AccountRow:
     display_name: str | None
     status: str
     sealed_token: str = field(repr=False)
-    meta: dict = field(default_factory=dict)
+    token_expires_at: datetime | None = None
+    meta: dict = field(default_factory=dict)  # social_accounts.auth_meta
     refreshable: bool = False  # a refresh token is stored
 
     def to_publisher(self, token: str) -> Account:

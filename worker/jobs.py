@@ -14,9 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.logs import event
+from app.oauth.base import ProviderContext
+from app.oauth.schedule import REFRESH_KIND
 from app.queue import jobs as job_queue
 from app.queue.jobs import ClaimedJob
 from app.services.retention import prune
+from worker.publishers.base import AuthError
+from worker.publishers.http import HttpClient
 
 log = logging.getLogger("worker")
 JOB_BACKOFF = 60.0  # seconds before a failed job's second attempt; doubles after
@@ -40,6 +44,11 @@ class JobContext:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
 
+    def providers(self) -> ProviderContext:
+        """What the OAuth providers are built with (a refresh_token job's refresh)."""
+        return ProviderContext(self.settings, HttpClient.from_settings(self.settings),
+                               self.sessions, self.clock)
+
 
 def run_prune(ctx: JobContext, job: ClaimedJob) -> dict:
     days = int(job.payload.get("older_than_days", ctx.settings.retention_days))
@@ -53,8 +62,21 @@ def run_deliver_webhook(ctx: JobContext, job: ClaimedJob) -> dict:
     return deliver(ctx, job)
 
 
+def run_refresh_token(ctx: JobContext, job: ClaimedJob) -> dict:
+    """Refresh the token the job was queued for (or warn that it will expire); a refusal leaves
+    the account needs_reconnect and ends the job, a platform that cannot answer is retried."""
+    from app.oauth.refresh import refresh_ahead
+
+    try:
+        outcome = refresh_ahead(ctx.providers(), job.payload["accountId"],
+                                datetime.fromisoformat(job.payload["expiresAt"]))
+    except AuthError as exc:
+        raise JobFailed(exc.message) from None
+    return {"account_id": job.payload["accountId"], "done": outcome.done, "warned": outcome.warned}
+
+
 HANDLERS: dict[str, Callable[[JobContext, ClaimedJob], dict | None]] = {
-    "prune": run_prune, "deliver_webhook": run_deliver_webhook}
+    "prune": run_prune, "deliver_webhook": run_deliver_webhook, REFRESH_KIND: run_refresh_token}
 
 
 def enqueue_daily_prune(settings: Settings, sessions: sessionmaker[Session],

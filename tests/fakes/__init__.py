@@ -39,7 +39,13 @@ class Fakes:
                 "BLUESKY_PDS_URL": self.bluesky.base_url,
                 "THREADS_API_BASE_URL": self.threads.base_url,
                 "THREADS_AUTHORIZE_URL": f"{self.threads.base_url}/oauth/authorize",
-                "THREADS_APP_ID": "fake-threads-app", "THREADS_APP_SECRET": "fake-threads-secret"}
+                "THREADS_APP_ID": "fake-threads-app", "THREADS_APP_SECRET": "fake-threads-secret",
+                # the connect flows: the fakes' authorize pages and the app credentials they know
+                "X_AUTHORIZE_URL": self.x.authorize_url, "X_CLIENT_ID": self.x.client_id,
+                "X_CLIENT_SECRET": self.x.client_secret,
+                "LINKEDIN_OAUTH_BASE_URL": self.linkedin.oauth_base_url,
+                "LINKEDIN_CLIENT_ID": self.linkedin.client_id,
+                "LINKEDIN_CLIENT_SECRET": self.linkedin.client_secret}
 
     def all(self) -> tuple[FakePlatform, ...]:
         return (self.x, self.graph, self.linkedin, self.bluesky, self.mastodon, self.threads)

@@ -33,6 +33,7 @@ def _jwt(scope: str, lifetime: int) -> str:
 class FakeBluesky(FakePlatform):
     name = "bluesky"
     reset_in = 300  # seconds until ratelimit-reset in a 429
+    public_paths = tuple(X + nsid for nsid in OPEN)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -44,9 +45,6 @@ class FakeBluesky(FakePlatform):
         self.access: dict[str, str] = {}    # live access JWT -> did
         self.refresh: dict[str, str] = {}   # unspent refresh JWT -> did
         self.records: list[dict] = []       # {"uri", "cid", "did", "value"}
-
-    def needs_token(self, request: Received) -> bool:
-        return request.path.removeprefix(X) not in OPEN
 
     def route(self, request: Received) -> Answer:
         nsid = request.path.removeprefix(X)

@@ -25,6 +25,7 @@ def _iso(when: datetime) -> str:
 class FakeMastodon(FakePlatform):
     name = "mastodon"
     reset_in = 300  # seconds until X-RateLimit-Reset in a 429
+    public_paths = OPEN
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,9 +42,6 @@ class FakeMastodon(FakePlatform):
     @property
     def domain(self) -> str:
         return self.base_url.split("://", 1)[1]
-
-    def needs_token(self, request: Received) -> bool:
-        return request.path not in OPEN
 
     def route(self, request: Received) -> Answer:
         if not self.compatible:

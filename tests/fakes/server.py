@@ -69,6 +69,7 @@ class FakePlatform:
 
     name = "fake"
     hang_seconds = 3.0  # a "timeout" answer comes this late: past the tests' read timeout
+    public_paths: tuple[str, ...] = ()  # served without an access token (OAuth's own endpoints)
 
     def __init__(self, delay: float = 0.0, host: str = "127.0.0.1", port: int = 0):
         self.delay = delay
@@ -132,21 +133,29 @@ class FakePlatform:
             if scripted.kind == "garbage":  # a proxy's error page where JSON was due
                 return Answer(scripted.options.get("status", 200),
                               html="<html><body>Bad Gateway</body></html>")
-            answer = self.failure(scripted.kind, request, **scripted.options)
+            answer = (request.path in self.public_paths and self.token_failure(scripted.kind)) \
+                or self.failure(scripted.kind, request, **scripted.options)
             answer.status = scripted.options.get("status", answer.status)
             if scripted.options.get("echo_token"):
                 _echo_token(answer.body, request.token())
             return answer
-        if not self.needs_token(request):
+        if request.path in self.public_paths or not self.needs_token(request):
             return self.route(request)
         token = request.token()
-        if not token or (self.tokens is not None and token not in self.tokens):
+        if not token or not self.token_valid(token):
             return self.failure("auth", request)
         return self.route(request)
 
     def needs_token(self, request: Received) -> bool:
         """False for the requests made before there is a token (authorize, token endpoints)."""
         return True
+
+    def token_valid(self, token: str) -> bool:
+        return self.tokens is None or token in self.tokens
+
+    def token_failure(self, kind: str) -> Answer | None:
+        """A scripted failure of an OAuth endpoint (tests/fakes/oauth.py); None: none."""
+        return None
 
     def _take_scripted(self, request: Received) -> Scripted | None:
         line = f"{request.method} {request.path}"
