@@ -15,6 +15,7 @@ from app.statuses import Platform
 from worker.publishers.base import Account, PermanentError, PostToPublish, RateLimitedError
 from worker.publishers.instagram import InstagramPublisher
 from worker.publishers.graph import GraphClient
+from worker.publishers.http import LOOKUP_PAGES
 
 VERSION = "v1.0"
 QUOTA_WAIT = timedelta(hours=1)  # when the window's oldest post cannot be read
@@ -68,13 +69,22 @@ class ThreadsPublisher(InstagramPublisher):
             retry_after=QUOTA_WAIT, error_code="threads_publishing_limit")
 
     def _frees_at(self, account: Account, window: timedelta) -> datetime | None:
-        """When the oldest post of the moving window leaves it (one page read), or None."""
+        """When the oldest post of the moving window leaves it (the window's posts read page by
+        page, newest first), or None when they cannot all be read."""
         since = self.clock() - window
-        body = self.graph.get(f"{account.external_id}/threads", account, {
-            "fields": "id,timestamp", "since": int(since.timestamp()), "limit": 100})
-        stamps = [_when(item.get("timestamp")) for item in body.get("data") or []]
-        stamps = [s for s in stamps if s is not None and s >= since]
-        return min(stamps) + window if stamps else None
+        params = {"fields": "id,timestamp", "since": int(since.timestamp()), "limit": 100}
+        oldest = None
+        for _ in range(LOOKUP_PAGES):
+            body = self.graph.get(f"{account.external_id}/threads", account, params)
+            stamps = [w for item in body.get("data") or []
+                      if (w := _when(item.get("timestamp"))) is not None and w >= since]
+            oldest = min([*stamps, *([oldest] if oldest else [])], default=None)
+            paging = body.get("paging") or {}
+            after = paging.get("next") and (paging.get("cursors") or {}).get("after")
+            if not after:
+                return oldest + window if oldest else None
+            params = {**params, "after": after}
+        return None
 
 
 def threads_client(settings, http) -> GraphClient:
