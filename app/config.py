@@ -86,6 +86,11 @@ class Settings:
     threads_authorize_url: str = "https://threads.net/oauth/authorize"
     threads_app_id: str = ""
     threads_app_secret: str = field(default="", repr=False)
+    # Bluesky: the PDS that app passwords sign in to (an account's own PDS, if createSession
+    # names another, is kept with the account)
+    bluesky_pds_url: str = "https://bsky.social"
+    # Mastodon: the name this scheduler registers on each instance (POST /api/v1/apps)
+    mastodon_app_name: str = "Post Scheduler"
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -132,6 +137,8 @@ class Settings:
         "threads_authorize_url": "THREADS_AUTHORIZE_URL",
         "threads_app_id": "THREADS_APP_ID",
         "threads_app_secret": "THREADS_APP_SECRET",
+        "bluesky_pds_url": "BLUESKY_PDS_URL",
+        "mastodon_app_name": "MASTODON_APP_NAME",
     }
 
     @classmethod
@@ -213,7 +220,7 @@ _MAY_BE_ZERO = {"trusted_proxies", "retention_days", "webhook_allow_private"}
 # Settings that must be http(s) URLs; a platform's module adds its own.
 URL_SETTINGS = ["x_api_base_url", "graph_api_base_url", "linkedin_api_base_url", "public_url",
                 "x_authorize_url", "linkedin_oauth_base_url", "facebook_dialog_url",
-                "threads_api_base_url", "threads_authorize_url"]
+                "threads_api_base_url", "threads_authorize_url", "bluesky_pds_url"]
 
 
 def _check_platform_settings(settings: Settings) -> None:

@@ -450,7 +450,7 @@ def test_a_wrong_meta_app_secret_is_the_operators_to_fix(sqlite, api, graph):
 def test_unset_app_credentials_are_named_not_a_500(sqlite, api, platform, unset, named):
     client = ApiClient(replace(api.db, settings=replace(api.db.settings, **unset)), api.key)
     try:
-        body = refused(client.post(f"/connect/{platform}", json={}), 503, sorted(named)[0])
+        body = refused(client.post(f"/connect/{platform}", json={}), 409, sorted(named)[0])
         assert set(body["error"]["fields"]) == named
     finally:
         client.close()

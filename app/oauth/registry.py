@@ -15,6 +15,8 @@ PROVIDERS: dict[Platform, str] = {
     Platform.FACEBOOK: "app.oauth.meta:MetaProvider",
     Platform.INSTAGRAM: "app.oauth.meta:MetaProvider",
     Platform.THREADS: "app.oauth.threads:ThreadsProvider",
+    Platform.BLUESKY: "app.oauth.bluesky:BlueskyProvider",
+    Platform.MASTODON: "app.oauth.mastodon:MastodonProvider",
 }
 
 

@@ -189,7 +189,9 @@ def offset_of(token: str | None) -> int:
 def _echo_token(body: dict | None, token: str | None) -> None:
     """What a careless platform does: quote the credential back in its error message."""
     for part in (body or {}, (body or {}).get("error") or {}):
-        for key in ("message", "detail"):
+        if not isinstance(part, dict):
+            continue
+        for key in ("message", "detail", "error"):
             if isinstance(part.get(key), str):
                 part[key] += f" (access_token={token})"
 
