@@ -1,7 +1,8 @@
 """The README's connect walkthrough in a real browser (Debian's Chromium, headless, driven by
 Playwright): sign in to the dashboard, click each platform's Connect button, go through the fake
 platform's authorize page (X's redirects at once, as for a user who allowed the app before;
-Facebook's dialog is clicked through: Allow, or Cancel), and see the accounts listed."""
+Facebook's, Mastodon's and Threads' dialogs are clicked through: Allow, or Cancel), and see the
+accounts listed."""
 from __future__ import annotations
 
 import socket
@@ -47,7 +48,7 @@ def accounts_page(browser, site: str, key: str):
     return page
 
 
-def test_connect_x_and_facebook_with_instagram_in_a_browser(browser, site, mariadb, fakes):
+def test_connect_x_facebook_instagram_mastodon_and_threads_in_a_browser(browser, site, mariadb, fakes):
     tenant = make_tenant(mariadb, name="Acme")
     page = accounts_page(browser, site, tenant.api_key)
 
@@ -61,17 +62,36 @@ def test_connect_x_and_facebook_with_instagram_in_a_browser(browser, site, maria
     expect(page.get_by_test_id("connected")).to_contain_text(
         "facebook: Acme Bakery, @acmebakery, Acme Deli")
 
+    mastodon = page.get_by_test_id("connect-mastodon")
+    mastodon.locator("input[name=instance]").fill(fakes.mastodon.base_url)
+    mastodon.get_by_role("button").click()
+    expect(page).to_have_title("Authorize Post Scheduler")  # the instance's own page
+    page.get_by_test_id("allow").click()
+    expect(page.get_by_test_id("connected")).to_contain_text("mastodon: ")
+
+    page.get_by_test_id("connect-threads").get_by_role("button").click()
+    page.get_by_test_id("allow").click()
+    expect(page.get_by_test_id("connected")).to_contain_text("threads: @acme.threads")
+
     listed = page.get_by_test_id("accounts")
     for platform, name in [("x", "@acme"), ("facebook", "Acme Bakery"), ("facebook", "Acme Deli"),
-                           ("instagram", "@acmebakery")]:
+                           ("instagram", "@acmebakery"), ("threads", "@acme.threads"),
+                           ("mastodon", mastodon_name(mariadb, tenant))]:
         row = listed.locator("tr").filter(has=page.get_by_role("cell", name=name, exact=True))
         expect(row.locator("td").first).to_have_text(platform)
     page.screenshot(path=str(SHOTS / "connect-accounts.png"), full_page=True)
     assert mariadb.scalar("SELECT COUNT(*) FROM social_accounts WHERE company_id = :c AND "
-                          "platform IN ('x', 'facebook', 'instagram')", c=tenant.company_id) == 4
-    # the browser went through the fakes' real pages, the dialog's form included
-    assert fakes.graph.requests("POST", "/v25.0/dialog/oauth")
+                          "platform <> 'sandbox'", c=tenant.company_id) == 6
+    # the browser went through the fakes' real pages, the dialogs' forms included
     assert fakes.x.requests("GET", fakes.x.authorize_path)
+    assert fakes.graph.requests("POST", "/v25.0/dialog/oauth")
+    assert fakes.mastodon.requests("POST", "/oauth/authorize")
+    assert fakes.threads.requests("POST", "/oauth/authorize")
+
+
+def mastodon_name(mariadb, tenant) -> str:
+    return mariadb.scalar("SELECT display_name FROM social_accounts WHERE company_id = :c AND "
+                          "platform = 'mastodon'", c=tenant.company_id)
 
 
 def test_cancel_on_the_dialog_connects_nothing_and_says_so(browser, site, mariadb, fakes):
