@@ -2,11 +2,10 @@
 (each scope a ticked checkbox the user may untick, an Allow and a Cancel button); the form's
 `POST` redirects back to `redirect_uri` with a single-use code and the `state`, or with
 `error=access_denied`. `authorize(url)` is the user clicking through it, for tests that have no
-browser; so is `python -m tests.fakes.consent URL [--deny]`, which prints where it is sent back.
+browser (and `python -m tests.fakes.allow URL` from a shell).
 """
 from __future__ import annotations
 
-import argparse
 import html
 import secrets
 import threading
@@ -123,11 +122,3 @@ def authorize(url: str, allow: bool = True, scopes: list[str] | None = None) -> 
     assert answer.status_code == 302, answer.text
     return answer.headers["Location"]
 
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.consent",
-                                     description="click Allow (or Cancel) on a fake's authorize page")
-    parser.add_argument("url", help="the authorizeUrl that POST /connect/{platform} answered")
-    parser.add_argument("--deny", action="store_true", help="click Cancel instead")
-    args = parser.parse_args()
-    print(authorize(args.url, allow=not args.deny))
