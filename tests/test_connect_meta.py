@@ -118,6 +118,15 @@ def test_the_pages_are_read_page_by_page(graph):
     assert len(graph.requests("GET", "/me/accounts")) == 3  # 100 + 100 + 30
 
 
+def test_more_pages_than_one_connect_takes_are_refused_not_cut(graph, monkeypatch):
+    monkeypatch.setattr("app.oauth.meta.MAX_PAGES", 2)
+    graph.pages = [{"id": str(2000 + i), "name": f"Page {i}", "instagram": None}
+                   for i in range(201)]
+    meta, code = meta_code(graph)
+    with pytest.raises(InvalidInput, match="more than 200 Pages"):
+        meta.finish(code, None, REDIRECT, {})
+
+
 def test_a_page_token_that_expires_keeps_its_expiry(graph):
     graph.page_tokens_expire = True
     meta, code = meta_code(graph)

@@ -114,7 +114,9 @@ class MetaProvider(OAuthProvider):
             if not paging.get("next") or not after:
                 return pages
             params = {**params, "after": after}
-        return pages
+        raise InvalidInput(f"Facebook: the login granted more than {MAX_PAGES * PAGE_SIZE:,} "
+                           "Pages, more than one connect takes: nothing was connected; connect "
+                           "again choosing fewer", {"accounts": "too many Pages"})
 
     def _expiry(self, page_token: str) -> tuple[datetime | None, str | None]:
         """When the Page token expires, by debug_token: None when it does not (expires_at 0);
