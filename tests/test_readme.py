@@ -34,6 +34,8 @@ EXPECTED = {
         [r"(?m)^done\s+5$"],
     '\\"scheduledAt\\": \\"$AT\\"': [r'"status":\s*"published"', r'"queueStatus":\s*"done"'],
     "python -m tests.fakes &": [r"(?m)^done\s+4$", r"(?m)^failed\s+1$"],
+    "Posted with a refreshed token": [r'"event":\s*"token_refreshed"', r'"outcome":\s*"published"',
+                                      r"(?m)^done\s+1$"],
 }
 
 # The shell session's prelude: the two swaps, then the state the previous block left.

@@ -86,9 +86,9 @@ def configured(ctx: ProviderContext, platform: str) -> Provider:
 def start(ctx: ProviderContext, company_id: str, platform: str, request: ConnectRequest,
           client_id: str | None = None, browser: str | None = None) -> Started:
     """Begin connecting: `browser` is the dashboard's nonce, which the callback must bring back."""
-    provider = configured(ctx, platform)
     with ctx.sessions() as session:
         _check_client(session, company_id, client_id)
+    provider = configured(ctx, platform)
     if not provider.redirects:
         return Started(accounts=tuple(_save(ctx, company_id, client_id, provider,
                                             _call(provider.connect, request))))
@@ -110,8 +110,8 @@ def finish(ctx: ProviderContext, platform: str, args: dict[str, str], company_id
            browser: str | None = None) -> list[Connected]:
     """The callback: spend the state, then trade the code for tokens and store the accounts.
     `company_id` is the caller's when it sent an API key; None for a browser coming back."""
-    provider = configured(ctx, platform)
     flow = _spend(ctx, platform, args.get("state", ""), company_id, browser)
+    provider = configured(ctx, platform)
     if args.get("error"):
         why = args.get("error_description") or args["error"]
         raise InvalidInput(f"{platform} did not grant access ({why}): nothing was connected; "
