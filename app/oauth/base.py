@@ -85,6 +85,9 @@ class Provider(Protocol):
     uses_pkce: bool
     redirects: bool                     # False: `connect(request)` without a redirect (Bluesky)
     rotates_refresh_token: bool         # a refresh token is single use (X): a lost answer is final
+    # ConnectIn fields the dashboard's Connect button asks for first ("instance" for Mastodon;
+    # "identifier", "appPassword" for Bluesky)
+    connect_fields: tuple[str, ...]
 
     def start(self, request: ConnectRequest) -> dict:
         """Before the redirect: what the callback will need (kept in oauth_states.extras)."""
@@ -112,6 +115,7 @@ class OAuthProvider:
     uses_pkce = False
     redirects = True
     rotates_refresh_token = False
+    connect_fields: tuple[str, ...] = ()
 
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx

@@ -58,7 +58,7 @@ def available(ctx: ProviderContext) -> list[Availability]:
     for platform in connectable():
         provider = provider_for(platform, ctx)
         out.append(Availability(platform, tuple(missing_settings(provider, ctx.settings)),
-                                tuple(getattr(provider, "connect_fields", ()))))
+                                tuple(provider.connect_fields)))
     return out
 
 
