@@ -17,6 +17,7 @@ from typing import Callable, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.crypto import KeyRing
 from app.errors import InvalidInput
 from app.statuses import Platform
 from worker.publishers.http import HttpClient
@@ -76,6 +77,11 @@ class ProviderContext:
     http: HttpClient
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
+
+    @property
+    def keys(self) -> KeyRing:
+        """The key ring that seals and opens tokens (SCHEDULER_SECRET_KEY and the old keys)."""
+        return KeyRing.of(self.settings)
 
 
 class Provider(Protocol):
