@@ -37,6 +37,8 @@ EXPECTED = {
     "connect facebook": [r"(?m)^x @acme$", r"(?m)^facebook Acme Bakery$",
                          r"(?m)^instagram @acmebakery$", r"(?m)^facebook Acme Deli$",
                          r"(?m)^mastodon ", r"(?m)^threads @acme.threads$"],
+    "Posted with a refreshed token": [r'"event":\s*"token_refreshed"', r'"outcome":\s*"published"',
+                                      r"(?m)^done\s+1$"],
 }
 
 # The shell session's prelude: the two swaps, then the state the previous block left.
