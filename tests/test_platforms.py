@@ -5,10 +5,9 @@ through the worker against the fakes."""
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -16,8 +15,7 @@ from sqlalchemy import func, select
 from app import crypto
 from app.models import OAuthApp, PostDetail, PostSchedule, PublishAttempt, SocialAccount
 from app.services.accounts import add_account
-from conftest import T0, ApiClient
-from tests.fakes import running_fakes
+from conftest import T0, ApiClient, add_due_post
 from tests.fakes.consent import authorize
 from tests.fakes.oauth import oauth_settings
 from worker.cycle import Worker
@@ -32,12 +30,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return datetime.now(timezone.utc) + self.offset
-
-
-@pytest.fixture
-def fakes():
-    with running_fakes() as running:
-        yield running
 
 
 @pytest.fixture
@@ -57,19 +49,8 @@ def run(client):
 
 def post(client, account_id: str, content: str) -> int:
     """A post due now; its schedule id."""
-    now = client.clock()
-    with client.db.sessions.begin() as session:
-        detail = PostDetail(id=str(uuid.uuid4()), company_id=company_of(client, account_id),
-                            social_account_id=account_id, group_id=str(uuid.uuid4()),
-                            content=content, media_urls=[], status="pending", created_at=now,
-                            updated_at=now)
-        session.add(detail)
-        session.flush()
-        schedule = PostSchedule(post_detail_id=detail.id, run_at=now - timedelta(seconds=1),
-                                status="pending", created_at=now, updated_at=now)
-        session.add(schedule)
-        session.flush()
-        return schedule.id
+    return add_due_post(client.db, company_of(client, account_id), account_id, content,
+                        client.clock())
 
 
 def company_of(client, account_id: str) -> str:
