@@ -55,6 +55,8 @@ EVERY_VARIABLE = [
     ("THREADS_AUTHORIZE_URL", "threads_authorize_url", "http://127.0.0.1:9/oauth/authorize", "http://127.0.0.1:9/oauth/authorize"),
     ("THREADS_APP_ID", "threads_app_id", "5678", "5678"),
     ("THREADS_APP_SECRET", "threads_app_secret", "threads-secret", "threads-secret"),
+    ("BLUESKY_PDS_URL", "bluesky_pds_url", "http://127.0.0.1:9", "http://127.0.0.1:9"),
+    ("MASTODON_APP_NAME", "mastodon_app_name", "Acme Scheduler", "Acme Scheduler"),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
@@ -278,6 +280,7 @@ def test_secret_key_is_not_in_the_repr():
     ("X_API_BASE_URL", "api.x.com", "X_API_BASE_URL must be an http(s) URL"),
     ("GRAPH_API_BASE_URL", "ftp://graph.facebook.com", "GRAPH_API_BASE_URL must be an http(s) URL"),
     ("LINKEDIN_API_BASE_URL", "https://", "LINKEDIN_API_BASE_URL must be an http(s) URL"),
+    ("BLUESKY_PDS_URL", "bsky.social", "BLUESKY_PDS_URL must be an http(s) URL"),
     ("GRAPH_API_VERSION", "25", "GRAPH_API_VERSION must look like v25.0"),
     ("LINKEDIN_VERSION", "2026-05", "LINKEDIN_VERSION must be a month as YYYYMM"),
     ("LINKEDIN_VERSION", "202613", "LINKEDIN_VERSION must be a month as YYYYMM"),
