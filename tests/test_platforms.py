@@ -4,6 +4,7 @@ session refresh, Mastodon's idempotency key, Threads' container and publishing q
 through the worker against the fakes."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from types import SimpleNamespace
@@ -14,9 +15,13 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
+from click.testing import CliRunner
+
 from app import crypto
+from app.cli import cli
 from app.models import OAuthApp, PostDetail, PostSchedule, PublishAttempt, SocialAccount
 from app.services.accounts import add_account
+from app.statuses import Platform
 from conftest import T0, ApiClient, add_due_post
 from tests.fakes.consent import authorize
 from tests.fakes.oauth import oauth_settings
@@ -427,3 +432,43 @@ def test_a_threads_thread_replies_by_reply_to_id(sqlite, client, fakes, tenant):
     assert [c.form.get("reply_to_id") for c in creates] == [None, ids[0], ids[1]]
     assert [t["reply_to"] for t in fakes.threads.threads] == [None, ids[0], ids[1]]
     assert found == ids[2]
+
+
+# -- every platform everywhere: no KeyError in the API, the CLI, the dashboard or metrics ------
+
+@pytest.mark.parametrize("platform", [p.value for p in Platform])
+def test_every_platform_is_accepted_listed_shown_and_counted(sqlite, client, platform):
+    created = client.post("/social-accounts", json={
+        "platform": platform, "externalId": f"{platform}-account", "accessToken": "tok",
+        "displayName": f"Acme on {platform}"})
+    assert created.status_code == 201, created.get_json()
+    account_id = created.get_json()["id"]
+    when = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    media = ["https://example.com/a.jpg"] if platform == "instagram" else []
+    scheduled = client.post("/schedule-post", json={"socialAccountId": account_id,
+                                                    "content": "Hello", "scheduledAt": when,
+                                                    "mediaUrls": media})
+    assert scheduled.status_code == 201, scheduled.get_json()
+    post_id = scheduled.get_json()["posts"][0]["id"]
+    assert client.get("/scheduled-posts").status_code == 200
+    assert client.get(f"/scheduled-posts/{post_id}").status_code == 200
+    assert client.get("/metrics").status_code == 200
+    with client.app.test_client() as browser:
+        page = browser.get("/dashboard").get_data(as_text=True)
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        browser.post("/dashboard/login", data={"api_key": client.key, "csrf": token},
+                     headers={"Origin": "http://localhost"})
+        for path in ("/dashboard", "/dashboard/accounts", "/dashboard/calendar",
+                     f"/dashboard/posts/{post_id}"):
+            response = browser.get(path)
+            assert response.status_code == 200, path
+        assert platform in browser.get(f"/dashboard/posts/{post_id}").get_data(as_text=True)
+        assert f"Acme on {platform}" in browser.get("/dashboard/accounts").get_data(as_text=True)
+    company = company_of(client, account_id)
+    env = {"DATABASE_URL": client.db.settings.database_url}
+    result = CliRunner().invoke(cli, ["--json", "account", "add", "--company", company,
+                                      "--platform", platform, "--external-id", "another",
+                                      "--token", "tok"], env=env)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["post", "list", "--company", company], env=env)
+    assert result.exit_code == 0 and post_id in result.output, result.output
