@@ -57,6 +57,8 @@ EVERY_VARIABLE = [
     ("THREADS_APP_SECRET", "threads_app_secret", "threads-secret", "threads-secret"),
     ("BLUESKY_PDS_URL", "bluesky_pds_url", "http://127.0.0.1:9", "http://127.0.0.1:9"),
     ("MASTODON_APP_NAME", "mastodon_app_name", "Acme Scheduler", "Acme Scheduler"),
+    ("SCHEDULER_LOG_LEVEL", "log_level", "DEBUG", "DEBUG"),
+    ("SCHEDULER_SQL_DIR", "sql_dir", "/opt/scheduler/sql", "/opt/scheduler/sql"),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
@@ -270,6 +272,12 @@ def test_outside_development_a_secret_key_is_required(env):
 def test_unknown_environment_is_refused():
     with pytest.raises(ConfigError, match="SCHEDULER_ENV must be one of development, test, production"):
         Settings.from_env({"SCHEDULER_ENV": "prod"})
+
+
+def test_unknown_log_level_is_refused():
+    with pytest.raises(ConfigError, match="SCHEDULER_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"):
+        Settings.from_env({"SCHEDULER_LOG_LEVEL": "LOUD"})
+    assert Settings.from_env({"SCHEDULER_LOG_LEVEL": "warning"}).log_level == "warning"
 
 
 def test_secret_key_is_not_in_the_repr():

@@ -72,7 +72,8 @@ def revoke_api_key(sessions: sessionmaker[Session], key_id: str, now: datetime) 
 
 def add_account(sessions: sessionmaker[Session], company_id: str, platform: str, external_id: str,
                 access_token: str, now: datetime, display_name: str | None = None,
-                client_id: str | None = None, token_expires_at: datetime | None = None) -> SocialAccount:
+                client_id: str | None = None, token_expires_at: datetime | None = None,
+                keys: crypto.KeyRing | None = None) -> SocialAccount:
     if platform not in LIMITS:
         names = ", ".join(LIMITS)
         raise InvalidInput(f"unknown platform {platform!r}: one of {names}",
@@ -90,7 +91,7 @@ def add_account(sessions: sessionmaker[Session], company_id: str, platform: str,
         account = SocialAccount(
             company_id=company_id, client_id=client_id, platform=platform,
             external_id=external_id.strip(), display_name=display_name,
-            access_token_encrypted=crypto.seal(access_token), token_expires_at=token_expires_at,
+            access_token_encrypted=crypto.seal(access_token, keys), token_expires_at=token_expires_at,
             status=AccountStatus.ACTIVE, created_at=now, updated_at=now)
         session.add(account)
         try:
@@ -196,7 +197,8 @@ def waiting_reason(account: SocialAccount) -> str:
 
 def reconnect_account(sessions: sessionmaker[Session], company_id: str, account_id: str,
                       access_token: str, now: datetime,
-                      token_expires_at: datetime | None = None) -> tuple[SocialAccount, int]:
+                      token_expires_at: datetime | None = None,
+                      keys: crypto.KeyRing | None = None) -> tuple[SocialAccount, int]:
     """A new token for the account, which is active again; the posts that were waiting for it
     are pending again, each due at its own time. Returns the account and how many were released."""
     if not access_token.strip():
@@ -206,22 +208,22 @@ def reconnect_account(sessions: sessionmaker[Session], company_id: str, account_
         account = session.get(SocialAccount, account_id, with_for_update=True)
         if account is None or account.company_id != company_id:
             raise NotFound(f"no social account {account_id} in this company")
-        released = renew(session, account, now, access_token, token_expires_at)
+        released = renew(session, account, now, access_token, token_expires_at, keys=keys)
     return account, released
 
 
 def renew(session: Session, account: SocialAccount, now: datetime, access_token: str,
           expires_at: datetime | None, refresh_token: str | None = None,
-          refresh_expires_at: datetime | None = None) -> int:
+          refresh_expires_at: datetime | None = None, keys: crypto.KeyRing | None = None) -> int:
     """New tokens for an account the caller holds (FOR UPDATE), inside its transaction: active
     again, its waiting posts pending, its next refresh (or expiry warning) queued. A refresh
     token is replaced only by a new one: None keeps the stored one. Returns the posts released."""
     from worker.queue import release_account_posts
 
-    account.access_token_encrypted = crypto.seal(access_token)
+    account.access_token_encrypted = crypto.seal(access_token, keys)
     account.token_expires_at = expires_at
     if refresh_token is not None:
-        account.refresh_token_encrypted = crypto.seal(refresh_token)
+        account.refresh_token_encrypted = crypto.seal(refresh_token, keys)
         account.refresh_expires_at = refresh_expires_at
     account.status = AccountStatus.ACTIVE
     account.status_reason = None
