@@ -240,6 +240,32 @@ def add_due_posts(db: Db, tenant: Tenant, count: int, run_at: datetime = T0,
             PostSchedule.post_detail_id.in_(post_ids)).order_by(PostSchedule.id)))
 
 
+def add_due_post(db: Db, company_id: str, account_id: str, content: str, now: datetime,
+                 media_urls: list[str] | None = None) -> int:
+    """One post due a second before `now`, as the API would have stored it; its schedule id."""
+    with db.sessions.begin() as session:
+        detail = PostDetail(id=str(uuid.uuid4()), company_id=company_id,
+                            social_account_id=account_id, group_id=str(uuid.uuid4()),
+                            content=content, media_urls=media_urls or [], status="pending",
+                            created_at=now, updated_at=now)
+        session.add(detail)
+        session.flush()
+        schedule = PostSchedule(post_detail_id=detail.id, run_at=now - timedelta(seconds=1),
+                                status="pending", created_at=now, updated_at=now)
+        session.add(schedule)
+        session.flush()
+        return schedule.id
+
+
+@pytest.fixture
+def fakes():
+    """Every fake platform (tests/fakes/), on free local ports for the test."""
+    from tests.fakes import running_fakes
+
+    with running_fakes() as running:
+        yield running
+
+
 @pytest.fixture
 def tenant(request) -> Tenant:
     """A company with one active sandbox account, in whichever database the test uses."""

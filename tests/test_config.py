@@ -288,6 +288,7 @@ def test_secret_key_is_not_in_the_repr():
     ("X_API_BASE_URL", "api.x.com", "X_API_BASE_URL must be an http(s) URL"),
     ("GRAPH_API_BASE_URL", "ftp://graph.facebook.com", "GRAPH_API_BASE_URL must be an http(s) URL"),
     ("LINKEDIN_API_BASE_URL", "https://", "LINKEDIN_API_BASE_URL must be an http(s) URL"),
+    ("BLUESKY_PDS_URL", "bsky.social", "BLUESKY_PDS_URL must be an http(s) URL"),
     ("GRAPH_API_VERSION", "25", "GRAPH_API_VERSION must look like v25.0"),
     ("LINKEDIN_VERSION", "2026-05", "LINKEDIN_VERSION must be a month as YYYYMM"),
     ("LINKEDIN_VERSION", "202613", "LINKEDIN_VERSION must be a month as YYYYMM"),

@@ -4,23 +4,29 @@ session refresh, Mastodon's idempotency key, Threads' container and publishing q
 through the worker against the fakes."""
 from __future__ import annotations
 
+import re
 import time
-import uuid
 from dataclasses import replace
+from types import SimpleNamespace
+from uuid import uuid4
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
+from click.testing import CliRunner
+
 from app import crypto
+from app.cli import cli
 from app.models import OAuthApp, PostDetail, PostSchedule, PublishAttempt, SocialAccount
 from app.services.accounts import add_account
-from conftest import T0, ApiClient
-from tests.fakes import running_fakes
+from app.statuses import Platform
+from conftest import T0, ApiClient, add_due_post
 from tests.fakes.consent import authorize
 from tests.fakes.oauth import oauth_settings
 from worker.cycle import Worker
+from worker.publishers.base import Account, PostToPublish
 
 PASSWORD = "abcd-efgh-ijkl-mnop"  # the fake's app password for acme.bsky.social
 DID = "did:plc:acme7x2k4q"
@@ -32,12 +38,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return datetime.now(timezone.utc) + self.offset
-
-
-@pytest.fixture
-def fakes():
-    with running_fakes() as running:
-        yield running
 
 
 @pytest.fixture
@@ -57,19 +57,8 @@ def run(client):
 
 def post(client, account_id: str, content: str) -> int:
     """A post due now; its schedule id."""
-    now = client.clock()
-    with client.db.sessions.begin() as session:
-        detail = PostDetail(id=str(uuid.uuid4()), company_id=company_of(client, account_id),
-                            social_account_id=account_id, group_id=str(uuid.uuid4()),
-                            content=content, media_urls=[], status="pending", created_at=now,
-                            updated_at=now)
-        session.add(detail)
-        session.flush()
-        schedule = PostSchedule(post_detail_id=detail.id, run_at=now - timedelta(seconds=1),
-                                status="pending", created_at=now, updated_at=now)
-        session.add(schedule)
-        session.flush()
-        return schedule.id
+    return add_due_post(client.db, company_of(client, account_id), account_id, content,
+                        client.clock())
 
 
 def company_of(client, account_id: str) -> str:
@@ -384,3 +373,102 @@ def test_a_spent_threads_quota_defers_to_when_its_oldest_post_leaves_the_window(
     assert abs(outcome["run_at"] - expected) < timedelta(seconds=2)
     assert outcome["made"][0][1] == "threads_publishing_limit"
     assert fakes.threads.containers == {}  # no container made for a post that must wait
+
+
+# -- threads of posts: the replies branch `parts` calls (worker/parts.py) -----------------------
+
+def publisher_for(client, platform: str):
+    from worker.publishers import default_publishers
+    return default_publishers(client.db.settings)[platform]
+
+
+def credentials(client, account_id: str) -> Account:
+    row = account_row(client, account_id)
+    return Account(row.id, row.platform, row.external_id, row.display_name,
+                   crypto.unseal(row.access_token_encrypted), dict(row.auth_meta or {}))
+
+
+def thread_of_three(client, platform: str, account_id: str):
+    """The post, then two replies each to the one before; the ids and a finder's answers."""
+    publisher, account = publisher_for(client, platform), credentials(client, account_id)
+    post = PostToPublish(str(uuid4()), "1/3 the start", [], 1, 1)
+    root = publisher.publish(post, account).platform_post_id
+    ids, since = [root], datetime.now(timezone.utc) - timedelta(minutes=1)
+    for position, text in ((1, "2/3 the middle"), (2, "3/3 the end")):
+        part = SimpleNamespace(position=position, text=text, to=ids[-1], root=root)
+        ids.append(publisher.reply(post, account, part).platform_post_id)
+    found = publisher.find_reply(post, account, SimpleNamespace(
+        position=2, text="3/3 the end", to=ids[1], root=root), since)
+    return ids, found
+
+
+def test_a_bluesky_thread_names_its_root_and_parent(sqlite, client, fakes):
+    ids, found = thread_of_three(client, "bluesky", bluesky_account(client))
+    *_, second, third = fakes.bluesky.requests("POST", "createRecord")
+    records = {r["uri"]: r for r in fakes.bluesky.records}
+    assert second.json["record"]["reply"] == {
+        "root": {"uri": ids[0], "cid": records[ids[0]]["cid"]},
+        "parent": {"uri": ids[0], "cid": records[ids[0]]["cid"]}}
+    assert third.json["record"]["reply"]["parent"] == {"uri": ids[1],
+                                                       "cid": records[ids[1]]["cid"]}
+    assert third.json["record"]["reply"]["root"]["uri"] == ids[0]
+    assert found == ids[2]
+
+
+def test_a_mastodon_thread_replies_with_a_key_per_part(sqlite, client, fakes):
+    (account,) = connect_mastodon(client, fakes).get_json()["accounts"]
+    ids, found = thread_of_three(client, "mastodon", account["id"])
+    first, second, third = fakes.mastodon.requests("POST", "/api/v1/statuses")
+    assert second.json["in_reply_to_id"] == ids[0] and third.json["in_reply_to_id"] == ids[1]
+    keys = [r.headers["idempotency-key"] for r in (first, second, third)]
+    assert keys[0].endswith(":0") and keys[1].endswith(":1") and keys[2].endswith(":2")
+    assert len(set(k.rsplit(":", 1)[0] for k in keys)) == 1  # one post, three parts
+    assert found == ids[2]
+
+
+def test_a_threads_thread_replies_by_reply_to_id(sqlite, client, fakes, tenant):
+    ids, found = thread_of_three(client, "threads", threads_account(client, tenant))
+    creates = [r for r in fakes.threads.requests("POST") if r.path == "/v1.0/25001/threads"]
+    assert [c.form.get("reply_to_id") for c in creates] == [None, ids[0], ids[1]]
+    assert [t["reply_to"] for t in fakes.threads.threads] == [None, ids[0], ids[1]]
+    assert found == ids[2]
+
+
+# -- every platform everywhere: no KeyError in the API, the CLI, the dashboard or metrics ------
+
+@pytest.mark.parametrize("platform", [p.value for p in Platform])
+def test_every_platform_is_accepted_listed_shown_and_counted(sqlite, client, platform):
+    created = client.post("/social-accounts", json={
+        "platform": platform, "externalId": f"{platform}-account", "accessToken": "tok",
+        "displayName": f"Acme on {platform}"})
+    assert created.status_code == 201, created.get_json()
+    account_id = created.get_json()["id"]
+    when = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    media = ["https://example.com/a.jpg"] if platform == "instagram" else []
+    scheduled = client.post("/schedule-post", json={"socialAccountId": account_id,
+                                                    "content": "Hello", "scheduledAt": when,
+                                                    "mediaUrls": media})
+    assert scheduled.status_code == 201, scheduled.get_json()
+    post_id = scheduled.get_json()["posts"][0]["id"]
+    assert client.get("/scheduled-posts").status_code == 200
+    assert client.get(f"/scheduled-posts/{post_id}").status_code == 200
+    assert client.get("/metrics").status_code == 200
+    with client.app.test_client() as browser:
+        page = browser.get("/dashboard").get_data(as_text=True)
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        browser.post("/dashboard/login", data={"api_key": client.key, "csrf": token},
+                     headers={"Origin": "http://localhost"})
+        for path in ("/dashboard", "/dashboard/accounts", "/dashboard/calendar",
+                     f"/dashboard/posts/{post_id}"):
+            response = browser.get(path)
+            assert response.status_code == 200, path
+        assert platform in browser.get(f"/dashboard/posts/{post_id}").get_data(as_text=True)
+        assert f"Acme on {platform}" in browser.get("/dashboard/accounts").get_data(as_text=True)
+    company = company_of(client, account_id)
+    env = {"DATABASE_URL": client.db.settings.database_url}
+    result = CliRunner().invoke(cli, ["--json", "account", "add", "--company", company,
+                                      "--platform", platform, "--external-id", "another",
+                                      "--token", "tok"], env=env)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["post", "list", "--company", company], env=env)
+    assert result.exit_code == 0 and post_id in result.output, result.output

@@ -4,7 +4,6 @@ timeout), asserting the queue's outcome and the exact request the platform recei
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
@@ -18,7 +17,7 @@ from worker import queue
 from worker.cycle import Worker
 from worker.publishers.http import USER_AGENT
 
-from conftest import T0
+from conftest import T0, add_due_post
 
 TOKEN = {"x": "x-user-token-7Hq2ZpLk", "facebook": "EAAGpage-token-9vB3xQ",
          "instagram": "EAAGig-token-4mN8sR", "linkedin": "AQVlinkedin-token-2kD5wT",
@@ -83,20 +82,8 @@ class Rig:
 
     def post(self, account_id: str, platform: str, content: str | None = None) -> int:
         """One post due now; its schedule id."""
-        now = self.clock()
-        with self.db.sessions.begin() as session:
-            detail = PostDetail(id=str(uuid.uuid4()), company_id=self.company_id,
-                                social_account_id=account_id, group_id=str(uuid.uuid4()),
-                                content=content or CONTENT[platform],
-                                media_urls=MEDIA.get(platform, []), status="pending",
-                                created_at=now, updated_at=now)
-            session.add(detail)
-            session.flush()
-            schedule = PostSchedule(post_detail_id=detail.id, run_at=now - timedelta(seconds=1),
-                                    status="pending", created_at=now, updated_at=now)
-            session.add(schedule)
-            session.flush()
-            return schedule.id
+        return add_due_post(self.db, self.company_id, account_id, content or CONTENT[platform],
+                            self.clock(), MEDIA.get(platform, []))
 
     def run(self):
         return Worker(self.settings, self.db.sessions, clock=self.clock).run()

@@ -1,6 +1,6 @@
 """A Bluesky PDS as the scheduler uses it, over XRPC: createSession (handle or email + app
 password), refreshSession (the refresh JWT is single use), resolveHandle, createRecord and
-listRecords of app.bsky.feed.post; errors as `{"error", "message"}` with the ratelimit-*
+listRecords and getRecord of app.bsky.feed.post; errors as `{"error", "message"}` with the ratelimit-*
 headers. Access tokens expire when a test says so (`expire_access`).
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ from tests.fakes.server import Answer, FakePlatform, Received
 
 X = "/xrpc/"
 OPEN = {"com.atproto.server.createSession", "com.atproto.identity.resolveHandle",
-        "com.atproto.server.refreshSession", "com.atproto.repo.listRecords"}
+        "com.atproto.server.refreshSession", "com.atproto.repo.listRecords",
+        "com.atproto.repo.getRecord"}
 
 
 def _error(status: int, error: str, message: str, headers: dict | None = None) -> Answer:
@@ -52,7 +53,8 @@ class FakeBluesky(FakePlatform):
                    "com.atproto.server.refreshSession": self._refresh_session,
                    "com.atproto.identity.resolveHandle": self._resolve,
                    "com.atproto.repo.createRecord": self._create_record,
-                   "com.atproto.repo.listRecords": self._list}.get(nsid)
+                   "com.atproto.repo.listRecords": self._list,
+                   "com.atproto.repo.getRecord": self._get}.get(nsid)
         if handler is None or not request.path.startswith(X):
             return _error(501, "MethodNotImplemented", f"Method Not Implemented: {nsid}")
         return handler(request)
@@ -133,6 +135,14 @@ class FakeBluesky(FakePlatform):
         if start + size < len(mine):
             body["cursor"] = str(start + size)
         return Answer(200, body)
+
+    def _get(self, request: Received) -> Answer:
+        query = request.query
+        uri = f"at://{query.get('repo')}/{query.get('collection')}/{query.get('rkey')}"
+        found = next((r for r in self.records if r["uri"] == uri), None)
+        if found is None:
+            return _error(400, "RecordNotFound", f"Could not locate record: {uri}")
+        return Answer(200, {"uri": uri, "cid": found["cid"], "value": found["value"]})
 
     def add_posts(self, did: str, texts: list[str]) -> None:
         """Posts made by someone else on the account, newest last."""

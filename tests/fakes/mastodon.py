@@ -116,6 +116,7 @@ class FakeMastodon(FakePlatform):
                 return Answer(200, self._keys[key][1])
             status = {"id": self.new_id(), "created_at": _iso(datetime.now(timezone.utc)),
                       "visibility": body.get("visibility", "public"),
+                      "in_reply_to_id": body.get("in_reply_to_id"),
                       "content": "<p>" + html.escape(text).replace("\n", "<br />") + "</p>",
                       "url": f"{self.base_url}/@acme/{len(self.statuses) + 1}",
                       "account": self.user}

@@ -36,8 +36,8 @@ class FakeThreads(FakeThreadsLogin):
             return self._container(parts[0], request.form)
         if len(parts) == 2 and parts[1] == "threads_publish" and request.method == "POST":
             return self._publish(parts[0], request.form)
-        if len(parts) == 2 and parts[1] == "threads" and request.method == "GET":
-            return self._list(parts[0], request.query)
+        if len(parts) == 2 and parts[1] in ("threads", "replies") and request.method == "GET":
+            return self._list(parts[0], request.query, replies=parts[1] == "replies")
         if len(parts) == 2 and parts[1] == "threads_publishing_limit":
             return self._quota(parts[0])
         if len(parts) == 1 and parts[0] in self.containers:
@@ -50,9 +50,12 @@ class FakeThreads(FakeThreadsLogin):
             return _graph_error("(#100) The parameter text is required", 100)
         if len(form["text"]) > 500:
             return _graph_error("(#100) Param text must be at most 500 characters long.", 100)
+        parent = form.get("reply_to_id")
+        if parent is not None and not any(t["id"] == parent for t in self.threads):
+            return _graph_error("(#100) Param reply_to_id is not a valid media id", 100)
         container = self.new_id()
         with self._lock:
-            self.containers[container] = {"text": form["text"], "user": user,
+            self.containers[container] = {"text": form["text"], "user": user, "reply_to": parent,
                                           "status": "IN_PROGRESS", "checks": 0}
         return Answer(200, {"id": container})
 
@@ -78,7 +81,7 @@ class FakeThreads(FakeThreadsLogin):
                 return _graph_error("The user has reached the publishing limit", 9, 400)
             entry["status"] = "PUBLISHED"
             thread = {"id": self.new_id(), "text": entry["text"], "timestamp": time.time(),
-                      "user": user}
+                      "user": user, "reply_to": entry["reply_to"]}
             self.threads.append(thread)
         return Answer(200, {"id": thread["id"]})
 
@@ -91,14 +94,15 @@ class FakeThreads(FakeThreadsLogin):
                                       "config": {"quota_total": QUOTA,
                                                  "quota_duration": WINDOW}}]})
 
-    def _list(self, user: str, query: dict) -> Answer:
+    def _list(self, user: str, query: dict, replies: bool = False) -> Answer:
         if not self.reads_allowed:
             return _graph_error("(#10) Application does not have permission for this action", 10)
         since = float(query.get("since") or 0)
         data = [{"id": t["id"], "text": t["text"],
                  "timestamp": datetime.fromtimestamp(t["timestamp"], timezone.utc)
                  .strftime("%Y-%m-%dT%H:%M:%S+0000")}
-                for t in reversed(self.threads) if t["user"] == user and t["timestamp"] >= since]
+                for t in reversed(self.threads) if t["user"] == user and t["timestamp"] >= since
+                and bool(t.get("reply_to")) == replies]
         data, following = page_of(data, offset_of(query.get("after")),
                                   int(query.get("limit", 25)))
         body = {"data": data, "paging": {"cursors": {}}}

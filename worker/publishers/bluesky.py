@@ -77,13 +77,31 @@ class BlueskyPublisher:
         if post.media_urls:
             raise PermanentError("Bluesky: this worker cannot attach images to a Bluesky post "
                                  "yet; schedule it without media", error_code="media_unsupported")
+        return self._post(post.content, account)
+
+    def reply(self, post: PostToPublish, account: Account, part) -> PublishResult:
+        """A part of a thread (or the first comment): a post whose `reply` names the thread's
+        first post (`part.root`) and the one it answers (`part.to`), each as uri and cid."""
         pds = self.xrpc.pds(account.meta)
-        facets, unknown = self._facets(post.content, account, pds)
-        record = {"$type": POST, "text": post.content,
+        return self._post(part.text, account, reply={
+            "root": self._strong_ref(part.root, account, pds),
+            "parent": self._strong_ref(part.to, account, pds)})
+
+    def find_reply(self, post: PostToPublish, account: Account, part,
+                   since: datetime) -> str | None:
+        return self._find(account, since, lambda value: same_text(value.get("text"), part.text)
+                          and ((value.get("reply") or {}).get("parent") or {}).get("uri") == part.to)
+
+    def _post(self, text: str, account: Account, reply: dict | None = None) -> PublishResult:
+        pds = self.xrpc.pds(account.meta)
+        facets, unknown = self._facets(text, account, pds)
+        record = {"$type": POST, "text": text,
                   "createdAt": self.clock().astimezone(timezone.utc).isoformat(
                       timespec="milliseconds").replace("+00:00", "Z")}
         if facets:
             record["facets"] = facets
+        if reply:
+            record["reply"] = reply
         response = self._send(account, "POST", "com.atproto.repo.createRecord", pds=pds,
                               creates=True, json={"repo": account.external_id,
                                                   "collection": POST, "record": record})
@@ -100,7 +118,11 @@ class BlueskyPublisher:
         return PublishResult(str(uri), note=note)
 
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
-        """The account's posts newest first (com.atproto.repo.listRecords), back to `since`."""
+        return self._find(account, since, lambda value: same_text(value.get("text"), post.content))
+
+    def _find(self, account: Account, since: datetime, ours) -> str | None:
+        """The account's posts newest first (com.atproto.repo.listRecords), back to `since`:
+        the uri of the first whose record is `ours`."""
         pds = self.xrpc.pds(account.meta)
 
         def page(cursor: str | None) -> tuple[str | None, str | None]:
@@ -112,8 +134,7 @@ class BlueskyPublisher:
                                      self.xrpc.error(response, account.access_token))
             body = json_body(response)
             records = body.get("records") or []
-            found = next((str(r["uri"]) for r in records
-                          if same_text((r.get("value") or {}).get("text"), post.content)), None)
+            found = next((str(r["uri"]) for r in records if ours(r.get("value") or {})), None)
             older = any(_created(r) is not None and _created(r) < since for r in records)
             return found, None if older or not records else body.get("cursor")
 
@@ -155,6 +176,18 @@ class BlueskyPublisher:
                                      {"$type": "app.bsky.richtext.facet#tag", "tag": tag}))
         facets.sort(key=lambda f: f["index"]["byteStart"])
         return facets, unknown
+
+    def _strong_ref(self, uri: str, account: Account, pds: str) -> dict:
+        """{uri, cid} of one of the account's posts (com.atproto.repo.getRecord)."""
+        repo, _, rkey = uri.removeprefix("at://").partition(f"/{POST}/")
+        response = self._send(account, "GET", "com.atproto.repo.getRecord", pds=pds,
+                              params={"repo": repo, "collection": POST, "rkey": rkey})
+        cid = json_body(response).get("cid") if response.status_code == 200 else None
+        if response.status_code != 200:
+            raise self.xrpc.error(response, account.access_token)
+        if not cid:
+            raise RetryableError(f"Bluesky: no cid for {uri}", http_status=200, error_code="no_cid")
+        return {"uri": uri, "cid": str(cid)}
 
     def _resolve(self, handle: str, account: Account, pds: str) -> str | None:
         response = self._send(account, "GET", "com.atproto.identity.resolveHandle", pds=pds,

@@ -39,6 +39,10 @@ class InstagramPublisher:
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
         container = self._reusable(post, account) or self._create(post, account)
+        return self._publish_container(container, account)
+
+    def _publish_container(self, container: str, account: Account) -> PublishResult:
+        """Once the container is FINISHED: published, the new post's id."""
         self._wait_until_finished(container, account)
         answer = self.graph.post(f"{account.external_id}/{self.publish_edge}", account,
                                  creates=True, fields={"creation_id": container})

@@ -50,10 +50,23 @@ class MastodonPublisher:
         if post.media_urls:
             raise PermanentError("Mastodon: this worker cannot attach media to a Mastodon post "
                                  "yet; schedule it without media", error_code="media_unsupported")
+        return self._status({"status": post.content}, account, idempotency_key(post.id))
+
+    def reply(self, post: PostToPublish, account: Account, part) -> PublishResult:
+        """A part of a thread, or the first comment: a status `in_reply_to_id` the previous."""
+        return self._status({"status": part.text, "in_reply_to_id": part.to}, account,
+                            idempotency_key(post.id, part.position))
+
+    def find_reply(self, post: PostToPublish, account: Account, part,
+                   since: datetime) -> str | None:
+        return self._find(account, since, lambda s: same_text(plain_text(s.get("content")),
+                                                               part.text)
+                          and str(s.get("in_reply_to_id")) == part.to)
+
+    def _status(self, body: dict, account: Account, key: str) -> PublishResult:
         visibility = account.meta.get("visibility")
-        body = {"status": post.content,
-                "visibility": visibility if visibility in VISIBILITIES else "public"}
-        headers = {**bearer(account.access_token), "Idempotency-Key": idempotency_key(post.id)}
+        body = {**body, "visibility": visibility if visibility in VISIBILITIES else "public"}
+        headers = {**bearer(account.access_token), "Idempotency-Key": key}
         response = self.http.send(PLATFORM, "POST", f"{instance_url(account)}/api/v1/statuses",
                                   creates=True, json=body, headers=headers)
         if response.status_code != 200:
@@ -65,8 +78,12 @@ class MastodonPublisher:
         return PublishResult(str(status_id))
 
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
+        return self._find(account, since,
+                          lambda s: same_text(plain_text(s.get("content")), post.content))
+
+    def _find(self, account: Account, since: datetime, ours) -> str | None:
         """The account's statuses newest first (GET /api/v1/accounts/:id/statuses), back to
-        `since`; their HTML compared as text."""
+        `since`: the id of the first that is `ours` (their HTML read as text)."""
         base, account_id = instance_url(account), self._account_id(account)
 
         def page(max_id: str | None) -> tuple[str | None, str | None]:
@@ -77,8 +94,7 @@ class MastodonPublisher:
             if response.status_code != 200:
                 raise lookup_failure(PLATFORM, response, error(response, account.access_token))
             statuses = _list(response)
-            found = next((str(s["id"]) for s in statuses
-                          if same_text(plain_text(s.get("content")), post.content)), None)
+            found = next((str(s["id"]) for s in statuses if ours(s)), None)
             older = any(_created(s) < since for s in statuses)
             return found, None if older or len(statuses) < PAGE else str(statuses[-1]["id"])
 

@@ -12,7 +12,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from app.statuses import Platform
-from worker.publishers.base import Account, PermanentError, PostToPublish, RateLimitedError
+from worker.publishers.base import (
+    Account, PermanentError, PostToPublish, PublishResult, RateLimitedError,
+)
 from worker.publishers.instagram import InstagramPublisher
 from worker.publishers.graph import GraphClient
 from worker.publishers.http import LOOKUP_PAGES
@@ -37,6 +39,21 @@ class ThreadsPublisher(InstagramPublisher):
         if not post.draft_id:
             self._check_quota(account)
         return super().publish(post, account)
+
+    def reply(self, post: PostToPublish, account: Account, part) -> PublishResult:
+        """A part of a thread, or the first comment: a TEXT container `reply_to_id` the
+        previous, published as a post is (its container is not kept: unpublished ones expire)."""
+        self._check_quota(account)
+        container = self.graph.created_id(self.graph.post(
+            f"{account.external_id}/threads", account,
+            fields={"media_type": "TEXT", "text": part.text, "reply_to_id": part.to}), "id")
+        return self._publish_container(container, account)
+
+    def find_reply(self, post: PostToPublish, account: Account, part,
+                   since: datetime) -> str | None:
+        """The account's replies with the part's text (GET /{user-id}/replies)."""
+        return self.graph.find(f"{account.external_id}/replies", account, since, "text",
+                               part.text)
 
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
         """The account's threads since `since` with the same text (GET /{user-id}/threads)."""
