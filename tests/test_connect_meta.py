@@ -463,3 +463,21 @@ def test_unset_app_credentials_are_named_not_a_500(sqlite, api, platform, unset,
         assert set(body["error"]["fields"]) == named
     finally:
         client.close()
+
+
+def test_a_page_token_that_expires_is_warned_about_7_days_ahead(sqlite, api, graph):
+    graph.page_tokens_expire = True  # Graph gives these Page tokens their user token's expiry
+    back = authorize(begin(api, "facebook")["authorizeUrl"])
+    accounts = come_back(api, back).get_json()["accounts"]
+    bakery = next(a for a in accounts if a["externalId"] == "1501")
+    expires_at = datetime.fromisoformat(bakery["tokenExpiresAt"])
+    jobs = {j.payload["accountId"]: j for j in refresh_jobs(api)}
+    assert expires_at - jobs[bakery["id"]].run_at == timedelta(days=7)
+    settings = api.db.settings
+    ctx = ProviderContext(settings, HttpClient.from_settings(settings), api.db.sessions,
+                          lambda: expires_at - timedelta(days=7))
+    outcome = refresh_ahead(ctx, bakery["id"], expires_at)
+    assert (outcome.done, outcome.warned) == ("cannot_refresh", True)  # account.token_expiring
+    assert refresh_ahead(ctx, bakery["id"], expires_at).warned is False  # once
+    # nothing was asked of Graph: the connect's code and exchange requests only
+    assert len(graph.requests("GET", "/oauth/access_token")) == 2
