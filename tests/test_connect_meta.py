@@ -18,11 +18,14 @@ from app.statuses import Platform
 from app.errors import InvalidInput
 from app.models import Job, SocialAccount
 from worker.publishers.base import AuthError, PermanentError, RetryableError
+from worker.cycle import Worker
 from worker.publishers.http import HttpClient
 
 from conftest import ApiClient
+from tests.fakes import running_fakes
 from tests.fakes.consent import authorize
 from tests.fakes.graph import FakeGraph
+from tests.fakes.oauth import oauth_settings
 from tests.fakes.threads_login import FakeThreadsLogin
 
 REDIRECT = "http://127.0.0.1:1/connect/facebook/callback"
@@ -481,3 +484,31 @@ def test_a_page_token_that_expires_is_warned_about_7_days_ahead(sqlite, api, gra
     assert refresh_ahead(ctx, bakery["id"], expires_at).warned is False  # once
     # nothing was asked of Graph: the connect's code and exchange requests only
     assert len(graph.requests("GET", "/oauth/access_token")) == 2
+
+
+def test_connected_accounts_publish_with_the_tokens_their_connect_stored(sqlite, tenant):
+    with running_fakes() as fakes:
+        db = replace(sqlite, settings=replace(sqlite.settings, **oauth_settings(fakes)))
+        api = ApiClient(db, tenant.api_key)
+        try:
+            ids = {}
+            for platform in ("facebook", "threads"):
+                back = authorize(begin(api, platform)["authorizeUrl"]).removesuffix("#_")
+                for account in come_back(api, back).get_json()["accounts"]:
+                    ids[account["externalId"]] = account["id"]
+            # From here on the fakes take only the tokens they issued to these connects.
+            fakes.graph.tokens = {t for t, i in fakes.graph.issued.items() if i["kind"] == "page"}
+            fakes.threads.tokens = {t for t, i in fakes.threads.issued.items() if i["kind"] == "long"}
+            at = datetime.now(timezone.utc) + timedelta(minutes=1)
+            response = api.post("/schedule-post", json={
+                "socialAccountIds": [ids["1501"], ids["25001"]], "content": "Fresh bread at 7",
+                "scheduledAt": at.isoformat()})
+            assert response.status_code == 201, response.get_json()
+            summary = Worker(db.settings, db.sessions, clock=lambda: at + timedelta(seconds=1)).run()
+            assert summary.published == 2, summary
+            [feed] = fakes.graph.requests("POST", "/v25.0/1501/feed")
+            assert fakes.graph.issued[feed.token()]["page"] == "1501"
+            assert [p["message"] for p in fakes.graph.posts] == ["Fresh bread at 7"]
+            assert [t["text"] for t in fakes.threads.threads] == ["Fresh bread at 7"]
+        finally:
+            api.close()
