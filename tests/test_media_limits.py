@@ -34,8 +34,8 @@ def problems(platform: str, media: list[MediaInfo]) -> dict[str, str]:
     if not limits.media.stored:
         with_stored = replace(limits, media=replace(limits.media, stored=True))
         with patch.dict(LIMITS, {platform: with_stored}):
-            return check_post(platform, "Hello", [], media)
-    return check_post(platform, "Hello", [], media)
+            return check_post(platform, "Hello", [], media=media)
+    return check_post(platform, "Hello", [], media=media)
 
 
 CASES = [
@@ -92,7 +92,7 @@ def test_each_documented_limit(platform, media, field, words):
 
 
 def test_facebook_and_instagram_take_urls_not_stored_media_yet():
-    assert "use mediaUrls" in check_post("instagram", "Hi", [], [image(0)])["mediaIds"]
+    assert "use mediaUrls" in check_post("instagram", "Hi", [], media=[image(0)])["mediaIds"]
     assert check_post("instagram", "Hi", ["https://example.com/a.jpg"]) == {}
 
 

@@ -1,4 +1,4 @@
-"""What each platform accepts: content length (X's weighted count), media, and URL rules.
+"""What each platform accepts: content length (counted each platform's way), media, and URL rules.
 
 Checked when a post is scheduled or edited, so a post the platform would refuse is refused
 at once with the reason, not three attempts later at publish time.
@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
+
+import regex
 
 from app.statuses import Platform
 
@@ -44,33 +46,42 @@ class Limits:
     name: str
     max_length: int
     needs_media: bool = False
-    weighted: bool = False  # X counts with twitter-text's weights, not characters
+    counting: str = "characters"  # how the platform counts: a key of COUNTERS
+    max_media: int = MAX_MEDIA  # items in one post, whatever their kind
     media: MediaRules = field(default_factory=lambda: MediaRules(max_images=MAX_MEDIA))
 
+
+# Platforms whose publishers take only media URLs for now: their items are counted.
+_BY_URL = MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True, stored=False)
 
 LIMITS = {
     # docs.x.com media best practices: 4 images (5 MB; GIF 15 MB) or 1 video/GIF; video MP4/MOV
     # up to 512 MB, 0.5-140 s, aspect ratio 1:3 to 3:1.
-    Platform.X: Limits("X", 280, weighted=True, media=MediaRules(
+    Platform.X: Limits("X", 280, counting="weighted", max_media=4, media=MediaRules(
         max_images=4, max_image_bytes=5 * MB, max_gif_bytes=15 * MB, max_video_bytes=512 * MB,
         video_seconds=(0.5, 140), aspect=(1 / 3, 3), gif_alone=True)),
     # LinkedIn Images API: JPEG/PNG/GIF, 1 image or a multiImage of 2-20; Videos API: MP4,
     # 75 KB-500 MB, 3 s-30 min; no images beside a video.
-    Platform.LINKEDIN: Limits("LinkedIn", 3000, media=MediaRules(
+    Platform.LINKEDIN: Limits("LinkedIn", 3000, max_media=20, media=MediaRules(
         max_images=20, image_types=("image/jpeg", "image/png", "image/gif"),
         video_types=("video/mp4",), max_video_bytes=500 * MB, video_seconds=(3, 30 * 60))),
     # Graph API: up to 10 photos in one post (attached_media), or one video.
-    Platform.FACEBOOK: Limits("Facebook", 63206, media=MediaRules(
+    Platform.FACEBOOK: Limits("Facebook", 63206, max_media=10, media=MediaRules(
         max_images=10, image_types=("image/jpeg", "image/png", "image/gif", "image/webp"),
         stored=False)),
     # Content Publishing API: JPEG images (aspect 4:5 to 1.91:1), Reels MP4/MOV 3 s-15 min;
     # one image or video, or a carousel of 2-10 (images and videos mixed).
-    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True, media=MediaRules(
+    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True, max_media=10, media=MediaRules(
         max_images=10, max_videos=10, image_types=("image/jpeg",), video_seconds=(3, 15 * 60),
         max_image_bytes=8 * MB, max_video_bytes=300 * MB, image_aspect=(4 / 5, 1.91),
         mixed=True, stored=False)),
     Platform.SANDBOX: Limits("the sandbox", 63206,
                              media=MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True)),
+    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, media=_BY_URL),
+    # An instance may allow more (its /api/v2/instance): the account's own limit, read at
+    # connect, replaces these two (see check_post).
+    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, media=_BY_URL),
+    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20, media=_BY_URL),
 }
 
 # twitter-text v3: these code point ranges weigh 1, everything else 2 (out of 280);
@@ -98,6 +109,38 @@ def weighted_length(text: str) -> int:
         for piece, is_emoji in _split(part, _EMOJI):
             total += 2 if is_emoji else sum(_char_weight(c) for c in piece)
     return total
+
+
+def grapheme_length(text: str) -> int:
+    """User-perceived characters (extended grapheme clusters, Unicode's \\X): an emoji with its
+    skin tone or ZWJ sequence, or a letter with its combining marks, is one (Bluesky)."""
+    return len(_GRAPHEME.findall(text))
+
+
+_GRAPHEME = regex.compile(r"\X")
+# Mastodon: a URL counts 23 whatever its length, a remote mention only its @user part.
+_MASTODON_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_REMOTE_MENTION = re.compile(r"(@\w+)@[\w.-]+\w")
+
+
+def mastodon_length(text: str) -> int:
+    """Mastodon's count (StatusLengthValidator): graphemes, every URL 23, `@user@domain` as
+    `@user`."""
+    text = _MASTODON_URL.sub("x" * _URL_WEIGHT, text)
+    return grapheme_length(_REMOTE_MENTION.sub(r"\1", text))
+
+
+def threads_length(text: str) -> int:
+    """Threads' count: characters, but an emoji counts its UTF-8 bytes (Threads' docs)."""
+    return sum(len(piece.encode()) if is_emoji else len(piece)
+               for piece, is_emoji in _split(text, _EMOJI))
+
+
+COUNTERS = {"characters": len, "weighted": weighted_length, "graphemes": grapheme_length,
+            "mastodon": mastodon_length, "threads": threads_length}
+UNITS = {"weighted": " (weighted: URLs count 23, CJK and emoji 2)",
+         "graphemes": " (graphemes: an emoji or accented letter counts 1)",
+         "mastodon": " (URLs count 23)", "threads": " (an emoji counts its UTF-8 bytes)"}
 
 
 def _split(text: str, pattern: re.Pattern):
@@ -130,25 +173,42 @@ class MediaInfo:
     alt_text: str | None = None
 
 
-def check_post(platform: str, content: str, media_urls: list,
+def limits_for(platform: str, account_meta: dict | None = None) -> Limits:
+    """The platform's limits, with what the account's own server told at connect (a Mastodon
+    instance's `max_characters` and `max_media_attachments`, kept in auth_meta)."""
+    limits = LIMITS[platform]
+    meta = account_meta or {}
+    length, media = meta.get("max_characters"), meta.get("max_media_attachments")
+    if isinstance(length, int) and length > 0:
+        limits = replace(limits, max_length=length)
+    if isinstance(media, int) and media >= 0:
+        limits = replace(limits, max_media=min(media, MAX_MEDIA))
+    return limits
+
+
+def check_post(platform: str, content: str, media_urls: list[str],
+               account_meta: dict | None = None,
                media: list[MediaInfo] | None = None) -> dict[str, str]:
     """What is wrong with this post for `platform`, by request field; empty when it is fine.
     `media` (when given) describes every item; else `media_urls` are counted."""
-    limits = LIMITS[platform]
+    limits = limits_for(platform, account_meta)
     problems: dict[str, str] = {}
     if not content.strip():
         problems["content"] = "must not be empty"
     else:
-        length = weighted_length(content) if limits.weighted else len(content)
+        length = COUNTERS[limits.counting](content)
         if length > limits.max_length:
-            unit = " (weighted: URLs count 23, CJK and emoji 2)" if limits.weighted else ""
-            problems["content"] = (f"is {length} characters{unit}; {limits.name} allows "
-                                   f"at most {limits.max_length}")
+            problems["content"] = (f"is {length} characters{UNITS.get(limits.counting, '')}; "
+                                   f"{limits.name} allows at most {limits.max_length}")
     media = media if media is not None else [MediaInfo(f"mediaUrls[{i}]")
                                              for i in range(len(media_urls))]
     if limits.needs_media and not media:
         problems["mediaUrls"] = f"{limits.name} needs at least one image or video (mediaIds or mediaUrls)"
-    problems.update(check_media(limits, media))
+    elif len(media) > limits.max_media:
+        problems[_list_field(media)] = (f"{limits.name} takes at most {limits.max_media} images "
+                                        "or videos")
+    else:
+        problems.update(check_media(limits, media))
     return problems
 
 
@@ -158,7 +218,7 @@ def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
     videos = [m for m in media if m.mime_type in VIDEOS]
     gifs = [m for m in media if m.mime_type == "image/gif"]
     images = [m for m in media if m not in videos]  # URLs count as images until fetched
-    field = "mediaIds" if any(m.field.startswith("mediaIds") for m in media) else "mediaUrls"
+    field = _list_field(media)
     if len(videos) > rules.max_videos:
         problems[field] = f"{name} takes at most {rules.max_videos} video(s) in a post"
     elif videos and images and not rules.mixed:
@@ -175,6 +235,10 @@ def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
         if why:
             problems[item.field] = why
     return problems
+
+
+def _list_field(media: list[MediaInfo]) -> str:
+    return "mediaIds" if any(m.field.startswith("mediaIds") for m in media) else "mediaUrls"
 
 
 def _item_problem(rules: MediaRules, name: str, m: MediaInfo) -> str | None:
