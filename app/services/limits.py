@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 from app.statuses import Platform
@@ -77,7 +78,7 @@ def _char_weight(char: str) -> int:
 
 def check_post(platform: str, content: str, media_urls: list[str]) -> dict[str, str]:
     """What is wrong with this post for `platform`, by request field; empty when it is fine."""
-    limits = LIMITS[platform]
+    limits = LIMITS[cast(Platform, platform)]  # a StrEnum member is found by its string
     problems: dict[str, str] = {}
     if not content.strip():
         problems["content"] = "must not be empty"
