@@ -69,6 +69,8 @@ class Conventions:
     errors as one line (JSON under --json) with exit code EX_USAGE instead of click's 2, which
     README.md gives to "database unreachable"."""
 
+    # A mixin before click's Group/Command: its super() calls reach them, which mypy cannot
+    # see from a class based on object, hence the type: ignore[misc] on each.
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         as_json, args = take_json_flag(args)
         if as_json:
