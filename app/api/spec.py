@@ -284,7 +284,7 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
     others = {str(status): {**ok, "description": why} for status, why in op.statuses.items()}
     if op.optional_auth:
         others["302"] = {"description": op.optional_auth}
-    spec = {"summary": op.summary, "operationId": f"{op.method.lower()}{_camel(op.path)}",
+    spec: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}{_camel(op.path)}",
             "tags": [op.tag],
             "responses": {str(op.status): ok, **others, **{
                 str(status): {"description": why, "content": json_of(ErrorBody)}
@@ -293,7 +293,7 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
                                            "unavailable, or a bug)", "content": json_of(ErrorBody)}},
             "security": ([{"bearerAuth": []}, {}] if op.optional_auth else [{"bearerAuth": []}])
             if op.auth else []}
-    params = [{"name": p, "in": "path", "required": True,
+    params: list[dict[str, Any]] = [{"name": p, "in": "path", "required": True,
                "schema": {"type": "string", "enum": op.path_values[p]} if p in op.path_values
                else {"type": "string", "format": "uuid"}} for p in op.path_params]
     params += [{"name": name, "in": "header", "required": False, "description": text,
