@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import cast
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,15 +41,15 @@ class Received:
         return {k: v[-1] for k, v in parse_qs(self.body.decode()).items()}
 
     @property
-    def multipart(self) -> dict[str, bytes]:
+    def multipart(self) -> dict[str, bytes] | None:
         """A multipart/form-data body's parts by name (None when the body is not one)."""
         kind = self.headers.get("content-type", "")
         if not kind.startswith("multipart/form-data"):
             return None
         message = BytesParser(policy=HTTP).parsebytes(
             f"Content-Type: {kind}\r\n\r\n".encode() + self.body)
-        return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
-                for part in message.iter_parts()}
+        return {str(part.get_param("name", header="content-disposition")):
+                cast(bytes, part.get_payload(decode=True)) for part in message.iter_parts()}
 
     def token(self) -> str | None:
         """The access token, wherever this request carried it."""
@@ -103,7 +104,7 @@ class FakePlatform:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = cast(tuple[str, int], self._server.server_address[:2])  # AF_INET
         return f"http://{host}:{port}"
 
     def start(self) -> "FakePlatform":
