@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import update
+from werkzeug.serving import make_server
 
 from app import create_app
 from app.models import Company, PostDetail, PostSchedule, SocialAccount, WorkerRun
@@ -20,6 +24,8 @@ from worker.cycle import Worker
 from worker.publishers.base import PermanentError
 
 from conftest import add_due_posts, make_tenant, serving
+from tests.fakes import running_fakes
+from tests.fakes.oauth import oauth_settings
 from test_queue import Scripted
 
 CHROMIUM = os.environ.get("SCHEDULER_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -278,3 +284,35 @@ def test_sign_out_and_bad_keys(browser, site, seeded):
     assert seeded["acme"].api_key not in cookie["value"]
     page.click("text=Sign out")
     expect(page.locator("#api_key")).to_be_visible()
+
+
+def test_the_connect_button_connects_an_x_account_in_the_browser(browser, mariadb):
+    """Accounts page -> Connect x -> the (fake) X authorize page sends the browser back to the
+    callback, with no API key and the flow's browser cookie -> the accounts page says so."""
+    with socket.socket() as probe:  # the redirect URI needs the app's address before it serves
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    site = f"http://127.0.0.1:{port}"
+    tenant = make_tenant(mariadb, name="Browser")
+    with running_fakes() as fakes:
+        app = create_app({"SETTINGS": replace(mariadb.settings,
+                                              **oauth_settings(fakes, public_url=site))})
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            page = browser.new_page()
+            sign_in(page, site, tenant.api_key)
+            page.goto(f"{site}/dashboard/accounts")
+            expect(page.get_by_test_id("missing-linkedin")).to_have_count(0)
+            page.get_by_test_id("connect-x").get_by_role("button").click()
+            expect(page.get_by_test_id("connected")).to_contain_text("x: @acme")
+            page.screenshot(path=str(SHOTS / "accounts-connected.png"), full_page=True)
+            expect(page.get_by_test_id("accounts")).to_contain_text("@acme")
+            assert len(fakes.x.requests("GET", "/i/oauth2/authorize")) == 1
+            page.close()
+        finally:
+            server.shutdown()
+            app.extensions["scheduler"]["engine"].dispose()
+    rows = mariadb.rows("SELECT platform, external_id, status FROM social_accounts "
+                        "WHERE company_id = :c AND platform = 'x'", c=tenant.company_id)
+    assert [tuple(r.values()) for r in rows] == [("x", "2244994945", "active")]
