@@ -14,15 +14,8 @@ from sqlalchemy import select, text
 from app import crypto
 from app.models import Job, SocialAccount
 from conftest import ApiClient, make_tenant
-from tests.fakes import running_fakes
 from tests.fakes.oauth import authorize, oauth_settings
 from app.timeutil import utcnow
-
-
-@pytest.fixture
-def fakes():
-    with running_fakes() as running:
-        yield running
 
 
 @pytest.fixture

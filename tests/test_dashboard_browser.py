@@ -2,19 +2,12 @@
 seeded MariaDB and the app served on a real socket. Screenshots go to test-output/screenshots/."""
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import update
-from werkzeug.serving import make_server
 
 from app import create_app
 from app.models import Company, PostDetail, PostSchedule, SocialAccount, WorkerRun
@@ -23,35 +16,15 @@ from app.services.posts import NewPost, schedule_post
 from worker.cycle import Worker
 from worker.publishers.base import PermanentError
 
-from conftest import add_due_posts, make_tenant, serving
-from tests.fakes import running_fakes
-from tests.fakes.oauth import oauth_settings
+from conftest import SHOTS, add_due_posts, make_tenant, serving
 from test_queue import Scripted
 
-CHROMIUM = os.environ.get("SCHEDULER_TEST_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 CALENDAR_UTC = datetime(2030, 1, 15, 3, 30, tzinfo=timezone.utc)  # 22:30 on the 14th in New York
 BUSY_DAY_UTC = datetime(2030, 1, 16, 14, 0, tzinfo=timezone.utc)  # the 16th in New York
 BUSY_POSTS = 40
 LONG_LABEL = "Winter sale starts Friday: everything in the shop at half price until Sunday night"
 
 pytestmark = pytest.mark.mariadb
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does it)",
-                    pytrace=False)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
-            args=ARGS, headless=True, viewport={"width": 1280, "height": 900})
-        yield context
-        context.close()
 
 
 @pytest.fixture
@@ -284,35 +257,3 @@ def test_sign_out_and_bad_keys(browser, site, seeded):
     assert seeded["acme"].api_key not in cookie["value"]
     page.click("text=Sign out")
     expect(page.locator("#api_key")).to_be_visible()
-
-
-def test_the_connect_button_connects_an_x_account_in_the_browser(browser, mariadb):
-    """Accounts page -> Connect x -> the (fake) X authorize page sends the browser back to the
-    callback, with no API key and the flow's browser cookie -> the accounts page says so."""
-    with socket.socket() as probe:  # the redirect URI needs the app's address before it serves
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    site = f"http://127.0.0.1:{port}"
-    tenant = make_tenant(mariadb, name="Browser")
-    with running_fakes() as fakes:
-        app = create_app({"SETTINGS": replace(mariadb.settings,
-                                              **oauth_settings(fakes, public_url=site))})
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            page = browser.new_page()
-            sign_in(page, site, tenant.api_key)
-            page.goto(f"{site}/dashboard/accounts")
-            expect(page.get_by_test_id("missing-linkedin")).to_have_count(0)
-            page.get_by_test_id("connect-x").get_by_role("button").click()
-            expect(page.get_by_test_id("connected")).to_contain_text("x: @acme")
-            page.screenshot(path=str(SHOTS / "accounts-connected.png"), full_page=True)
-            expect(page.get_by_test_id("accounts")).to_contain_text("@acme")
-            assert len(fakes.x.requests("GET", "/i/oauth2/authorize")) == 1
-            page.close()
-        finally:
-            server.shutdown()
-            app.extensions["scheduler"]["engine"].dispose()
-    rows = mariadb.rows("SELECT platform, external_id, status FROM social_accounts "
-                        "WHERE company_id = :c AND platform = 'x'", c=tenant.company_id)
-    assert [tuple(r.values()) for r in rows] == [("x", "2244994945", "active")]

@@ -25,19 +25,12 @@ from app.services.webhooks import create_webhook
 from app.statuses import AccountStatus
 from app.timeutil import utcnow
 from conftest import ApiClient, add_due_posts, make_tenant
-from tests.fakes import running_fakes
 from tests.fakes.oauth import authorize, oauth_settings
 from worker.cycle import Worker
 from worker.publishers.base import AuthError, RateLimitedError, RetryableError
 from worker.publishers.http import HttpClient
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def fakes():
-    with running_fakes() as running:
-        yield running
 
 
 def settings_for(db, fakes, **overrides):

@@ -30,7 +30,9 @@ def token_request(http: HttpClient, platform: str, url: str, data: dict,
 def token_error(platform: str, response: requests.Response, body: dict,
                 secret: str = "") -> PublishError:
     code = body.get("error") if isinstance(body.get("error"), str) else None
-    detail = body.get("error_description") or body.get("message") or code or response.reason
+    # RFC 6749's error_description; Threads (as Instagram did) says error_message
+    detail = (body.get("error_description") or body.get("error_message") or body.get("message")
+              or code or response.reason)
     message = scrub(f"{platform} refused the token request (HTTP {response.status_code}"
                     f"{', ' + code if code else ''}): {detail}", secret)
     if response.status_code == 400 and code in ("invalid_grant", "invalid_request",

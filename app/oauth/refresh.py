@@ -63,6 +63,21 @@ def fresh_token(ctx: ProviderContext, account_id: str, margin=JUST_IN_TIME) -> s
     return outcome.access_token
 
 
+def replace_expired(ctx: ProviderContext, account_id: str, stale_token: str) -> str:
+    """A new access token for the account whose `stale_token` the platform has just called
+    expired ahead of its known expiry (Bluesky's ExpiredToken): refreshed once, unless another
+    worker replaced it meanwhile. Raises AuthError when it cannot be."""
+    outcome = look(ctx, account_id, lambda account: crypto.unseal(
+        account.access_token_encrypted) == stale_token)
+    if outcome.access_token is None:
+        raise AuthError("the account was removed while its post was being published",
+                        error_code="account_gone")
+    if outcome.done == "cannot_refresh":
+        raise AuthError("the platform says the access token expired and it cannot be "
+                        "refreshed: reconnect the account", error_code="token_expired")
+    return outcome.access_token
+
+
 def refresh_ahead(ctx: ProviderContext, account_id: str, expires_at: datetime) -> Outcome:
     """A refresh_token job's work: refresh the token that expires at `expires_at`, unless it was
     replaced meanwhile; a token that cannot be refreshed is warned about, once."""

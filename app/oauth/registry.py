@@ -11,6 +11,12 @@ from app.statuses import Platform
 PROVIDERS: dict[Platform, str] = {
     Platform.X: "app.oauth.x:XProvider",
     Platform.LINKEDIN: "app.oauth.linkedin:LinkedInProvider",
+    # One Facebook Login adds the Pages and their Instagram accounts: either button starts it.
+    Platform.FACEBOOK: "app.oauth.meta:MetaProvider",
+    Platform.INSTAGRAM: "app.oauth.meta:MetaProvider",
+    Platform.THREADS: "app.oauth.threads:ThreadsProvider",
+    Platform.BLUESKY: "app.oauth.bluesky:BlueskyProvider",
+    Platform.MASTODON: "app.oauth.mastodon:MastodonProvider",
 }
 
 

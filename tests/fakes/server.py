@@ -54,6 +54,7 @@ class Answer:
     body: dict | None = None
     headers: dict[str, str] = field(default_factory=dict)
     hang: float = 0.0  # seconds to wait before answering (a timeout on the client's side)
+    html: str | None = None  # a page for a browser (an authorization dialog) instead of JSON
 
 
 @dataclass
@@ -99,7 +100,8 @@ class FakePlatform:
         self._server.server_close()
 
     def fail_next(self, kind: str, times: int = 1, match: str | None = None, **options) -> None:
-        """The next `times` requests matching `match` (default: any POST) get a `kind` answer."""
+        """The next `times` requests matching `match` (default: any POST) get a `kind` answer
+        (`status=` overrides its HTTP status)."""
         if kind not in KINDS:
             raise ValueError(f"unknown failure kind {kind!r}; one of {KINDS}")
         with self._lock:
@@ -127,8 +129,12 @@ class FakePlatform:
                 answer = self.route(request)
                 answer.hang = scripted.options.get("hang", self.hang_seconds)
                 return answer
+            if scripted.kind == "garbage":  # a proxy's error page where JSON was due
+                return Answer(scripted.options.get("status", 200),
+                              html="<html><body>Bad Gateway</body></html>")
             answer = (request.path in self.public_paths and self.token_failure(scripted.kind)) \
                 or self.failure(scripted.kind, request, **scripted.options)
+            answer.status = scripted.options.get("status", answer.status)
             if scripted.options.get("echo_token"):
                 _echo_token(answer.body, request.token())
             return answer
@@ -189,7 +195,9 @@ def offset_of(token: str | None) -> int:
 def _echo_token(body: dict | None, token: str | None) -> None:
     """What a careless platform does: quote the credential back in its error message."""
     for part in (body or {}, (body or {}).get("error") or {}):
-        for key in ("message", "detail"):
+        if not isinstance(part, dict):
+            continue
+        for key in ("message", "detail", "error"):
             if isinstance(part.get(key), str):
                 part[key] += f" (access_token={token})"
 
@@ -215,12 +223,17 @@ def _handler(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
             answer = platform.answer(request)
             if answer.hang:
                 time.sleep(answer.hang)
-            body = b"" if answer.body is None else json.dumps(answer.body).encode()
+            if answer.html is not None:
+                body = answer.html.encode()
+            else:
+                body = b"" if answer.body is None else json.dumps(answer.body).encode()
             try:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                if answer.body is not None:
+                if answer.html is not None:
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                elif answer.body is not None:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
