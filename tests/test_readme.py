@@ -35,6 +35,8 @@ EXPECTED = {
     '\\"scheduledAt\\": \\"$AT\\"': [r'"status":\s*"published"', r'"queueStatus":\s*"done"'],
     "python -m tests.fakes &": [r"(?m)^done\s+5$", r"(?m)^failed\s+1$",
                                 r"threads: POST /v1\.0/25001/threads_publish"],
+    "Posted with a refreshed token": [r'"event":\s*"token_refreshed"', r'"outcome":\s*"published"',
+                                      r"(?m)^done\s+1$"],
 }
 
 # The shell session's prelude: the two swaps, then the state the previous block left.

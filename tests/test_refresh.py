@@ -202,6 +202,33 @@ def test_an_x_post_three_hours_ahead_publishes_after_exactly_one_refresh(sqlite,
         client.close()
 
 
+def test_a_refresh_refused_at_publish_time_holds_the_post_until_a_reconnect(sqlite, fakes):
+    """The post is not failed for its account's token: it waits, as the account's other posts
+    do, and a reconnect through the connect flow releases it, same account, same post."""
+    account_id, key = x_account(sqlite, fakes, timedelta(minutes=1))
+    tenant = type("T", (), {"company_id": account(sqlite, account_id).company_id,
+                            "account_id": account_id})
+    [schedule_id] = add_due_posts(sqlite, tenant, 1, run_at=utcnow() - timedelta(seconds=5))
+    fakes.x.refresh_tokens.clear()
+    settings = settings_for(sqlite, fakes)
+    summary = Worker(settings, sqlite.sessions).run()
+    assert (summary.waiting, summary.failed, summary.published) == (1, 0, 0)
+    assert account(sqlite, account_id).status == AccountStatus.NEEDS_RECONNECT
+    assert fakes.x.tweets == [] and len(fakes.x.refreshes()) == 1
+    client = ApiClient(replace(sqlite, settings=settings), key)
+    try:
+        started = client.post("/connect/x", json={}).get_json()
+        back = authorize(started["authorizeUrl"]).split("scheduler.example.com")[1]
+        response = client.get(back)
+        assert response.status_code == 200, response.get_json()  # reconnected, not created
+        assert response.get_json()["accounts"][0]["id"] == account_id
+    finally:
+        client.close()
+    assert sqlite.scalar("SELECT status FROM post_schedule WHERE id = :i", i=schedule_id) == "pending"
+    assert Worker(settings, sqlite.sessions).run().published == 1
+    assert len(fakes.x.tweets) == 1 and len(fakes.x.refreshes()) == 1
+
+
 # -- concurrency: real worker processes --------------------------------------------------------
 
 def test_eight_worker_processes_make_exactly_one_refresh(server_db, fakes):

@@ -17,6 +17,7 @@ from typing import Callable, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.crypto import KeyRing
 from app.errors import InvalidInput
 from app.statuses import Platform
 from worker.publishers.http import HttpClient
@@ -77,6 +78,11 @@ class ProviderContext:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
 
+    @property
+    def keys(self) -> KeyRing:
+        """The key ring that seals and opens tokens (SCHEDULER_SECRET_KEY and the old keys)."""
+        return KeyRing.of(self.settings)
+
 
 class Provider(Protocol):
     platform: Platform
@@ -85,6 +91,9 @@ class Provider(Protocol):
     uses_pkce: bool
     redirects: bool                     # False: `connect(request)` without a redirect (Bluesky)
     rotates_refresh_token: bool         # a refresh token is single use (X): a lost answer is final
+    # ConnectIn fields the dashboard's Connect button asks for first ("instance" for Mastodon;
+    # "identifier", "appPassword" for Bluesky)
+    connect_fields: tuple[str, ...]
 
     def start(self, request: ConnectRequest) -> dict:
         """Before the redirect: what the callback will need (kept in oauth_states.extras)."""
@@ -112,6 +121,7 @@ class OAuthProvider:
     uses_pkce = False
     redirects = True
     rotates_refresh_token = False
+    connect_fields: tuple[str, ...] = ()
 
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx

@@ -55,7 +55,7 @@ def fresh_token(ctx: ProviderContext, account_id: str, margin=JUST_IN_TIME) -> s
                               .where(SocialAccount.id == account_id)).first()
     deadline = ctx.clock() + margin
     if row is not None and not _expires_by(row.token_expires_at, deadline):
-        return crypto.unseal(row.access_token_encrypted)
+        return crypto.unseal(row.access_token_encrypted, keys=ctx.keys)
     outcome = look(ctx, account_id, lambda account: _expires_by(account.token_expires_at, deadline))
     if outcome.access_token is None:
         raise AuthError("the account was removed while its post was being published",
@@ -98,10 +98,10 @@ def look(ctx: ProviderContext, account_id: str, needed: Callable[[SocialAccount]
         if account.status != AccountStatus.ACTIVE:
             raise AuthError(account.status_reason or waiting_reason(account),
                             error_code="needs_reconnect")
-        current = crypto.unseal(account.access_token_encrypted)
+        current = crypto.unseal(account.access_token_encrypted, keys=ctx.keys)
         if not needed(account):
             return Outcome(current, "fresh")  # another worker refreshed it while we waited
-        provider, tokens = _provider(ctx, account), _tokens(account, current)
+        provider, tokens = _provider(ctx, account), _tokens(account, current, ctx.keys)
         if provider is None or not provider.refreshable(tokens):
             return Outcome(current, "cannot_refresh", warn and _warn(session, account, ctx.clock()))
         try:
@@ -119,7 +119,7 @@ def look(ctx: ProviderContext, account_id: str, needed: Callable[[SocialAccount]
                 f"{exc.message}; {account.platform} may have replaced the refresh token before "
                 "its answer was lost, and the old one is then spent"))
         else:
-            _store(session, account, refreshed, ctx.clock())
+            _store(session, account, refreshed, ctx.clock(), ctx.keys)
             event(log, "token_refreshed", account_id=account.id, platform=account.platform,
                   expires_at=refreshed.expires_at, rotated=refreshed.refresh_token is not None)
             return Outcome(refreshed.access_token, "refreshed")
@@ -128,9 +128,11 @@ def look(ctx: ProviderContext, account_id: str, needed: Callable[[SocialAccount]
     raise refusal
 
 
-def _store(session: Session, account: SocialAccount, refreshed: Refreshed, now: datetime) -> None:
+def _store(session: Session, account: SocialAccount, refreshed: Refreshed, now: datetime,
+           keys: crypto.KeyRing) -> None:
     renew(session, account, now, refreshed.access_token, refreshed.expires_at,
-          refreshed.refresh_token, refreshed.refresh_expires_at or account.refresh_expires_at)
+          refreshed.refresh_token, refreshed.refresh_expires_at or account.refresh_expires_at,
+          keys=keys)
     account.refreshed_at = now
 
 
@@ -158,10 +160,10 @@ def _provider(ctx: ProviderContext, account: SocialAccount) -> Provider | None:
         return None  # a pasted token of a platform without a connect flow
 
 
-def _tokens(account: SocialAccount, access_token: str) -> Tokens:
+def _tokens(account: SocialAccount, access_token: str, keys: crypto.KeyRing) -> Tokens:
     refresh = account.refresh_token_encrypted
     return Tokens(account.id, account.platform, account.external_id, access_token,
-                  crypto.unseal(refresh, "a refresh token") if refresh else None,
+                  crypto.unseal(refresh, "a refresh token", keys) if refresh else None,
                   account.token_expires_at, account.refresh_expires_at, account.auth_meta or {})
 
 

@@ -58,7 +58,7 @@ def available(ctx: ProviderContext) -> list[Availability]:
     for platform in connectable():
         provider = provider_for(platform, ctx)
         out.append(Availability(platform, tuple(missing_settings(provider, ctx.settings)),
-                                tuple(getattr(provider, "connect_fields", ()))))
+                                tuple(provider.connect_fields)))
     return out
 
 
@@ -86,9 +86,9 @@ def configured(ctx: ProviderContext, platform: str) -> Provider:
 def start(ctx: ProviderContext, company_id: str, platform: str, request: ConnectRequest,
           client_id: str | None = None, browser: str | None = None) -> Started:
     """Begin connecting: `browser` is the dashboard's nonce, which the callback must bring back."""
-    provider = configured(ctx, platform)
     with ctx.sessions() as session:
         _check_client(session, company_id, client_id)
+    provider = configured(ctx, platform)
     if not provider.redirects:
         return Started(accounts=tuple(_save(ctx, company_id, client_id, provider,
                                             _call(provider.connect, request))))
@@ -99,7 +99,7 @@ def start(ctx: ProviderContext, company_id: str, platform: str, request: Connect
     with ctx.sessions.begin() as session:
         session.add(OAuthState(
             state_hash=_hash(state), company_id=company_id, platform=platform,
-            verifier_encrypted=crypto.seal(verifier) if verifier else None, extras=extras,
+            verifier_encrypted=crypto.seal(verifier, ctx.keys) if verifier else None, extras=extras,
             created_at=now, expires_at=now + STATE_TTL))
     url = provider.authorize_url(state, _challenge(verifier) if verifier else None,
                                  extras["redirectUri"], extras)
@@ -110,8 +110,8 @@ def finish(ctx: ProviderContext, platform: str, args: dict[str, str], company_id
            browser: str | None = None) -> list[Connected]:
     """The callback: spend the state, then trade the code for tokens and store the accounts.
     `company_id` is the caller's when it sent an API key; None for a browser coming back."""
-    provider = configured(ctx, platform)
     flow = _spend(ctx, platform, args.get("state", ""), company_id, browser)
+    provider = configured(ctx, platform)
     if args.get("error"):
         why = args.get("error_description") or args["error"]
         raise InvalidInput(f"{platform} did not grant access ({why}): nothing was connected; "
@@ -120,7 +120,7 @@ def finish(ctx: ProviderContext, platform: str, args: dict[str, str], company_id
     if not args.get("code"):
         raise InvalidInput("the callback carries no code: start the connection again",
                            {"code": "required"})
-    verifier = crypto.unseal(flow.verifier_encrypted, "a PKCE verifier") \
+    verifier = crypto.unseal(flow.verifier_encrypted, "a PKCE verifier", ctx.keys) \
         if flow.verifier_encrypted else None
     grants = _call(provider.finish, args["code"], verifier, flow.extras["redirectUri"], flow.extras)
     return _save(ctx, flow.company_id, flow.extras.get("clientId"), provider, grants)
@@ -205,7 +205,7 @@ def _upsert(ctx: ProviderContext, company_id: str, client_id: str | None,
             account.scopes = " ".join(grant.scopes)[:1024] or account.scopes
             account.auth_meta = {**(account.auth_meta or {}), **grant.meta}
             renew(session, account, now, grant.access_token, grant.expires_at,
-                  grant.refresh_token, grant.refresh_expires_at)
+                  grant.refresh_token, grant.refresh_expires_at, keys=ctx.keys)
             out.append(Connected(account, created))
     return out
 

@@ -79,8 +79,7 @@ class FakePlatform:
         self._script: deque[Scripted] = deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1000)
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _handler(self))
         self._thread: threading.Thread | None = None
 
     # -- control ------------------------------------------------------------------------
@@ -171,6 +170,13 @@ class FakePlatform:
 
     def failure(self, kind: str, request: Received, **options) -> Answer:
         raise NotImplementedError
+
+
+class _Server(ThreadingHTTPServer):
+    # A worker opens up to SCHEDULER_CONCURRENCY (96) connections at once: the default backlog
+    # of 5 refused some of them, a fault of the fake that no platform has.
+    request_queue_size = 128
+    daemon_threads = True
 
 
 def page_of(items: list, offset: int, size: int) -> tuple[list, int | None]:
