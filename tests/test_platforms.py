@@ -213,8 +213,9 @@ def test_a_pasted_bluesky_token_that_expired_asks_for_a_reconnect(sqlite, client
 
 # -- Mastodon: connect ---------------------------------------------------------------------
 
-def connect_mastodon(client, fakes, instance=None):
-    response = client.post("/connect/mastodon", json={"instance": instance or fakes.mastodon.base_url})
+def connect_mastodon(client, fakes, instance=None, **body):
+    response = client.post("/connect/mastodon",
+                           json={"instance": instance or fakes.mastodon.base_url, **body})
     assert response.status_code == 200, response.get_json()
     started = response.get_json()
     back = authorize(started["authorizeUrl"])
@@ -316,10 +317,8 @@ def test_past_the_key_s_hour_the_lookup_finds_the_lost_status(db, client, fakes)
 
 
 def test_mastodon_posts_with_the_account_s_visibility(sqlite, client, fakes):
-    (account,) = connect_mastodon(client, fakes).get_json()["accounts"]
-    with client.db.sessions.begin() as session:
-        row = session.get(SocialAccount, account["id"])
-        row.auth_meta = {**row.auth_meta, "visibility": "unlisted"}
+    (account,) = connect_mastodon(client, fakes, visibility="unlisted").get_json()["accounts"]
+    assert account_row(client, account["id"]).auth_meta["visibility"] == "unlisted"
     post(client, account["id"], "quietly")
     assert run(client).published == 1
     assert fakes.mastodon.requests("POST", "/api/v1/statuses")[0].json["visibility"] == "unlisted"
