@@ -27,6 +27,7 @@ from tests.fakes.consent import authorize
 from tests.fakes.oauth import oauth_settings
 from worker.cycle import Worker
 from worker.publishers.base import Account, PostToPublish
+from worker.publishers.mastodon import same_status
 
 PASSWORD = "abcd-efgh-ijkl-mnop"  # the fake's app password for acme.bsky.social
 DID = "did:plc:acme7x2k4q"
@@ -471,3 +472,14 @@ def test_every_platform_is_accepted_listed_shown_and_counted(sqlite, client, pla
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(cli, ["post", "list", "--company", company], env=env)
     assert result.exit_code == 0 and post_id in result.output, result.output
+
+
+def test_a_status_read_back_is_recognised_as_mastodon_renders_it():
+    """Links split into spans, a remote mention shown without its domain, entities escaped."""
+    rendered = ('<p>Hi <span class="h-card"><a href="https://m.example/@bob" class="u-url '
+                'mention">@<span>bob</span></a></span> &amp; all: <a href="https://example.com/'
+                'launch" rel="nofollow"><span class="invisible">https://</span><span class="">'
+                'example.com/launch</span></a></p><p>Second line</p>')
+    assert same_status({"content": rendered},
+                       "Hi @bob@m.example & all: https://example.com/launch\nSecond line")
+    assert not same_status({"content": rendered}, "Hi @bob & all: something else")
