@@ -37,6 +37,9 @@ EXPECTED = {
                                 r"threads: POST /v1\.0/25001/threads_publish"],
     "Posted with a refreshed token": [r'"event":\s*"token_refreshed"', r'"outcome":\s*"published"',
                                       r"(?m)^done\s+1$"],
+    '"Social Co"': [r'"appPassword":\s*"refused by Bluesky"', r"(?m)^done\s+2$",
+                    r"bluesky: POST /xrpc/com\.atproto\.repo\.createRecord",
+                    r"mastodon: POST /api/v1/statuses"],
 }
 
 # The shell session's prelude: the two swaps, then the state the previous block left.
