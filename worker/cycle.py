@@ -285,8 +285,7 @@ class Worker:
         except AuthError as exc:
             self._run.needs_reconnect.add(account.id)
             if exc.error_code in REFRESH_REFUSED:  # the token, not this post: it waits too
-                return self._record(job, account, "waiting", queue.hold_for_reconnect,
-                                    _failure(exc, note=note), now=self.clock())
+                return self._after(job, account, Event.NEEDS_RECONNECT, _failure(exc, note=note))
             mark_needs_reconnect(self.sessions, account.id, self.clock())
             return self._after(job, account, Event.PERMANENT, _failure(
                 exc, f"{exc.message}. Reconnect the {account.platform} account to publish again; "
