@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SKIP = re.compile(r"\*Not run by `tests/test_readme\.py`: (?P<reason>[^*]+?)\.?\*")
-PORTS = (5000, 8701, 8702, 8703)  # the development server's and the fakes' (as the README says)
+PORTS = (5000, 8701, 8702, 8703, 8704, 8705, 8706)  # the development server's and the fakes'
 BLOCK_TIMEOUT = 300
 LOCK = Path("/tmp/post-scheduler-test-readme.lock")  # two runs on one machine take turns
 
@@ -40,6 +40,9 @@ EXPECTED = {
     '"Social Co"': [r'"appPassword":\s*"refused by Bluesky"', r"(?m)^done\s+2$",
                     r"bluesky: POST /xrpc/com\.atproto\.repo\.createRecord",
                     r"mastodon: POST /api/v1/statuses"],
+    "connect facebook": [r"(?m)^x @acme$", r"(?m)^facebook Acme Bakery$",
+                         r"(?m)^instagram @acmebakery$", r"(?m)^facebook Acme Deli$",
+                         r"(?m)^mastodon ", r"(?m)^threads @acme.threads$"],
 }
 
 # The shell session's prelude: the two swaps, then the state the previous block left.

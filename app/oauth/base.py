@@ -148,3 +148,10 @@ def missing_settings(provider: Provider, settings: Settings) -> list[str]:
     by_env = {env: name for name, env in Settings.ENV.items()}
     return [env for env in provider.required_settings
             if not str(getattr(settings, by_env[env], "") or "").strip()]
+
+
+def scopes_missing(platform: str, missing: list[str]) -> InvalidInput:
+    """A grant that lacks permissions the scheduler needs, named (nothing is connected)."""
+    return InvalidInput(f"{platform} granted fewer permissions than the scheduler needs "
+                        f"(missing: {' '.join(missing)}): nothing was connected; connect again "
+                        "and allow every permission asked", {"scope": f"missing {' '.join(missing)}"})

@@ -14,9 +14,10 @@ from datetime import datetime, timezone
 from functools import cached_property
 from urllib.parse import urlencode
 
-from app.oauth.base import Grant, OAuthProvider
+from app.errors import InvalidInput
+from app.oauth.base import Grant, OAuthProvider, scopes_missing
 from app.statuses import Platform
-from worker.publishers.base import Account, AuthError, PermanentError, RetryableError
+from worker.publishers.base import Account, AuthError, PublishError, RetryableError
 from worker.publishers.graph import GraphClient
 
 PLATFORM = "Facebook"
@@ -25,6 +26,9 @@ SCOPES = ("pages_show_list", "pages_manage_posts", "pages_read_engagement", "ins
           "instagram_content_publish")
 OPTIONAL_SCOPES = ("business_management",)  # lists the Pages a Business Manager owns
 PAGE_FIELDS = "id,name,access_token,instagram_business_account{id,username}"
+# Graph's codes for a token request refused because of the app itself (its id, its secret);
+# code 1 is also Graph's "unknown error", but from /oauth/access_token with a 400 it is this.
+APP_CODES = ("1", "101")
 PAGE_SIZE = 100
 MAX_PAGES = 20  # pages of /me/accounts read, at most: 2,000 Facebook Pages
 
@@ -58,13 +62,14 @@ class MetaProvider(OAuthProvider):
                             "fb_exchange_token": short})
         granted = self._granted(user)
         missing = [s for s in SCOPES if s not in granted]
-        if missing:
-            raise AuthError(f"Facebook: the login did not grant {', '.join(missing)}: connect "
-                            "again and leave every permission ticked", error_code="missing_scopes")
+        if missing:  # before /me/accounts, which without pages_show_list is refused outright
+            raise scopes_missing(self.platform, missing)
         grants = []
         for page in self._pages(user):
-            expires_at = self._expiry(page["access_token"])
-            meta = {"page_id": str(page["id"])}
+            expires_at, data_access = self._expiry(page["access_token"])
+            # Not an expiry: past it Meta wants the user to sign in again before the app may
+            # read their data; kept for the operator to see.
+            meta = {"page_id": str(page["id"]), "data_access_expires_at": data_access}
             grants.append(Grant(Platform.FACEBOOK, str(page["id"]), page.get("name"),
                                 page["access_token"], expires_at, scopes=granted, meta=meta))
             instagram = page.get("instagram_business_account") or {}
@@ -73,22 +78,19 @@ class MetaProvider(OAuthProvider):
                 grants.append(Grant(Platform.INSTAGRAM, str(instagram["id"]), name,
                                     page["access_token"], expires_at, scopes=granted, meta=meta))
         if not grants:
-            raise AuthError("Facebook: the login granted no Page; connect again and choose the "
-                            "Pages (and their Instagram accounts) to publish to",
-                            error_code="no_pages")
+            raise InvalidInput("Facebook: the login granted no Page: nothing was connected; "
+                               "connect again and choose the Pages (and with them their "
+                               "Instagram accounts) to publish to", {"accounts": "no Page granted"})
         return grants
 
     def _token(self, params: dict) -> str:
         """An access token from /oauth/access_token (a code, or fb_exchange_token)."""
         try:
             body = self.graph.get("oauth/access_token", graph_account(self._app_token), params)
-        except RetryableError as exc:
+        except PublishError as exc:
             if exc.http_status != 400:
                 raise
-            # Graph says code 1 (its "unknown error") for a wrong app secret: a refusal, not
-            # a passing fault.
-            raise PermanentError(f"{exc.message} (check META_APP_ID and META_APP_SECRET)",
-                                 http_status=400, error_code=exc.error_code) from None
+            raise refusal(exc, APP_CODES, "META_APP_ID and META_APP_SECRET") from None
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise RetryableError("Facebook: /oauth/access_token answered without an access "
@@ -112,10 +114,13 @@ class MetaProvider(OAuthProvider):
             if not paging.get("next") or not after:
                 return pages
             params = {**params, "after": after}
-        return pages
+        raise InvalidInput(f"Facebook: the login granted more than {MAX_PAGES * PAGE_SIZE:,} "
+                           "Pages, more than one connect takes: nothing was connected; connect "
+                           "again choosing fewer", {"accounts": "too many Pages"})
 
-    def _expiry(self, page_token: str) -> datetime | None:
-        """When the Page token expires, by debug_token: None when it does not (expires_at 0)."""
+    def _expiry(self, page_token: str) -> tuple[datetime | None, str | None]:
+        """When the Page token expires, by debug_token: None when it does not (expires_at 0);
+        and when the app's access to the user's data does (ISO 8601), if Graph says."""
         body = self.graph.get("debug_token", graph_account(self._app_token),
                               {"input_token": page_token})
         data = body.get("data")
@@ -124,7 +129,22 @@ class MetaProvider(OAuthProvider):
         except (TypeError, ValueError, KeyError):
             raise RetryableError("Facebook: debug_token answered without the token's expiry",
                                  http_status=200, error_code="garbage") from None
-        return datetime.fromtimestamp(expires, timezone.utc) if expires > 0 else None
+        data_access = data.get("data_access_expires_at")
+        if isinstance(data_access, int) and data_access > 0:
+            data_access = datetime.fromtimestamp(data_access, timezone.utc).isoformat()
+        else:
+            data_access = None
+        return (datetime.fromtimestamp(expires, timezone.utc) if expires > 0 else None,
+                data_access)
+
+
+def refusal(error: PublishError, app_codes: tuple[str, ...], settings: str) -> AuthError:
+    """A token endpoint's 400, as the connect flow tells it: the app's credentials (the operator
+    must fix a setting), or the code (the user starts again)."""
+    if (error.error_code or "").split(".")[0] in app_codes:
+        return AuthError(f"{error.message} (check {settings})", http_status=401,
+                         error_code=error.error_code)
+    return AuthError(error.message, http_status=400, error_code=error.error_code)
 
 
 def _data(body: dict, edge: str) -> list:

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 from app.oauth.base import Grant, OAuthProvider, Refreshed, Tokens
 from app.oauth.http import expires, token_request
 from app.statuses import Platform
-from app.oauth.meta import graph_account
-from worker.publishers.base import RetryableError
+from app.oauth.meta import APP_CODES, graph_account, refusal
+from worker.publishers.base import PublishError, RetryableError
 from worker.publishers.graph import GraphClient
 
 PLATFORM = "Threads"
@@ -44,14 +44,20 @@ class ThreadsProvider(OAuthProvider):
 
     def finish(self, code: str, verifier: str | None, redirect_uri: str,
                extras: dict) -> list[Grant]:
-        short = token_request(self.http, PLATFORM, f"{self.base}/oauth/access_token", {
-            "client_id": self.settings.threads_app_id,
-            "client_secret": self.settings.threads_app_secret, "grant_type": "authorization_code",
-            "redirect_uri": redirect_uri, "code": code.removesuffix("#_")},
-            secret=self.settings.threads_app_secret)
-        now = self.ctx.clock()
-        body = self._long_lived("access_token", short["access_token"], {
-            "grant_type": "th_exchange_token", "client_secret": self.settings.threads_app_secret})
+        try:
+            short = token_request(self.http, PLATFORM, f"{self.base}/oauth/access_token", {
+                "client_id": self.settings.threads_app_id,
+                "client_secret": self.settings.threads_app_secret,
+                "grant_type": "authorization_code", "redirect_uri": redirect_uri,
+                "code": code.removesuffix("#_")}, secret=self.settings.threads_app_secret)
+            now = self.ctx.clock()
+            body = self._long_lived("access_token", short["access_token"], {
+                "grant_type": "th_exchange_token",
+                "client_secret": self.settings.threads_app_secret})
+        except PublishError as exc:
+            if exc.http_status != 400:
+                raise
+            raise refusal(exc, APP_CODES, "THREADS_APP_ID and THREADS_APP_SECRET") from None
         user = self.api.get(f"{VERSION}/me", graph_account(body["access_token"]),
                             {"fields": "id,username"})
         if not user.get("id"):

@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session
 from app import crypto
 from app.errors import Conflict, InvalidInput, NotConfigured, NotFound, PlatformError
 from app.models import Client, OAuthState, SocialAccount
-from app.oauth.base import ConnectRequest, Grant, Provider, ProviderContext, missing_settings
+from app.oauth.base import (
+    ConnectRequest, Grant, Provider, ProviderContext, missing_settings, scopes_missing,
+)
 from app.oauth.registry import connectable, provider_for
 from app.oauth.schedule import WARN_AHEAD
 from app.services.accounts import renew
@@ -173,10 +175,7 @@ def _save(ctx: ProviderContext, company_id: str, client_id: str | None, provider
     for grant in grants:
         missing = [s for s in provider.required_scopes if grant.scopes and s not in grant.scopes]
         if missing:
-            raise InvalidInput(f"{grant.platform} granted fewer permissions than the scheduler "
-                               f"needs (missing: {' '.join(missing)}): nothing was connected; "
-                               "connect again and allow every permission asked",
-                               {"scope": f"missing {' '.join(missing)}"})
+            raise scopes_missing(grant.platform, missing)
     if not grants:
         raise InvalidInput(f"{provider.platform} granted no account to connect",
                            {"accounts": "none granted"})

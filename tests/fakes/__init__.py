@@ -33,19 +33,19 @@ class Fakes:
         """The settings that point the worker at these fakes."""
         return {"X_API_BASE_URL": self.x.base_url, "GRAPH_API_BASE_URL": self.graph.base_url,
                 "GRAPH_API_VERSION": self.graph.version,
-                "FACEBOOK_DIALOG_URL": f"{self.graph.base_url}/{self.graph.version}/dialog/oauth",
-                "META_APP_ID": "fake-meta-app", "META_APP_SECRET": "fake-meta-secret",
                 "LINKEDIN_API_BASE_URL": self.linkedin.base_url,
                 "BLUESKY_PDS_URL": self.bluesky.base_url,
                 "THREADS_API_BASE_URL": self.threads.base_url,
                 "THREADS_AUTHORIZE_URL": f"{self.threads.base_url}/oauth/authorize",
-                "THREADS_APP_ID": "fake-threads-app", "THREADS_APP_SECRET": "fake-threads-secret",
+                "THREADS_APP_ID": self.threads.app_id, "THREADS_APP_SECRET": self.threads.app_secret,
                 # the connect flows: the fakes' authorize pages and the app credentials they know
                 "X_AUTHORIZE_URL": self.x.authorize_url, "X_CLIENT_ID": self.x.client_id,
                 "X_CLIENT_SECRET": self.x.client_secret,
                 "LINKEDIN_OAUTH_BASE_URL": self.linkedin.oauth_base_url,
                 "LINKEDIN_CLIENT_ID": self.linkedin.client_id,
-                "LINKEDIN_CLIENT_SECRET": self.linkedin.client_secret}
+                "LINKEDIN_CLIENT_SECRET": self.linkedin.client_secret,
+                "FACEBOOK_DIALOG_URL": f"{self.graph.base_url}/{self.graph.version}/dialog/oauth",
+                "META_APP_ID": self.graph.app_id, "META_APP_SECRET": self.graph.app_secret}
 
     def all(self) -> tuple[FakePlatform, ...]:
         return (self.x, self.graph, self.linkedin, self.bluesky, self.mastodon, self.threads)

@@ -2,7 +2,7 @@
 (each scope a ticked checkbox the user may untick, an Allow and a Cancel button); the form's
 `POST` redirects back to `redirect_uri` with a single-use code and the `state`, or with
 `error=access_denied`. `authorize(url)` is the user clicking through it, for tests that have no
-browser.
+browser (and `python -m tests.fakes.allow URL` from a shell).
 """
 from __future__ import annotations
 
@@ -108,9 +108,12 @@ class ConsentDialog:
 
 def authorize(url: str, allow: bool = True, scopes: list[str] | None = None) -> str:
     """A user clicking through the dialog at `url`: the URL the platform redirects back to.
-    `scopes`: the ones left ticked (default: every one asked for)."""
+    `scopes`: the ones left ticked (default: every one asked for). A platform that redirects
+    at once (tests/fakes/oauth.py, as for a user who allowed the app before) is followed."""
     page = requests.get(url, timeout=5, allow_redirects=False)
-    page.raise_for_status()
+    if page.status_code == 302:
+        return page.headers["Location"]
+    assert page.status_code == 200, (page.status_code, page.text)
     query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
     asked = [s for s in query.pop("scope", "").replace(",", " ").split() if s]
     form = [*query.items(), *(("scope", s) for s in (asked if scopes is None else scopes)),
@@ -118,3 +121,4 @@ def authorize(url: str, allow: bool = True, scopes: list[str] | None = None) -> 
     answer = requests.post(url.split("?")[0], data=form, timeout=5, allow_redirects=False)
     assert answer.status_code == 302, answer.text
     return answer.headers["Location"]
+

@@ -30,8 +30,8 @@ class FacebookLogin:
     """Mixed into FakeGraph. `app_id`/`app_secret` are the app's credentials (None: any);
     `pages` the Pages the signed-in user manages, each with its Instagram account or None."""
 
-    app_id: str | None = None
-    app_secret: str | None = None
+    app_id = "fake-meta-app"
+    app_secret = "fake-meta-secret"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,9 +42,10 @@ class FacebookLogin:
         self.issued: dict[str, dict] = {}  # token -> {"kind", "scopes", "expires_at", "page"}
         self.page_tokens_expire = False  # True: page tokens share their user token's expiry
 
-    def needs_token(self, request: Received) -> bool:
-        return not (request.path.endswith(("/dialog/oauth", "/oauth/access_token"))
-                    or request.path.endswith("/debug_token"))
+    @property
+    def public_paths(self) -> tuple[str, ...]:
+        return tuple(f"/{self.version}{path}" for path in (
+            "/dialog/oauth", "/oauth/access_token", "/debug_token"))
 
     def login_route(self, request: Received) -> Answer | None:
         """The answer to a Login request; None for the rest of the Graph API."""

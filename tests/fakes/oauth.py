@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from tests.fakes.consent import authorize  # noqa: F401  (the user at an authorize page)
 from tests.fakes.server import Answer, Received
 
 
@@ -205,15 +206,6 @@ def _redirect(uri: str, **params) -> Answer:
 
 def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-
-
-def authorize(url: str) -> str:
-    """What the user's browser does at the authorize page (Allow): the URL it is sent back to."""
-    import requests
-
-    response = requests.get(url, allow_redirects=False, timeout=5)
-    assert response.status_code == 302, (response.status_code, response.text)
-    return response.headers["Location"]
 
 
 def oauth_settings(fakes, public_url: str = "https://scheduler.example.com") -> dict:

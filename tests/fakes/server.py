@@ -138,16 +138,12 @@ class FakePlatform:
             if scripted.options.get("echo_token"):
                 _echo_token(answer.body, request.token())
             return answer
-        if request.path in self.public_paths or not self.needs_token(request):
+        if request.path in self.public_paths:
             return self.route(request)
         token = request.token()
         if not token or not self.token_valid(token):
             return self.failure("auth", request)
         return self.route(request)
-
-    def needs_token(self, request: Received) -> bool:
-        """False for the requests made before there is a token (authorize, token endpoints)."""
-        return True
 
     def token_valid(self, token: str) -> bool:
         return self.tokens is None or token in self.tokens

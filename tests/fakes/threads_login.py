@@ -29,8 +29,8 @@ class ThreadsLogin:
     (Threads says 24 hours; 0 here unless a test sets it)."""
 
     version = "v1.0"
-    app_id: str | None = None
-    app_secret: str | None = None
+    app_id = "fake-threads-app"
+    app_secret = "fake-threads-secret"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -40,8 +40,7 @@ class ThreadsLogin:
         self.issued: dict[str, dict] = {}  # token -> {"kind", "expires_at", "issued_at"}
         self.refresh_min_age = 0
 
-    def needs_token(self, request: Received) -> bool:
-        return request.path not in ("/oauth/authorize", "/oauth/access_token")
+    public_paths = ("/oauth/authorize", "/oauth/access_token")
 
     def login_route(self, request: Received) -> Answer | None:
         """The answer to a login request; None for the rest of the Threads API."""
