@@ -147,6 +147,15 @@ def test_missing_permissions_are_named_and_nothing_is_granted(graph):
     assert not graph.requests("GET", "/me/accounts")
 
 
+def test_a_page_the_user_cannot_post_on_is_named(graph):
+    graph.pages[1]["tasks"] = ["ANALYZE", "MODERATE"]  # an analyst on Acme Deli
+    meta, code = meta_code(graph)
+    with pytest.raises(InvalidInput, match=r"cannot publish on the Page\(s\) Acme Deli .*"
+                       "CREATE_CONTENT task"):
+        meta.finish(code, None, REDIRECT, {})
+    assert not graph.requests("GET", "/debug_token")
+
+
 def test_a_user_with_no_page_is_told_to_choose_one(graph):
     graph.pages = []
     meta, code = meta_code(graph)
