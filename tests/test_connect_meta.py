@@ -84,6 +84,7 @@ def test_the_dialog_url_asks_for_every_permission_the_publishers_need(graph):
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     assert query["client_id"] == "4242" and query["redirect_uri"] == REDIRECT
     assert query["state"] == "st-1" and query["response_type"] == "code"
+    assert query["auth_type"] == "rerequest"  # a permission declined before is asked again
     assert set(query["scope"].split(",")) >= {"pages_show_list", "pages_manage_posts",
                                               "pages_read_engagement", "instagram_basic",
                                               "instagram_content_publish"}

@@ -52,7 +52,10 @@ class MetaProvider(OAuthProvider):
         return f"{self.settings.facebook_dialog_url}?" + urlencode({
             "client_id": self.settings.meta_app_id, "redirect_uri": redirect_uri,
             "state": state, "response_type": "code",
-            "scope": ",".join(SCOPES + OPTIONAL_SCOPES)})
+            "scope": ",".join(SCOPES + OPTIONAL_SCOPES),
+            # Without it the dialog does not ask again for a permission once declined, and a
+            # user told "missing: ..." could never grant it by connecting again.
+            "auth_type": "rerequest"})
 
     def finish(self, code: str, verifier: str | None, redirect_uri: str,
                extras: dict) -> list[Grant]:
