@@ -33,13 +33,16 @@ EXPECTED = {
     "scheduler demo && scheduler worker run --loop --budget 30 && scheduler queue stats":
         [r"(?m)^done\s+5$"],
     '\\"scheduledAt\\": \\"$AT\\"': [r'"status":\s*"published"', r'"queueStatus":\s*"done"'],
+    "python -m tests.fakes &": [r"(?m)^done\s+5$", r"(?m)^failed\s+1$",
+                                r"threads: POST /v1\.0/25001/threads_publish"],
+    "Posted with a refreshed token": [r'"event":\s*"token_refreshed"', r'"outcome":\s*"published"',
+                                      r"(?m)^done\s+1$"],
+    '"Social Co"': [r'"appPassword":\s*"refused by Bluesky"', r"(?m)^done\s+2$",
+                    r"bluesky: POST /xrpc/com\.atproto\.repo\.createRecord",
+                    r"mastodon: POST /api/v1/statuses"],
     "connect facebook": [r"(?m)^x @acme$", r"(?m)^facebook Acme Bakery$",
                          r"(?m)^instagram @acmebakery$", r"(?m)^facebook Acme Deli$",
                          r"(?m)^mastodon ", r"(?m)^threads @acme.threads$"],
-    "Posted with a refreshed token": [r'"event":\s*"token_refreshed"', r'"outcome":\s*"published"',
-                                      r"(?m)^done\s+1$"],
-    "python -m tests.fakes &": [r"(?m)^done\s+5$", r"(?m)^failed\s+1$",
-                                r"threads: POST /v1\.0/25001/threads_publish"],
 }
 
 # The shell session's prelude: the two swaps, then the state the previous block left.
