@@ -24,7 +24,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SKIP = re.compile(r"\*Not run by `tests/test_readme\.py`: (?P<reason>[^*]+?)\.?\*")
-PORTS = (5000, 8701, 8702, 8703, 8704, 8705, 8706)  # the development server's and the fakes'
+# the development servers' and the fakes' (each walkthrough uses its own)
+PORTS = (5000, 5010, 5011, 8701, 8702, 8703, 8704, 8705, 8706, 8711, 8712, 8713,
+         8721, 8722, 8723, 8724, 8725, 8726)
 BLOCK_TIMEOUT = 300
 LOCK = Path("/tmp/post-scheduler-test-readme.lock")  # two runs on one machine take turns
 
