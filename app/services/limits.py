@@ -49,6 +49,7 @@ class Limits:
     needs_media: bool = False
     counting: str = "characters"  # how the platform counts: a key of COUNTERS
     max_media: int = MAX_MEDIA  # items in one post, whatever their kind
+    max_bytes: int | None = None  # a limit on the text's UTF-8 bytes besides (Bluesky)
     media: MediaRules = field(default_factory=lambda: MediaRules(max_images=MAX_MEDIA))
 
 
@@ -78,7 +79,9 @@ LIMITS = {
         mixed=True, stored=False)),
     Platform.SANDBOX: Limits("the sandbox", 63206,
                              media=MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True)),
-    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, media=_BY_URL),
+    # app.bsky.feed.post's text: maxGraphemes 300 and maxLength 3000 (UTF-8 bytes)
+    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, max_bytes=3000,
+                             media=_BY_URL),
     # An instance may allow more (its /api/v2/instance): the account's own limit, read at
     # connect, replaces these two (see check_post).
     Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, media=_BY_URL),
@@ -198,9 +201,13 @@ def check_post(platform: str, content: str, media_urls: list[str],
         problems["content"] = "must not be empty"
     else:
         length = COUNTERS[limits.counting](content)
+        size = len(content.encode())
         if length > limits.max_length:
             problems["content"] = (f"is {length} characters{UNITS.get(limits.counting, '')}; "
                                    f"{limits.name} allows at most {limits.max_length}")
+        elif limits.max_bytes is not None and size > limits.max_bytes:
+            problems["content"] = (f"is {size} bytes in UTF-8; {limits.name} allows at most "
+                                   f"{limits.max_bytes} (emoji sequences take many)")
     media = media if media is not None else [MediaInfo(f"mediaUrls[{i}]")
                                              for i in range(len(media_urls))]
     if limits.needs_media and not media:
