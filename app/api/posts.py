@@ -35,7 +35,8 @@ def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     request_post = posts.NewPost(
         account_ids, body.content, posts.when(body.scheduledAt, tz_name, None),
         timezone=tz_name, media_urls=tuple(body.mediaUrls),
-        client_id=str(body.clientId) if body.clientId else None, not_before=now)
+        client_id=str(body.clientId) if body.clientId else None, not_before=now,
+        parts=tuple(body.parts), first_comment=body.firstComment)
     key = request.headers.get("Idempotency-Key")
 
     def create(session):
@@ -68,12 +69,15 @@ def get_post(company_id: str, post_id: str):
 
 
 @api.route("PATCH", "/scheduled-posts/<post_id>",
-           summary="New content, media or time, while the post is still pending",
-           body=EditPostIn, response=PostOut, conflicts=NOT_PENDING)
+           summary="New content, media, parts or time, while the post is still pending",
+           body=EditPostIn, response=PostOut,
+           conflicts=f"{NOT_PENDING}; or part of its thread is published and its text would change")
 def edit_post(company_id: str, post_id: str, body: EditPostIn):
     change = posts.PostChange(
         content=body.content, scheduled_at=body.scheduledAt, timezone=body.timezone,
-        media_urls=tuple(body.mediaUrls) if body.mediaUrls is not None else None)
+        media_urls=tuple(body.mediaUrls) if body.mediaUrls is not None else None,
+        parts=tuple(body.parts) if body.parts is not None else None,
+        first_comment=body.firstComment)
     return PostOut.of(posts.edit_post(sessions(), company_id, post_id, change, utcnow()))
 
 

@@ -14,22 +14,25 @@ from app.statuses import Platform
 
 MAX_MEDIA = 10
 MAX_URL_LENGTH = 2048
+MAX_PARTS = 24  # replies after the post: a thread of 25, as X's composer allows
 
 
 @dataclass(frozen=True)
 class Limits:
     name: str
-    max_length: int
+    max_length: int         # of the post, and of each part of a thread
     needs_media: bool = False
     weighted: bool = False  # X counts with twitter-text's weights, not characters
+    threads: bool = False   # takes `parts` (its publisher has `reply`)
+    comment_length: int | None = None  # a first comment's limit; None: no first comment
 
 
 LIMITS = {
-    Platform.X: Limits("X", 280, weighted=True),
-    Platform.LINKEDIN: Limits("LinkedIn", 3000),
-    Platform.FACEBOOK: Limits("Facebook", 63206),
-    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True),
-    Platform.SANDBOX: Limits("the sandbox", 63206),
+    Platform.X: Limits("X", 280, weighted=True, threads=True, comment_length=280),
+    Platform.LINKEDIN: Limits("LinkedIn", 3000, comment_length=1250),
+    Platform.FACEBOOK: Limits("Facebook", 63206, comment_length=8000),
+    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True, comment_length=2200),
+    Platform.SANDBOX: Limits("the sandbox", 63206, threads=True, comment_length=63206),
 }
 
 # twitter-text v3: these code point ranges weigh 1, everything else 2 (out of 280);
@@ -75,21 +78,38 @@ def _char_weight(char: str) -> int:
     return 1 if any(lo <= point <= hi for lo, hi in _LIGHT) else 2
 
 
-def check_post(platform: str, content: str, media_urls: list[str]) -> dict[str, str]:
+def check_post(platform: str, content: str, media_urls: list[str], parts: list[str] = (),
+               first_comment: str | None = None) -> dict[str, str]:
     """What is wrong with this post for `platform`, by request field; empty when it is fine."""
     limits = LIMITS[platform]
     problems: dict[str, str] = {}
-    if not content.strip():
-        problems["content"] = "must not be empty"
+    texts = [("content", content, limits.max_length)]
+    if parts and not limits.threads:
+        problems["parts"] = (f"{limits.name} has no threads: schedule the parts as separate "
+                             "posts, or join them into one")
     else:
-        length = weighted_length(content) if limits.weighted else len(content)
-        if length > limits.max_length:
-            unit = " (weighted: URLs count 23, CJK and emoji 2)" if limits.weighted else ""
-            problems["content"] = (f"is {length} characters{unit}; {limits.name} allows "
-                                   f"at most {limits.max_length}")
+        texts += [(f"parts[{i}]", text, limits.max_length) for i, text in enumerate(parts)]
+    if first_comment is not None and limits.comment_length is None:
+        problems["firstComment"] = f"{limits.name} takes no first comment"
+    elif first_comment is not None:
+        texts.append(("firstComment", first_comment, limits.comment_length))
+    for field, text, most in texts:
+        why = _too_long(limits, text, most)
+        if why:
+            problems[field] = why
     if limits.needs_media and not media_urls:
         problems["mediaUrls"] = f"{limits.name} needs at least one image or video URL"
     return problems
+
+
+def _too_long(limits: Limits, text: str, most: int) -> str | None:
+    if not text.strip():
+        return "must not be empty"
+    length = weighted_length(text) if limits.weighted else len(text)
+    if length > most:
+        unit = " (weighted: URLs count 23, CJK and emoji 2)" if limits.weighted else ""
+        return f"is {length} characters{unit}; {limits.name} allows at most {most}"
+    return None
 
 
 def check_media_url(url: str) -> str | None:

@@ -20,7 +20,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     Client, Company, PostDetail, PostSchedule, PublishAttempt, SocialAccount, new_uuid,
 )
-from app.services.limits import MAX_MEDIA, check_media_url, check_post
+from app.services.limits import MAX_MEDIA, MAX_PARTS, check_media_url, check_post
 from app.statuses import EDITABLE, AccountStatus, PostStatus, QueueStatus
 from app.timeutil import EARLIEST, LATEST, at_most, parse_instant
 from worker.queue import requeue_failed
@@ -37,6 +37,8 @@ class NewPost:
     timezone: str | None = None
     media_urls: tuple[str, ...] = ()
     client_id: str | None = None
+    parts: tuple[str, ...] = ()        # a thread: replies after `content`, each to the previous
+    first_comment: str | None = None   # posted on the post right after it; "" is none
     # The API's "must be in the future": checked after the accounts are found, so a request
     # naming no account of this company is 404 whatever its time (the order the document states).
     not_before: datetime | None = None
@@ -64,14 +66,17 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
                  max_attempts: int = 3, idempotency_key: str | None = None) -> list[PostDetail]:
     """The posts of `request` inside the caller's transaction; every check comes first."""
     _check_media(request.media_urls)
+    _check_parts(request.parts)
     if not request.account_ids:
         raise InvalidInput("name at least one social account",
                            fields={"socialAccountIds": "name at least one account"})
     accounts = _accounts(session, company_id, request.account_ids)
     if request.not_before is not None:
         check_future(request.run_at, request.not_before)
+    first_comment = request.first_comment or None
     for account in accounts:
-        _check_for_platform(account, request.content, list(request.media_urls))
+        _check_for_platform(account, request.content, list(request.media_urls),
+                            list(request.parts), first_comment)
     if request.client_id is not None:
         _client(session, company_id, request.client_id)
     group_id = str(uuid.uuid4())
@@ -82,6 +87,7 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
                       client_id=request.client_id or account.client_id,
                       social_account_id=account.id, group_id=group_id, content=request.content,
                       media_urls=list(request.media_urls), timezone=request.timezone,
+                      parts=list(request.parts) or None, first_comment=first_comment,
                       status=PostStatus.PENDING, idempotency_key=idempotency_key, created_at=now,
                       updated_at=now)
         schedule = dict(post_detail_id=detail["id"], run_at=request.run_at,
@@ -157,8 +163,15 @@ def _check_media(media_urls) -> None:
         raise InvalidInput("; ".join(f"{k} {v}" for k, v in problems.items()), fields=problems)
 
 
-def _check_for_platform(account: SocialAccount, content: str, media_urls: list[str]) -> None:
-    problems = check_post(account.platform, content, media_urls)
+def _check_parts(parts) -> None:
+    if len(parts) > MAX_PARTS:
+        raise InvalidInput(f"a thread takes at most {MAX_PARTS} parts after the post",
+                           fields={"parts": f"at most {MAX_PARTS}"})
+
+
+def _check_for_platform(account: SocialAccount, content: str, media_urls: list[str],
+                        parts: list[str] = (), first_comment: str | None = None) -> None:
+    problems = check_post(account.platform, content, media_urls, parts, first_comment)
     if problems:
         name = account.display_name or account.external_id
         raise InvalidInput("; ".join(f"{k} {v} (account {name})" for k, v in problems.items()),
@@ -290,14 +303,17 @@ class PostChange:
     scheduled_at: str | None = None
     timezone: str | None = None
     media_urls: tuple[str, ...] | None = None
+    parts: tuple[str, ...] | None = None     # () removes the thread
+    first_comment: str | None = None         # "" removes it
 
 
 def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, change: PostChange,
               now: datetime) -> PostDetail:
-    """New content, media or time for a post the worker has not claimed yet."""
+    """New content, media, parts or time for a post the worker has not claimed yet; what a
+    platform already has of it (a thread's first parts, published before a retry) stays."""
     if all(value is None for value in vars(change).values()):
-        raise InvalidInput("nothing to change: send content, mediaUrls or scheduledAt",
-                           fields={"body": "send content, mediaUrls or scheduledAt"})
+        what = "content, mediaUrls, parts, firstComment or scheduledAt"
+        raise InvalidInput(f"nothing to change: send {what}", fields={"body": f"send {what}"})
     if change.timezone is not None and change.scheduled_at is None:
         raise InvalidInput("timezone only says how to read scheduledAt: send both",
                            fields={"timezone": "send scheduledAt with it"})
@@ -305,8 +321,17 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
         post = _post(session, company_id, post_id)
         content = post.content if change.content is None else change.content
         media = list(post.media_urls) if change.media_urls is None else list(change.media_urls)
+        parts = list(post.parts or ()) if change.parts is None else list(change.parts)
+        first_comment = post.first_comment if change.first_comment is None else (
+            change.first_comment or None)
         _check_media(media)
-        _check_for_platform(post.account, content, media)
+        _check_parts(parts)
+        _check_for_platform(post.account, content, media, parts, first_comment)
+        if post.published_parts and (content, media, parts, first_comment) != (
+                post.content, list(post.media_urls), list(post.parts or ()), post.first_comment):
+            raise Conflict(f"{len(post.published_parts)} steps of this post are already on "
+                           f"{post.account.platform}: its text can no longer change (only its "
+                           "time); cancel it and schedule a new post instead")
         schedule_values = {"updated_at": now}
         if change.scheduled_at is not None:
             tz_name = zone_for(change.scheduled_at, change.timezone,
@@ -314,6 +339,7 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
             schedule_values["run_at"] = when(change.scheduled_at, tz_name, now)
         _hold_pending(session, post, "edited", **schedule_values)
         post.content, post.media_urls, post.updated_at = content, media, now
+        post.parts, post.first_comment = parts or None, first_comment
         if change.scheduled_at is not None:
             post.timezone = tz_name
         session.flush()

@@ -1,6 +1,7 @@
 """Meta's Graph API as the Facebook Page and Instagram publishers use it: versioned paths,
 form-encoded POSTs carrying access_token, Graph error objects with `code`, usage headers,
-Page feed/photos/videos/published_posts and Instagram media containers."""
+Page feed/photos/videos/published_posts, Instagram media containers, and the comments edge of
+Page posts and Instagram media."""
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ class FakeGraph(FakePlatform):
         self.posts: list[dict] = []       # Page posts: {"id", "page", "message", ...}
         self.containers: dict[str, dict] = {}
         self.media: list[dict] = []       # published Instagram media
+        self.comments: list[dict] = []    # {"id", "on", "message", "created"}
 
     def route(self, request: Received) -> Answer:
         prefix = f"/{self.version}/"
@@ -148,6 +150,33 @@ class FakeGraph(FakePlatform):
         return self._list(request, [
             {"id": m["id"], "caption": m["caption"], "timestamp": _stamp(m["created"])}
             for m in reversed(self.media) if m["user"] == user and m["created"] >= since])
+
+    # -- comments (a Page post's, or Instagram media's) ---------------------------------
+
+    def _post_comments(self, node: str, request: Received) -> Answer:
+        if not self._commentable(node):
+            return _error(400, f"Unsupported post request. Object with ID '{node}' does not "
+                          "exist", "GraphMethodException", 100, 33)
+        message = request.form.get("message")
+        if not message:
+            return _error(400, "(#100) Missing message", "OAuthException", 100)
+        comment = {"id": f"{node}_{self.new_id()}" if "_" in node else self.new_id(), "on": node,
+                   "message": message, "created": datetime.now(timezone.utc)}
+        self.comments.append(comment)
+        return Answer(200, {"id": comment["id"]})
+
+    def _get_comments(self, node: str, request: Received) -> Answer:
+        if not self.reads_allowed:
+            return self._no_permission("pages_read_engagement")
+        since = datetime.fromtimestamp(int(request.query.get("since", 0)), timezone.utc)
+        # Instagram names a comment's text `text`, Facebook `message`.
+        field = "message" if "_" in node else "text"
+        return self._list(request, [
+            {"id": c["id"], field: c["message"], "timestamp": _stamp(c["created"])}
+            for c in self.comments if c["on"] == node and c["created"] >= since])
+
+    def _commentable(self, node: str) -> bool:
+        return any(p["id"] == node for p in self.posts) or any(m["id"] == node for m in self.media)
 
     # -- errors -------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ class Scripted:
     kind: str
     match: str | None  # substring of "METHOD /path"; None: the next POST
     options: dict
+    after: int = 0     # matching requests still to let through before this one applies
 
 
 class FakePlatform:
@@ -98,12 +99,15 @@ class FakePlatform:
         self._server.shutdown()
         self._server.server_close()
 
-    def fail_next(self, kind: str, times: int = 1, match: str | None = None, **options) -> None:
-        """The next `times` requests matching `match` (default: any POST) get a `kind` answer."""
+    def fail_next(self, kind: str, times: int = 1, match: str | None = None, after: int = 0,
+                  **options) -> None:
+        """The next `times` requests matching `match` (default: any POST) get a `kind` answer;
+        with `after`, once that many matching requests have been answered normally (the second
+        part of a thread, say)."""
         if kind not in KINDS:
             raise ValueError(f"unknown failure kind {kind!r}; one of {KINDS}")
         with self._lock:
-            self._script.extend(Scripted(kind, match, options) for _ in range(times))
+            self._script.extend(Scripted(kind, match, options, after) for _ in range(times))
 
     def requests(self, method: str | None = None, path_contains: str = "") -> list[Received]:
         with self._lock:
@@ -141,6 +145,9 @@ class FakePlatform:
         for scripted in self._script:
             if (scripted.match is None and request.method == "POST") or (
                     scripted.match is not None and scripted.match in line):
+                if scripted.after:
+                    scripted.after -= 1
+                    return None
                 self._script.remove(scripted)
                 return scripted
         return None

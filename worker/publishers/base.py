@@ -4,6 +4,12 @@ of the taxonomy in docs/architecture.md, and the queue decides what each class m
 A publisher may also offer `find_existing(post, account, since)`: the id of the post if it is
 already on the platform (published by an attempt whose outcome is unknown), else None; it raises
 LookupUnavailable where the platform gives no way to look.
+
+A post in parts (a thread, a first comment: worker/parts.py) asks two more of a publisher:
+`reply(post, account, part)` posts `part.text` as a reply to `part.to` (a thread; also the first
+comment where the platform's comments are replies, as on X), `comment(post, account, part)`
+comments on the post `part.to`; each with its finder, `find_reply` / `find_comment(post,
+account, part, since)`. A publisher without them refuses such a post.
 """
 from __future__ import annotations
 
@@ -18,6 +24,10 @@ def _forget(draft_id: str | None) -> None:
     """The default `keep_draft`: nowhere to keep it (a post published outside the queue)."""
 
 
+def _forget_part(position: int, platform_post_id: str) -> None:
+    """The default `keep_part`: nowhere to keep it (a post published outside the queue)."""
+
+
 @dataclass(frozen=True)
 class PostToPublish:
     id: str
@@ -29,6 +39,20 @@ class PostToPublish:
     draft_id: str | None = None
     # Remember a new draft at once (in the queue row), so a retry after a crash reuses it.
     keep_draft: Callable[[str | None], None] = field(default=_forget, repr=False, compare=False)
+    parts: tuple[str, ...] = ()           # a thread: the replies after `content`, in order
+    first_comment: str | None = None      # posted on the post right after it (and its thread)
+    # The steps an earlier attempt published: position (0 the post) -> the platform's id.
+    published_parts: dict[int, str] = field(default_factory=dict, compare=False)
+    # Remember a step's id at once (post_parts, under the claim), so a retry never reposts it.
+    keep_part: Callable[[int, str], None] = field(default=_forget_part, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One step after the post: a reply of a thread, or the first comment."""
+    position: int   # 1.. in the thread; the first comment comes after the last reply
+    text: str
+    to: str         # the platform id it answers: the previous part, or the post for a comment
 
 
 @dataclass(frozen=True)

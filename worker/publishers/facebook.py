@@ -2,6 +2,7 @@
 
 Text (and a link) goes to `/{page-id}/feed`, one photo to `/{page-id}/photos`, several photos
 are uploaded unpublished and attached to one feed post, a video goes to `/{page-id}/videos`.
+The first comment goes to `/{post-id}/comments`, as the Page.
 external_id is the Page id; the post id is the answer's `post_id` (photos) or `id`.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from datetime import datetime
 
 from app.statuses import Platform
-from worker.publishers.base import Account, PermanentError, PostToPublish, PublishResult
+from worker.publishers.base import Account, Part, PermanentError, PostToPublish, PublishResult
 from worker.publishers.graph import GraphClient
 from worker.publishers.http import HttpClient
 
@@ -60,3 +61,11 @@ class FacebookPublisher:
         """The Page's posts since `since` (GET /{page-id}/published_posts)."""
         return self.graph.find(f"{account.external_id}/published_posts", account, since,
                                "message", post.content)
+
+    def comment(self, post: PostToPublish, account: Account, part: Part) -> PublishResult:
+        return self.graph.comment(account, part)
+
+    def find_comment(self, post: PostToPublish, account: Account, part: Part,
+                     since: datetime) -> str | None:
+        """The comment with the part's text on the Page post (GET /{post-id}/comments)."""
+        return self.graph.find(f"{part.to}/comments", account, since, "message", part.text)

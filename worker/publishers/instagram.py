@@ -4,6 +4,7 @@ Two steps: `POST /{ig-user-id}/media` makes a container (image_url or video_url,
 `GET /{container-id}?fields=status_code` until FINISHED, then `POST /{ig-user-id}/media_publish`
 with `creation_id`. The container is remembered in the queue row as soon as it exists, so a
 retry (or the run after a crash) publishes it instead of making a second one.
+The first comment goes to `/{ig-media-id}/comments`.
 external_id is the Instagram user id; the post id is the IG media id media_publish returns.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 
 from app.statuses import Platform
 from worker.publishers.base import (
-    Account, NotReadyError, PermanentError, PostToPublish, PublishResult,
+    Account, NotReadyError, Part, PermanentError, PostToPublish, PublishResult,
 )
 from worker.publishers.facebook import is_video
 from worker.publishers.graph import GraphClient
@@ -45,6 +46,14 @@ class InstagramPublisher:
         """The account's recent media with the same caption (GET /{ig-user-id}/media)."""
         return self.graph.find(f"{account.external_id}/media", account, since, "caption",
                                post.content)
+
+    def comment(self, post: PostToPublish, account: Account, part: Part) -> PublishResult:
+        return self.graph.comment(account, part)
+
+    def find_comment(self, post: PostToPublish, account: Account, part: Part,
+                     since: datetime) -> str | None:
+        """The comment with the part's text on the media (GET /{ig-media-id}/comments)."""
+        return self.graph.find(f"{part.to}/comments", account, since, "text", part.text)
 
     def _reusable(self, post: PostToPublish, account: Account) -> str | None:
         """The container an earlier attempt made, unless it can no longer be published."""
