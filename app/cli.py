@@ -372,11 +372,15 @@ def post() -> None:
                    "with --timezone, or 'now' / '+90s' / '+5m' for a time from now.")
 @click.option("--timezone", "tz_name", help="IANA zone for a local --at (e.g. Europe/Paris).")
 @click.option("--media", "media_urls", multiple=True, help="A media URL (repeatable).")
+@click.option("--part", "parts", multiple=True,
+              help="A reply after TEXT, making a thread (repeatable, in order).")
+@click.option("--first-comment", help="A comment posted on the post right after it.")
 @click.argument("text")
 @pass_ctx
 @handle_errors
 def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: str | None,
-                  media_urls: tuple[str, ...], text: str) -> None:
+                  media_urls: tuple[str, ...], parts: tuple[str, ...], first_comment: str | None,
+                  text: str) -> None:
     """Schedule TEXT on one or more accounts."""
     from app.models import SocialAccount
     from app.services.posts import NewPost, company_zone, schedule_post, zone_for
@@ -390,7 +394,7 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
         if not at.strip().lower().startswith(("now", "+")):
             tz_name = zone_for(at, tz_name, lambda: company_zone(session, first.company_id))
     request = NewPost(list(account_ids), text, parse_when(at, tz_name, now), timezone=tz_name,
-                      media_urls=tuple(media_urls))
+                      media_urls=tuple(media_urls), parts=parts, first_comment=first_comment)
     posts = schedule_post(sessions, first.company_id, request, now,
                           max_attempts=ctx.settings.max_attempts)
     rows = [{"id": p.id, "schedule_id": p.schedule.id, "account_id": p.social_account_id,
