@@ -87,7 +87,8 @@ def _one(publisher: Publisher, post: PostToPublish, account: Account, step: Step
                              "them", error_code="parts_unsupported")
     if step.kind != PartKind.POST:
         part = Part(step.position, step.text,
-                    done[0] if step.kind == PartKind.COMMENT else done[step.position - 1])
+                    done[0] if step.kind == PartKind.COMMENT else done[step.position - 1],
+                    root=done[0])
         send = _bound(send, part)
         finder = None if finder is None else _bound(finder, part)
     found = None if look is None else look(step, finder)

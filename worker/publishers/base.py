@@ -53,6 +53,7 @@ class Part:
     position: int   # 1.. in the thread; the first comment comes after the last reply
     text: str
     to: str         # the platform id it answers: the previous part, or the post for a comment
+    root: str       # the post's own id (part 0): what Bluesky's reply.root names
 
 
 @dataclass(frozen=True)
