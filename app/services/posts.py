@@ -333,6 +333,10 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
                            f"{post.account.platform}: its text can no longer change (only its "
                            "time); cancel it and schedule a new post instead")
         schedule_values = {"updated_at": now}
+        if (content, media) != (post.content, list(post.media_urls)):
+            # What an earlier attempt made on the platform (an Instagram container) holds the
+            # old caption or media: the next attempt makes its own.
+            schedule_values["platform_draft_id"] = None
         if change.scheduled_at is not None:
             tz_name = zone_for(change.scheduled_at, change.timezone,
                                lambda: company_zone(session, company_id))

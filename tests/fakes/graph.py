@@ -110,10 +110,29 @@ class FakeGraph(FakePlatform):
         form = request.form
         if not (form.get("image_url") or form.get("video_url") or form.get("children")):
             return _error(400, "(#100) The parameter image_url is required.", "OAuthException", 100)
+        if form.get("children"):
+            refused = self._refused_children(user, form["children"].split(","))
+            if refused:
+                return _error(400, f"(#100) {refused}", "OAuthException", 100, 2207026)
         container = self.new_id()
         self.containers[container] = {"user": user, "caption": form.get("caption"),
-                                      "states": list(self.container_states), "published": False}
+                                      "states": list(self.container_states), "published": False,
+                                      "carousel_item": form.get("is_carousel_item") == "true",
+                                      "form": form}
         return Answer(200, {"id": container})
+
+    def _refused_children(self, user: str, children: list[str]) -> str | None:
+        """Why a carousel's children cannot make one: 2 to 10 carousel items of this user,
+        each FINISHED."""
+        if not 2 <= len(children) <= 10:
+            return "A carousel takes 2 to 10 children"
+        for child in children:
+            container = self.containers.get(child)
+            if container is None or container["user"] != user or not container["carousel_item"]:
+                return f"The child {child} is not a carousel item of this user"
+            if container["states"][0] != "FINISHED":
+                return f"The child {child} is not finished processing"
+        return None
 
     def _get_node(self, node: str, request: Received) -> Answer:
         container = self.containers.get(node)

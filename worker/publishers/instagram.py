@@ -1,15 +1,18 @@
 """Instagram (a professional account, through the Graph API with Facebook Login).
 
-Two steps: `POST /{ig-user-id}/media` makes a container (image_url or video_url, caption),
+Two steps: `POST /{ig-user-id}/media` makes a container (image_url or video_url, caption; a
+carousel: one child container per item, then the parent naming them),
 `GET /{container-id}?fields=status_code` until FINISHED, then `POST /{ig-user-id}/media_publish`
-with `creation_id`. The container is remembered in the queue row as soon as it exists, so a
-retry (or the run after a crash) publishes it instead of making a second one.
+with `creation_id`. Every container is remembered in the queue row as soon as it exists, so a
+retry (or the run after a crash) reuses it instead of making a second one.
 The first comment goes to `/{ig-media-id}/comments`.
 external_id is the Instagram user id; the post id is the IG media id media_publish returns.
 """
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.statuses import Platform
@@ -36,7 +39,10 @@ class InstagramPublisher:
         if not post.media_urls:
             raise PermanentError("Instagram needs an image or a video: add a media URL to the post",
                                  error_code="no_media")
-        container = self._reusable(post, account) or self._create(post, account)
+        kept = Containers.read(post.draft_id)
+        container = self._alive(kept.parent, account, published_fails=True)
+        if container is None:
+            container = self._create(post, account, kept)
         self._wait_until_finished(container, account)
         answer = self.graph.post(f"{account.external_id}/media_publish", account, creates=True,
                                  fields={"creation_id": container})
@@ -55,34 +61,43 @@ class InstagramPublisher:
         """The comment with the part's text on the media (GET /{ig-media-id}/comments)."""
         return self.graph.find(f"{part.to}/comments", account, since, "text", part.text)
 
-    def _reusable(self, post: PostToPublish, account: Account) -> str | None:
-        """The container an earlier attempt made, unless it can no longer be published."""
-        if not post.draft_id:
+    def _alive(self, container: str | None, account: Account,
+               published_fails: bool = False) -> str | None:
+        """A container an earlier attempt made, unless it can no longer be published."""
+        if not container:
             return None
-        status = self._status(post.draft_id, account)
-        if status == "PUBLISHED":
+        status = self._status(container, account)
+        if status == "PUBLISHED" and published_fails:
             raise PermanentError(
-                f"Instagram: the container {post.draft_id} of an earlier attempt is already "
+                f"Instagram: the container {container} of an earlier attempt is already "
                 "published, but its media id is unknown: check the account", error_code="published")
-        if status in ("EXPIRED", "ERROR"):
-            post.keep_draft(None)  # dead: make a new one
-            return None
-        return post.draft_id
+        return None if status in ("EXPIRED", "ERROR") else container  # dead: make a new one
 
-    def _create(self, post: PostToPublish, account: Account) -> str:
-        user = account.external_id
+    def _create(self, post: PostToPublish, account: Account, kept: "Containers") -> str:
+        """The post's container: one for a single image or reel; for a carousel one per item
+        (each kept as soon as it exists, and reused by the next attempt while alive), then the
+        parent once every child is ready."""
+        user, children = account.external_id, []
         if len(post.media_urls) == 1:
             fields = {**_media_fields(post.media_urls[0]), "caption": post.content}
         else:
-            children = [self.graph.created_id(self.graph.post(f"{user}/media", account, fields={
-                **_media_fields(url, carousel_item=True), "is_carousel_item": "true"}), "id")
-                for url in post.media_urls]
+            children = list(kept.children[:len(post.media_urls)])
+            children += [None] * (len(post.media_urls) - len(children))
+            for i, url in enumerate(post.media_urls):
+                children[i] = self._alive(children[i], account) or self._child(user, url, account)
+                post.keep_draft(Containers([c for c in children if c]).dump())
+            for child in children:
+                self._wait_until_finished(child, account)
             fields = {"media_type": "CAROUSEL", "children": ",".join(children),
                       "caption": post.content}
         container = self.graph.created_id(self.graph.post(f"{user}/media", account, fields=fields),
                                           "id")
-        post.keep_draft(container)
+        post.keep_draft(Containers(children, container).dump())
         return container
+
+    def _child(self, user: str, url: str, account: Account) -> str:
+        return self.graph.created_id(self.graph.post(f"{user}/media", account, fields={
+            **_media_fields(url, carousel_item=True), "is_carousel_item": "true"}), "id")
 
     def _wait_until_finished(self, container: str, account: Account) -> None:
         for check in range(self.poll_attempts):
@@ -102,6 +117,30 @@ class InstagramPublisher:
     def _status(self, container: str, account: Account) -> str:
         return str(self.graph.get(container, account, {"fields": "status_code,status"})
                    .get("status_code") or "")
+
+
+@dataclass(frozen=True)
+class Containers:
+    """What a post's attempts made on Instagram, kept in the queue row's platform_draft_id: a
+    carousel's children (in the post's media order) and the container to publish. A lone
+    container is kept as its bare id (as rows written before carousels kept theirs)."""
+    children: list[str] = field(default_factory=list)
+    parent: str | None = None
+
+    @classmethod
+    def read(cls, draft_id: str | None) -> "Containers":
+        if not draft_id:
+            return cls()
+        if not draft_id.startswith("{"):
+            return cls(parent=draft_id)
+        kept = json.loads(draft_id)
+        return cls([str(c) for c in kept.get("children") or []], kept.get("parent"))
+
+    def dump(self) -> str | None:
+        if not self.children:
+            return self.parent
+        return json.dumps({"children": self.children, "parent": self.parent},
+                          separators=(",", ":"))
 
 
 def _media_fields(url: str, carousel_item: bool = False) -> dict[str, str]:
