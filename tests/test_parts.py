@@ -5,6 +5,7 @@ threads or the text is over its limit."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -308,3 +309,21 @@ def test_parts_and_the_first_comment_can_be_edited_until_a_part_is_out(scene):
     moved = scene.api.patch(f"/scheduled-posts/{post_id}", json={
         "scheduledAt": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()})
     assert moved.status_code == 200  # its time may still change
+
+
+def test_the_dashboard_shows_each_part_with_its_platform_id(scene):
+    post_id = scene.schedule(scene.account("x"), THREAD[0], parts=THREAD[1:],
+                             firstComment="The link")
+    scene.fakes.x.fail_next("retryable", match="POST /2/tweets", after=1)
+    scene.run()
+    browser = scene.api.client
+    token = re.search(r'name="csrf" value="([^"]+)"',
+                      browser.get("/dashboard").get_data(as_text=True)).group(1)
+    browser.post("/dashboard/login", data={"api_key": scene.api.key, "csrf": token},
+                 headers={"Origin": "http://localhost"})
+    page = browser.get(f"/dashboard/posts/{post_id}").get_data(as_text=True)
+    rows = re.findall(r"<tr><td>([^<]*)</td>\s*<td><pre class=\"content\">([^<]*)</pre></td>"
+                      r"<td>([^<]*)</td></tr>", page)
+    first_id = scene.fakes.x.tweets[0]["id"]
+    assert rows == [("1", THREAD[0], first_id), ("2", THREAD[1], "not yet"),
+                    ("3", THREAD[2], "not yet"), ("comment", "The link", "not yet")]
