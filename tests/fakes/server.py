@@ -12,6 +12,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,7 +37,25 @@ class Received:
 
     @property
     def form(self) -> dict[str, str]:
+        """The form's fields, url-encoded or multipart (files left out: see `files`)."""
+        if self.headers.get("content-type", "").startswith("multipart/form-data"):
+            return {name: data.decode() for name, (filename, _, data) in self._multipart().items()
+                    if filename is None}
         return {k: v[-1] for k, v in parse_qs(self.body.decode()).items()}
+
+    @property
+    def files(self) -> dict[str, tuple[str, str, bytes]]:
+        """A multipart body's files: field name -> (file name, content type, bytes)."""
+        return {name: part for name, part in self._multipart().items() if part[0] is not None}
+
+    def _multipart(self) -> dict[str, tuple[str | None, str, bytes]]:
+        if not self.headers.get("content-type", "").startswith("multipart/form-data"):
+            return {}
+        message = BytesParser(policy=HTTP).parsebytes(
+            f"Content-Type: {self.headers['content-type']}\r\n\r\n".encode() + self.body)
+        return {part.get_param("name", header="content-disposition"):
+                (part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
+                for part in message.iter_parts()}
 
     def token(self) -> str | None:
         """The access token, wherever this request carried it."""
@@ -43,7 +63,7 @@ class Received:
         if auth.startswith("Bearer "):
             return auth[len("Bearer "):]
         if self.method == "POST" and self.headers.get("content-type", "").startswith(
-                "application/x-www-form-urlencoded"):
+                ("application/x-www-form-urlencoded", "multipart/form-data")):
             return self.form.get("access_token")
         return self.query.get("access_token")
 
