@@ -24,6 +24,7 @@ class FakeGraph(FakePlatform):
     name = "graph"
     version = "v25.0"
     regain_minutes = 3
+    chunk = 1 << 20  # bytes a video upload's transfer takes at a time
     # The statuses a new container goes through, one per status check.
     container_states: tuple[str, ...] = ("IN_PROGRESS", "FINISHED")
 
@@ -33,6 +34,8 @@ class FakeGraph(FakePlatform):
         self.containers: dict[str, dict] = {}
         self.media: list[dict] = []       # published Instagram media
         self.comments: list[dict] = []    # {"id", "on", "message", "created"}
+        self.photos: dict[str, dict] = {}  # photo id -> {"page", "url", "bytes", "alt_text"}
+        self.uploads: dict[str, dict] = {}  # a video upload session -> its bytes so far
 
     def route(self, request: Received) -> Answer:
         prefix = f"/{self.version}/"
@@ -54,17 +57,58 @@ class FakeGraph(FakePlatform):
                           "OAuthException", 100)
         if any(p["page"] == page and p.get("message") == form.get("message") for p in self.posts):
             return self.failure("duplicate", request)
-        return Answer(200, {"id": self._page_post(page, form.get("message"))})
+        photos = [a["media_fbid"] for a in json.loads(form.get("attached_media") or "[]")]
+        if any(self.photos.get(p, {}).get("page") != page for p in photos):
+            return _error(400, "(#100) attached_media: a photo is not this Page's",
+                          "OAuthException", 100)
+        return Answer(200, {"id": self._page_post(page, form.get("message"), photos)})
 
     def _post_photos(self, page: str, request: Received) -> Answer:
-        form, photo = request.form, self.new_id()
+        form, source = request.form, request.files.get("source")
+        if not form.get("url") and source is None:
+            return _error(400, "(#324) Requires upload file", "OAuthException", 324)
+        photo = self.new_id()
+        self.photos[photo] = {"page": page, "url": form.get("url"),
+                              "bytes": source[2] if source else None,
+                              "alt_text": form.get("alt_text_custom")}
         if form.get("published") == "false":
             return Answer(200, {"id": photo})
-        return Answer(200, {"id": photo, "post_id": self._page_post(page, form.get("message"))})
+        return Answer(200, {"id": photo, "post_id": self._page_post(page, form.get("message"),
+                                                                    [photo])})
 
     def _post_videos(self, page: str, request: Received) -> Answer:
+        phase = request.form.get("upload_phase")
+        if phase:
+            return self._video_upload(page, phase, request)
         self._page_post(page, request.form.get("description"))
         return Answer(200, {"id": self.new_id()})
+
+    def _video_upload(self, page: str, phase: str, request: Received) -> Answer:
+        """Chunked upload: start (file_size) -> transfer (video_file_chunk at start_offset)
+        until start_offset == end_offset -> finish (the video is posted)."""
+        form = request.form
+        if phase == "start":
+            video, session = self.new_id(), self.new_id()
+            size = int(form["file_size"])
+            self.uploads[session] = {"page": page, "video": video, "size": size, "data": b""}
+            return Answer(200, {"video_id": video, "upload_session_id": session,
+                                "start_offset": "0", "end_offset": str(min(size, self.chunk))})
+        upload = self.uploads.get(form.get("upload_session_id", ""))
+        if upload is None or upload["page"] != page:
+            return _error(400, "(#100) Invalid upload session", "OAuthException", 100, 1363030)
+        if phase == "transfer":
+            chunk = request.files["video_file_chunk"][2]
+            if int(form["start_offset"]) != len(upload["data"]):
+                return _error(400, "(#100) Invalid start offset", "OAuthException", 100, 1363037)
+            upload["data"] += chunk
+            done = len(upload["data"])
+            return Answer(200, {"start_offset": str(done),
+                                "end_offset": str(min(upload["size"], done + self.chunk))})
+        if len(upload["data"]) != upload["size"]:
+            return _error(400, "(#100) The video file is incomplete", "OAuthException", 100,
+                          1363019)
+        self._page_post(page, form.get("description"), video=upload["video"])
+        return Answer(200, {"success": True})
 
     def _get_published_posts(self, page: str, request: Received) -> Answer:
         if not self.reads_allowed:
@@ -98,10 +142,11 @@ class FakeGraph(FakePlatform):
             else:
                 self._page_post(owner, text)
 
-    def _page_post(self, page: str, message: str | None) -> str:
+    def _page_post(self, page: str, message: str | None, photos: list[str] = (),
+                   video: str | None = None) -> str:
         post_id = f"{page}_{self.new_id()}"
-        self.posts.append({"id": post_id, "page": page, "message": message,
-                           "created": datetime.now(timezone.utc)})
+        self.posts.append({"id": post_id, "page": page, "message": message, "photos": list(photos),
+                           "video": video, "created": datetime.now(timezone.utc)})
         return post_id
 
     # -- Instagram ----------------------------------------------------------------------

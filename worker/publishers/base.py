@@ -13,6 +13,7 @@ account, part, since)`. A publisher without them refuses such a post.
 """
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -29,6 +30,26 @@ def _forget_part(position: int, platform_post_id: str) -> None:
 
 
 @dataclass(frozen=True)
+class StoredMedia:
+    """A file of the media store that a post uses: read from `path` a chunk at a time (never
+    whole in memory) by platforms that take uploads; `url`, a signed expiring URL of it, for
+    those that fetch media themselves."""
+    path: str
+    mime_type: str
+    size: int
+    alt_text: str | None = None
+    url: str | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.mime_type.startswith("video/")
+
+    @property
+    def filename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
 class PostToPublish:
     id: str
     content: str
@@ -39,6 +60,7 @@ class PostToPublish:
     draft_id: str | None = None
     # Remember a new draft at once (in the queue row), so a retry after a crash reuses it.
     keep_draft: Callable[[str | None], None] = field(default=_forget, repr=False, compare=False)
+    stored_media: tuple[StoredMedia, ...] = ()  # uploaded to the media store, before media_urls
     parts: tuple[str, ...] = ()           # a thread: the replies after `content`, in order
     first_comment: str | None = None      # posted on the post right after it (and its thread)
     # The steps an earlier attempt published: position (0 the post) -> the platform's id.
@@ -54,6 +76,31 @@ class Part:
     text: str
     to: str         # the platform id it answers: the previous part, or the post for a comment
     root: str       # the post's own id (part 0): what Bluesky's reply.root names
+
+
+@dataclass(frozen=True)
+class Drafts:
+    """What a post's attempts made on a platform and the next attempt may reuse, kept in the
+    queue row's platform_draft_id: the items made one per media (Instagram's carousel children,
+    Facebook's unpublished photos), in the post's media order, and the one to publish (an
+    Instagram container). A lone draft is kept as its bare id (as rows written before)."""
+    children: list[str] = field(default_factory=list)
+    parent: str | None = None
+
+    @classmethod
+    def read(cls, draft_id: str | None) -> "Drafts":
+        if not draft_id:
+            return cls()
+        if not draft_id.startswith("{"):
+            return cls(parent=draft_id)
+        kept = json.loads(draft_id)
+        return cls([str(c) for c in kept.get("children") or []], kept.get("parent"))
+
+    def dump(self) -> str | None:
+        if not self.children:
+            return self.parent
+        return json.dumps({"children": self.children, "parent": self.parent},
+                          separators=(",", ":"))
 
 
 @dataclass(frozen=True)

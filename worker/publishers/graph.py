@@ -31,9 +31,13 @@ class GraphClient:
         self.http = http
         self.platform = platform
 
-    def post(self, path: str, account: Account, fields: dict, *, creates: bool = False) -> dict:
+    def post(self, path: str, account: Account, fields: dict, *, creates: bool = False,
+             files: dict | None = None) -> dict:
+        """A POST, form-encoded, or multipart with `files` (name -> (file name, bytes or a
+        file, content type))."""
         response = self.http.send(self.platform, "POST", f"{self.base}/{path}", creates=creates,
-                                  data={**fields, "access_token": account.access_token})
+                                  data={**fields, "access_token": account.access_token},
+                                  files=files)
         return self._answer(response, account)
 
     def get(self, path: str, account: Account, params: dict) -> dict:

@@ -10,14 +10,12 @@ external_id is the Instagram user id; the post id is the IG media id media_publi
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.statuses import Platform
 from worker.publishers.base import (
-    Account, NotReadyError, Part, PermanentError, PostToPublish, PublishResult,
+    Account, Drafts, NotReadyError, Part, PermanentError, PostToPublish, PublishResult,
 )
 from worker.publishers.facebook import is_video
 from worker.publishers.graph import GraphClient
@@ -36,10 +34,10 @@ class InstagramPublisher:
         self.sleep = sleep
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        if not post.media_urls:
+        if not post.media_urls and not post.stored_media:
             raise PermanentError("Instagram needs an image or a video: add a media URL to the post",
                                  error_code="no_media")
-        kept = Containers.read(post.draft_id)
+        kept = Drafts.read(post.draft_id)
         container = self._alive(kept.parent, account, published_fails=True)
         if container is None:
             container = self._create(post, account, kept)
@@ -73,31 +71,33 @@ class InstagramPublisher:
                 "published, but its media id is unknown: check the account", error_code="published")
         return None if status in ("EXPIRED", "ERROR") else container  # dead: make a new one
 
-    def _create(self, post: PostToPublish, account: Account, kept: "Containers") -> str:
+    def _create(self, post: PostToPublish, account: Account, kept: "Drafts") -> str:
         """The post's container: one for a single image or reel; for a carousel one per item
         (each kept as soon as it exists, and reused by the next attempt while alive), then the
         parent once every child is ready."""
-        user, children = account.external_id, []
-        if len(post.media_urls) == 1:
-            fields = {**_media_fields(post.media_urls[0]), "caption": post.content}
+        user, children, media = account.external_id, [], _media(post)
+        if len(media) == 1:
+            fields = {**media[0], "caption": post.content}
         else:
-            children = list(kept.children[:len(post.media_urls)])
-            children += [None] * (len(post.media_urls) - len(children))
-            for i, url in enumerate(post.media_urls):
-                children[i] = self._alive(children[i], account) or self._child(user, url, account)
-                post.keep_draft(Containers([c for c in children if c]).dump())
+            children = list(kept.children[:len(media)])
+            children += [None] * (len(media) - len(children))
+            for i, item in enumerate(media):
+                children[i] = self._alive(children[i], account) or self._child(user, item, account)
+                post.keep_draft(Drafts([c for c in children if c]).dump())
             for child in children:
                 self._wait_until_finished(child, account)
             fields = {"media_type": "CAROUSEL", "children": ",".join(children),
                       "caption": post.content}
         container = self.graph.created_id(self.graph.post(f"{user}/media", account, fields=fields),
                                           "id")
-        post.keep_draft(Containers(children, container).dump())
+        post.keep_draft(Drafts(children, container).dump())
         return container
 
-    def _child(self, user: str, url: str, account: Account) -> str:
+    def _child(self, user: str, item: dict[str, str], account: Account) -> str:
+        if item.get("media_type") == "REELS":  # a video inside a carousel
+            item = {**item, "media_type": "VIDEO"}
         return self.graph.created_id(self.graph.post(f"{user}/media", account, fields={
-            **_media_fields(url, carousel_item=True), "is_carousel_item": "true"}), "id")
+            **item, "is_carousel_item": "true"}), "id")
 
     def _wait_until_finished(self, container: str, account: Account) -> None:
         for check in range(self.poll_attempts):
@@ -119,33 +119,20 @@ class InstagramPublisher:
                    .get("status_code") or "")
 
 
-@dataclass(frozen=True)
-class Containers:
-    """What a post's attempts made on Instagram, kept in the queue row's platform_draft_id: a
-    carousel's children (in the post's media order) and the container to publish. A lone
-    container is kept as its bare id (as rows written before carousels kept theirs)."""
-    children: list[str] = field(default_factory=list)
-    parent: str | None = None
-
-    @classmethod
-    def read(cls, draft_id: str | None) -> "Containers":
-        if not draft_id:
-            return cls()
-        if not draft_id.startswith("{"):
-            return cls(parent=draft_id)
-        kept = json.loads(draft_id)
-        return cls([str(c) for c in kept.get("children") or []], kept.get("parent"))
-
-    def dump(self) -> str | None:
-        if not self.children:
-            return self.parent
-        return json.dumps({"children": self.children, "parent": self.parent},
-                          separators=(",", ":"))
+def _media(post: PostToPublish) -> list[dict[str, str]]:
+    """Each medium's container fields: stored media by their signed URL (Instagram fetches
+    media itself), then the post's URLs. A video goes in as a reel (Instagram's only video type
+    for the feed now), or as VIDEO inside a carousel."""
+    media = []
+    for stored in post.stored_media:
+        if not stored.url:
+            raise PermanentError("Instagram fetches media by URL, and the media store has no "
+                                 "public address to sign one with: set SCHEDULER_PUBLIC_URL",
+                                 error_code="no_public_url")
+        alt = {"alt_text": stored.alt_text} if stored.alt_text and not stored.is_video else {}
+        media.append(_fields(stored.url, stored.is_video) | alt)
+    return media + [_fields(url, is_video(url)) for url in post.media_urls]
 
 
-def _media_fields(url: str, carousel_item: bool = False) -> dict[str, str]:
-    """A video goes in as a reel (Instagram's only video type for the feed now), or as VIDEO
-    inside a carousel."""
-    if not is_video(url):
-        return {"image_url": url}
-    return {"media_type": "VIDEO" if carousel_item else "REELS", "video_url": url}
+def _fields(url: str, video: bool) -> dict[str, str]:
+    return {"media_type": "REELS", "video_url": url} if video else {"image_url": url}
