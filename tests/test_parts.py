@@ -327,3 +327,11 @@ def test_the_dashboard_shows_each_part_with_its_platform_id(scene):
     first_id = scene.fakes.x.tweets[0]["id"]
     assert rows == [("1", THREAD[0], first_id), ("2", THREAD[1], "not yet"),
                     ("3", THREAD[2], "not yet"), ("comment", "The link", "not yet")]
+
+
+def test_facebook_refuses_a_video_with_other_media_when_it_is_scheduled(scene):
+    error = scene.schedule(scene.account("facebook"), "Mixed", expect=422, mediaUrls=[
+        "https://cdn.example.com/a.jpg", "https://cdn.example.com/b.mp4"])
+    assert "one video alone, or photos only" in error["fields"]["mediaUrls"]
+    scene.schedule(scene.account("instagram"), "A carousel may mix", mediaUrls=[
+        "https://cdn.example.com/a.jpg", "https://cdn.example.com/b.mp4"])

@@ -15,6 +15,12 @@ from app.statuses import Platform
 MAX_MEDIA = 10
 MAX_URL_LENGTH = 2048
 MAX_PARTS = 24  # replies after the post: a thread of 25, as X's composer allows
+VIDEO_URL = re.compile(r"\.(mp4|mov|m4v|avi|wmv|webm)(\?|#|$)", re.IGNORECASE)
+
+
+def is_video_url(url: str) -> bool:
+    """A media URL counts as a video by its extension (what the platforms fetch is not read)."""
+    return bool(VIDEO_URL.search(url))
 
 
 @dataclass(frozen=True)
@@ -24,13 +30,14 @@ class Limits:
     needs_media: bool = False
     weighted: bool = False  # X counts with twitter-text's weights, not characters
     threads: bool = False   # takes `parts` (its publisher has `reply`)
+    video_alone: bool = False  # a video must be the post's only medium
     comment_length: int | None = None  # a first comment's limit; None: no first comment
 
 
 LIMITS = {
     Platform.X: Limits("X", 280, weighted=True, threads=True, comment_length=280),
     Platform.LINKEDIN: Limits("LinkedIn", 3000, comment_length=1250),
-    Platform.FACEBOOK: Limits("Facebook", 63206, comment_length=8000),
+    Platform.FACEBOOK: Limits("Facebook", 63206, comment_length=8000, video_alone=True),
     Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True, comment_length=2200),
     Platform.SANDBOX: Limits("the sandbox", 63206, threads=True, comment_length=63206),
 }
@@ -99,6 +106,9 @@ def check_post(platform: str, content: str, media_urls: list[str], parts: list[s
             problems[field] = why
     if limits.needs_media and not media_urls:
         problems["mediaUrls"] = f"{limits.name} needs at least one image or video URL"
+    if limits.video_alone and len(media_urls) > 1 and any(map(is_video_url, media_urls)):
+        problems["mediaUrls"] = (f"{limits.name} takes one video alone, or photos only: split "
+                                 "it into two posts")
     return problems
 
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.services.limits import is_video_url
 from app.statuses import Platform
 from worker.publishers.base import (
     Account, Drafts, Part, PermanentError, PostToPublish, PublishResult, StoredMedia,
@@ -21,12 +22,7 @@ from worker.publishers.base import (
 from worker.publishers.graph import GraphClient
 from worker.publishers.http import HttpClient
 
-VIDEO = re.compile(r"\.(mp4|mov|m4v|avi|wmv|webm)(\?|#|$)", re.IGNORECASE)
 LINK = re.compile(r"https?://\S+")
-
-
-def is_video(url: str) -> bool:
-    return bool(VIDEO.search(url))
 
 
 @dataclass(frozen=True)
@@ -37,7 +33,7 @@ class _Item:
 
     @property
     def is_video(self) -> bool:
-        return self.file.is_video if self.file else is_video(self.url)
+        return self.file.is_video if self.file else is_video_url(self.url)
 
     def photo(self) -> tuple[dict, dict | None]:
         """The photo's form fields, and its multipart file (None: by URL)."""

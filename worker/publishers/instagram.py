@@ -13,11 +13,11 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
+from app.services.limits import is_video_url
 from app.statuses import Platform
 from worker.publishers.base import (
     Account, Drafts, NotReadyError, Part, PermanentError, PostToPublish, PublishResult,
 )
-from worker.publishers.facebook import is_video
 from worker.publishers.graph import GraphClient
 from worker.publishers.http import HttpClient
 
@@ -131,7 +131,7 @@ def _media(post: PostToPublish) -> list[dict[str, str]]:
                                  error_code="no_public_url")
         alt = {"alt_text": stored.alt_text} if stored.alt_text and not stored.is_video else {}
         media.append(_fields(stored.url, stored.is_video) | alt)
-    return media + [_fields(url, is_video(url)) for url in post.media_urls]
+    return media + [_fields(url, is_video_url(url)) for url in post.media_urls]
 
 
 def _fields(url: str, video: bool) -> dict[str, str]:
