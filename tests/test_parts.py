@@ -230,7 +230,7 @@ def test_a_refused_first_comment_fails_the_post_and_says_the_post_itself_is_out(
     assert scene.run().failed == 1
     done = scene.post(post_id)
     assert done["status"] == "failed" and done["errorMessage"].startswith("the first comment: ")
-    assert "1 earlier steps are published" in done["errorMessage"]
+    assert "the step before it stays published, never posted again" in done["errorMessage"]
     assert [p["kind"] for p in done["publishedParts"]] == ["post"]
     # Retried by hand: the comment only.
     assert scene.api.post(f"/scheduled-posts/{post_id}/retry").status_code == 200

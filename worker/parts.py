@@ -102,6 +102,11 @@ def _bound(method: Callable, part: Part) -> Callable:
 
 def _name(exc: PublishError, where: str, done: dict[int, str]) -> None:
     """The error says which step failed, and that the steps before it stay published."""
-    kept = f"; {len(done)} earlier steps are published and will not be posted again" if done else ""
-    exc.message = f"{where}: {exc.message}{kept}"
+    if done:
+        before = "the step before it stays" if len(done) == 1 else \
+            f"the {len(done)} steps before it stay"
+        after = f"; {before} published, never posted again"
+    else:
+        after = ""
+    exc.message = f"{where}: {exc.message}{after}"
     exc.args = (exc.message,)
