@@ -71,6 +71,12 @@ class Settings:
     webhook_allow_private: int = 0  # 1: webhook URLs may resolve to private/loopback addresses
     log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
     sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
+    media_dir: str = "media"  # where POST /media stores files (and the worker its downloads)
+    media_max_bytes: int = 1024 ** 3  # an upload or a fetched mediaUrl larger than this is refused
+    media_allow_private: int = 0  # 1: mediaUrls may resolve to private/loopback addresses
+    media_fetch_timeout: float = 30.0  # seconds to connect to, then between bytes of, a mediaUrl
+    public_url: str = "http://127.0.0.1:8000"  # this API as platforms reach it (signed media URLs)
+    media_url_ttl: int = 3600  # seconds a signed media URL stays valid
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -105,6 +111,12 @@ class Settings:
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
         "log_level": "SCHEDULER_LOG_LEVEL",
         "sql_dir": "SCHEDULER_SQL_DIR",
+        "media_dir": "SCHEDULER_MEDIA_DIR",
+        "media_max_bytes": "SCHEDULER_MEDIA_MAX_BYTES",
+        "media_allow_private": "SCHEDULER_MEDIA_ALLOW_PRIVATE",
+        "media_fetch_timeout": "SCHEDULER_MEDIA_FETCH_TIMEOUT",
+        "public_url": "SCHEDULER_PUBLIC_URL",
+        "media_url_ttl": "SCHEDULER_MEDIA_URL_TTL",
     }
 
     @classmethod
@@ -140,9 +152,9 @@ class Settings:
                 raise ConfigError(f"{self.ENV[f.name]} must be 0 or more, got {value}")
             if isinstance(value, (int, float)) and value <= 0 and f.name not in _MAY_BE_ZERO:
                 raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
-        if self.webhook_allow_private not in (0, 1):
-            raise ConfigError(f"SCHEDULER_WEBHOOK_ALLOW_PRIVATE must be 0 or 1, "
-                              f"got {self.webhook_allow_private}")
+        for name in ("webhook_allow_private", "media_allow_private"):
+            if getattr(self, name) not in (0, 1):
+                raise ConfigError(f"{self.ENV[name]} must be 0 or 1, got {getattr(self, name)}")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"SCHEDULER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
                               f"got {self.log_level!r}")
@@ -191,11 +203,11 @@ def _check_lock_timeout(settings: Settings) -> None:
 
 
 # 0 proxies trusted; 0: no pruning; 0: webhook URLs must resolve to public addresses
-_MAY_BE_ZERO = {"trusted_proxies", "retention_days", "webhook_allow_private"}
+_MAY_BE_ZERO = {"trusted_proxies", "retention_days", "webhook_allow_private", "media_allow_private"}
 
 
 def _check_platform_settings(settings: Settings) -> None:
-    for name in ("x_api_base_url", "graph_api_base_url", "linkedin_api_base_url"):
+    for name in ("x_api_base_url", "graph_api_base_url", "linkedin_api_base_url", "public_url"):
         parts = urlsplit(getattr(settings, name))
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"{Settings.ENV[name]} must be an http(s) URL such as "

@@ -66,3 +66,10 @@ class Unauthorized(SchedulerError):
 
     exit_code = 1
     code = "unauthorized"
+
+
+class TooLarge(SchedulerError):
+    """An upload passed its size cap (SCHEDULER_MEDIA_MAX_BYTES): refused while it streamed in."""
+
+    exit_code = 6
+    code = "payload_too_large"

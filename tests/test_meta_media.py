@@ -1,9 +1,12 @@
-"""Facebook and Instagram media through the worker against the Graph fake: an Instagram
-carousel whose containers (children and parent) are each kept as they are made, so a retry
-reuses them instead of making them again."""
+"""Facebook and Instagram media through the worker against the Graph fake: stored media (POST
+/media, then mediaIds) uploaded to Facebook (photos as files, a video in chunks) and pulled by
+Instagram from signed URLs (a carousel of 3, a Reel); carousel containers (children and parent)
+and Facebook's unpublished photos each kept as they are made, so a retry reuses them."""
 from __future__ import annotations
 
+import io
 from dataclasses import replace
+from urllib.parse import urlsplit
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,30 +15,40 @@ from app.models import PostSchedule
 from app.services.accounts import add_account, create_company
 from tests.fakes import running_fakes
 from worker.cycle import Worker
-from worker.publishers import default_publishers
-from worker.publishers.base import Account, Drafts, PermanentError, PostToPublish, StoredMedia
+from tests.fakes import media as files
+from worker.publishers.base import Drafts
 
 from conftest import T0, ApiClient
 
-IG_USER = "17841405822304914"
+IG_USER, PAGE = "17841405822304914", "104532118866342"
 PHOTOS = [f"https://cdn.example.com/photo-{i}.jpg" for i in range(3)]
 
 
 class Scene:
-    def __init__(self, db, fakes):
+    def __init__(self, db, fakes, media_dir):
         company, key = create_company(db.sessions, "Acme", T0)
+        db.settings = replace(db.settings, media_dir=str(media_dir),
+                              public_url="https://scheduler.example.com")
         self.db, self.fakes, self.api = db, fakes, ApiClient(db, key)
-        self.account = add_account(db.sessions, company.id, "instagram", IG_USER,
-                                   "EAAGig-token-4mN8sR", T0).id
+        self.accounts = {platform: add_account(db.sessions, company.id, platform, external_id,
+                                               f"EAAG-{platform}-token", T0).id
+                         for platform, external_id in (("instagram", IG_USER), ("facebook", PAGE))}
+        self.account = self.accounts["instagram"]
         self.settings = replace(db.settings, graph_api_base_url=fakes.graph.base_url,
                                 http_read_timeout=0.5, instagram_poll_interval=0.01,
                                 retry_backoff=60)
         self.offset = timedelta(minutes=1)
 
-    def schedule(self, **fields) -> str:
+    def upload(self, data: bytes, name: str) -> str:
+        response = self.api.post("/media", data={"file": (io.BytesIO(data), name)},
+                                 content_type="multipart/form-data")
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["id"]
+
+    def schedule(self, platform: str = "instagram", **fields) -> str:
         when = (datetime.now(timezone.utc) + timedelta(seconds=30)).isoformat()
         response = self.api.post("/schedule-post", json={
-            "socialAccountId": self.account, "scheduledAt": when, **fields})
+            "socialAccountId": self.accounts[platform], "scheduledAt": when, **fields})
         assert response.status_code == 201, response.get_json()
         return response.get_json()["posts"][0]["id"]
 
@@ -55,9 +68,9 @@ class Scene:
 
 
 @pytest.fixture
-def scene(sqlite):
+def scene(sqlite, tmp_path):
     with running_fakes() as fakes:
-        scene = Scene(sqlite, fakes)
+        scene = Scene(sqlite, fakes, tmp_path / "media")
         yield scene
         scene.api.close()
 
@@ -109,107 +122,79 @@ def test_an_edited_post_does_not_reuse_the_containers_of_its_old_caption(scene):
     assert [m["caption"] for m in scene.fakes.graph.media] == ["New caption"]
 
 
-# -- stored media, uploaded by the worker (the publisher on its own: files on disk) ----------
-
-PAGE = "104532118866342"
 
 
-@pytest.fixture
-def graph(sqlite):
-    with running_fakes() as fakes:
-        settings = replace(sqlite.settings, graph_api_base_url=fakes.graph.base_url,
-                           instagram_poll_interval=0.01)
-        yield fakes.graph, settings
+# -- stored media: uploaded to Facebook, fetched by Instagram ---------------------------------
 
-
-def stored(tmp_path, name: str, data: bytes, mime: str, alt: str | None = None) -> StoredMedia:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return StoredMedia(str(path), mime, len(data), alt,
-                       url=f"https://scheduler.example.com/media/{name}?sig=abc")
-
-
-def publish(settings, platform: str, post: PostToPublish, drafts: list | None = None) -> str:
-    publisher = default_publishers(settings)[platform]
-    token = {"facebook": "EAAGpage-token", "instagram": "EAAGig-token"}[platform]
-    account = Account("acc", platform, PAGE if platform == "facebook" else IG_USER, None, token)
-    if drafts is not None:
-        post = replace(post, keep_draft=drafts.append)
-    return publisher.publish(post, account).platform_post_id
-
-
-def a_post(**fields) -> PostToPublish:
-    return PostToPublish(**{"id": "p1", "content": "Two photos", "media_urls": [],
-                            "schedule_id": 1, "attempt": 1, **fields})
-
-
-def test_a_facebook_post_with_2_uploaded_photos_attaches_them_unpublished(graph, tmp_path):
-    fake, settings = graph
-    files = (stored(tmp_path, "a.jpg", b"\xff\xd8jpeg-a", "image/jpeg", "A loaf"),
-             stored(tmp_path, "b.png", b"\x89PNG-b", "image/png"))
-    kept: list = []
-    post_id = publish(settings, "facebook", a_post(stored_media=files), kept)
-    uploads = fake.requests("POST", f"/{PAGE}/photos")
-    assert [r.files["source"] for r in uploads] == [("a.jpg", "image/jpeg", b"\xff\xd8jpeg-a"),
-                                                    ("b.png", "image/png", b"\x89PNG-b")]
+def test_a_facebook_post_with_2_uploaded_photos_attaches_them_unpublished(scene):
+    photos = [files.image("JPEG", (120, 90)), files.image("PNG", (90, 120))]
+    ids = [scene.upload(data, name) for data, name in zip(photos, ["a.jpg", "b.png"])]
+    post_id = scene.schedule("facebook", content="Two loaves",
+                             mediaIds=[{"id": ids[0], "altText": "A loaf"}, ids[1]])
+    assert scene.run().published == 1
+    graph = scene.fakes.graph
+    uploads = graph.requests("POST", f"/{PAGE}/photos")
+    assert [r.files["source"][1:] for r in uploads] == [("image/jpeg", photos[0]),
+                                                        ("image/png", photos[1])]
     assert [r.form["published"] for r in uploads] == ["false", "false"]
     assert uploads[0].form["alt_text_custom"] == "A loaf" and "url" not in uploads[0].form
-    (post,) = fake.posts
-    assert post["id"] == post_id and post["message"] == "Two photos"
-    assert post["photos"] == list(fake.photos) and Drafts.read(kept[-1]).children == post["photos"]
+    (post,) = graph.posts
+    assert post["message"] == "Two loaves" and post["photos"] == list(graph.photos)
+    assert scene.api.get(f"/scheduled-posts/{post_id}").get_json()["platformPostId"] == post["id"]
 
 
-def test_a_facebook_retry_attaches_the_photos_an_earlier_attempt_uploaded(graph, tmp_path):
-    fake, settings = graph
-    files = tuple(stored(tmp_path, f"{i}.jpg", b"\xff\xd8" + bytes([i]), "image/jpeg")
-                  for i in range(3))
-    earlier = Drafts(["9001", "9002"]).dump()
-    fake.photos.update({"9001": {"page": PAGE}, "9002": {"page": PAGE}})
-    publish(settings, "facebook", a_post(stored_media=files, draft_id=earlier))
-    assert len(fake.requests("POST", f"/{PAGE}/photos")) == 1  # only the third
-    assert fake.posts[0]["photos"][:2] == ["9001", "9002"]
+def test_a_facebook_retry_attaches_the_photos_an_earlier_attempt_uploaded(scene):
+    ids = [scene.upload(files.image("PNG", (80 + i, 80)), f"{i}.png") for i in range(2)]
+    post_id = scene.schedule("facebook", content="Retry me", mediaIds=ids)
+    scene.fakes.graph.fail_next("retryable", match=f"/{PAGE}/feed")
+    assert scene.run().retried == 1
+    kept = scene.kept(post_id).children
+    assert kept == list(scene.fakes.graph.photos)
+    assert scene.run(advance=timedelta(seconds=61)).published == 1
+    assert len(scene.fakes.graph.requests("POST", f"/{PAGE}/photos")) == 2  # not uploaded again
+    assert scene.fakes.graph.posts[0]["photos"] == list(scene.fakes.graph.photos)
 
 
-def test_a_facebook_video_from_the_store_goes_up_in_the_chunks_facebook_asks_for(graph, tmp_path):
-    fake, settings = graph
-    fake.chunk = 1000
-    data = bytes(range(256)) * 10  # 2,560 bytes: three chunks
-    video = stored(tmp_path, "clip.mp4", data, "video/mp4")
-    video_id = publish(settings, "facebook", a_post(content="A clip", stored_media=(video,)))
-    phases = [r.form["upload_phase"] for r in fake.requests("POST", f"/{PAGE}/videos")]
-    assert phases == ["start", "transfer", "transfer", "transfer", "finish"]
-    (upload,) = fake.uploads.values()
-    assert upload["data"] == data and upload["video"] == video_id
-    assert fake.posts[0]["video"] == video_id and fake.posts[0]["message"] == "A clip"
+def test_a_stored_facebook_video_goes_up_in_the_chunks_facebook_asks_for(scene):
+    scene.fakes.graph.chunk = 1000
+    video = files.mp4(12, 1280, 720, data=b"\x02" * 2500)
+    scene.schedule("facebook", content="A clip", mediaIds=[scene.upload(video, "clip.mp4")])
+    assert scene.run().published == 1
+    graph = scene.fakes.graph
+    phases = [r.form["upload_phase"] for r in graph.requests("POST", f"/{PAGE}/videos")]
+    chunks = -(-len(video) // 1000)
+    assert phases == ["start"] + ["transfer"] * chunks + ["finish"]
+    (upload,) = graph.uploads.values()
+    assert upload["data"] == video and graph.posts[0]["video"] == upload["video"]
+    assert graph.posts[0]["message"] == "A clip"
 
 
-def test_an_instagram_carousel_of_3_stored_images_is_fetched_by_their_signed_urls(graph, tmp_path):
-    fake, settings = graph
-    files = tuple(stored(tmp_path, f"{i}.jpg", b"\xff\xd8", "image/jpeg", f"alt {i}")
-                  for i in range(3))
-    publish(settings, "instagram", a_post(content="Three", stored_media=files))
-    children = [r.form for r in fake.requests("POST", f"/{IG_USER}/media")
-                if r.form.get("is_carousel_item")]
-    assert [(c["image_url"], c["alt_text"]) for c in children] == [
-        (f.url, f.alt_text) for f in files]
-    (parent,) = [r.form for r in fake.requests("POST", f"/{IG_USER}/media")
-                 if r.form.get("media_type") == "CAROUSEL"]
-    assert len(parent["children"].split(",")) == 3 and len(fake.media) == 1
+def signed_file(scene, url: str) -> bytes:
+    """What a platform gets from a signed URL of ours."""
+    assert url.startswith("https://scheduler.example.com/media/")
+    parts = urlsplit(url)
+    response = scene.api.get(f"{parts.path}?{parts.query}", key=None)
+    assert response.status_code == 200
+    return response.get_data()
 
 
-def test_an_instagram_reel_from_the_store(graph, tmp_path):
-    fake, settings = graph
-    reel = stored(tmp_path, "reel.mp4", b"\x00\x00\x00\x18ftypmp42", "video/mp4")
-    publish(settings, "instagram", a_post(content="A reel", stored_media=(reel,)))
-    (create,) = [r.form for r in fake.requests("POST", f"/{IG_USER}/media")
-                 if r.path.endswith("/media")]
-    assert (create["media_type"], create["video_url"]) == ("REELS", reel.url)
-    assert fake.media[0]["caption"] == "A reel"
+def test_an_instagram_carousel_of_3_stored_images_is_fetched_by_signed_urls(scene):
+    images = [files.image("JPEG", (100 + i, 100)) for i in range(3)]
+    ids = [scene.upload(data, f"{i}.jpg") for i, data in enumerate(images)]
+    scene.schedule(content="Three", mediaIds=[{"id": i, "altText": f"alt {n}"}
+                                              for n, i in enumerate(ids)])
+    assert scene.run().published == 1
+    children = [r.form for r in scene.creates() if r.form.get("is_carousel_item")]
+    assert [c["alt_text"] for c in children] == ["alt 0", "alt 1", "alt 2"]
+    assert [signed_file(scene, c["image_url"]) for c in children] == images
+    (parent,) = [r.form for r in scene.creates() if r.form.get("media_type") == "CAROUSEL"]
+    assert len(parent["children"].split(",")) == 3 and len(scene.fakes.graph.media) == 1
 
 
-def test_instagram_refuses_stored_media_without_a_public_url(graph, tmp_path):
-    fake, settings = graph
-    image = replace(stored(tmp_path, "a.jpg", b"\xff\xd8", "image/jpeg"), url=None)
-    with pytest.raises(PermanentError, match="SCHEDULER_PUBLIC_URL"):
-        publish(settings, "instagram", a_post(stored_media=(image,)))
-    assert fake.received == []
+def test_an_instagram_reel_from_the_store(scene):
+    reel = files.mp4(20, 720, 1280)
+    scene.schedule(content="A reel", mediaIds=[scene.upload(reel, "reel.mp4")])
+    assert scene.run().published == 1
+    (create,) = [r.form for r in scene.creates()]
+    assert create["media_type"] == "REELS" and signed_file(scene, create["video_url"]) == reel
+    assert scene.fakes.graph.media[0]["caption"] == "A reel"

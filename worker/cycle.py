@@ -26,7 +26,7 @@ from app.models import PostDetail, SocialAccount
 from app.services.accounts import mark_needs_reconnect, waiting_reason
 from app.statuses import AccountStatus, QueueStatus
 from app.timeutil import utcnow
-from worker import parts, queue
+from worker import media, parts, queue
 from worker.jobs import JobContext, JobRunner
 from worker.publishers import default_publishers
 from worker.lease import Leases
@@ -204,11 +204,14 @@ class Worker:
             published = queue.published_parts(conn, [r.id for r in rows
                                                      if r.parts or r.first_comment])
         by_id = {row.id: row for row in rows}
+        items = media.load(self.sessions, self.settings.media_dir, list(by_id))  # one read
         loaded = []
         for job in jobs:
             row = by_id[job.post_detail_id]
+            urls = list(row.media_urls or [])
             loaded.append((job, PostToPublish(
-                row.id, row.content, list(row.media_urls or []), job.schedule_id, job.attempt,
+                row.id, row.content, urls, job.schedule_id, job.attempt,
+                media=tuple(items.get(row.id) or media.from_urls(urls)),
                 parts=tuple(row.parts or ()), first_comment=row.first_comment,
                 published_parts=published.get(row.id, {})),
                            _AccountRow(row.account_id, row.platform, row.external_id,
@@ -255,6 +258,8 @@ class Worker:
                 error_code="no_publisher"), now=now)
         post = replace(post, draft_id=job.draft_id, keep_draft=lambda draft: queue.save_draft(
             self.sessions, job, draft, self.clock()),
+            remember_media=lambda position, platform_id: media.remember(
+                self.sessions, post.id, position, platform_id, self.clock()),
             keep_part=lambda position, platform_id: self._keep_part(job, position, platform_id))
         return self._send(job, post, account, publisher)
 

@@ -29,24 +29,8 @@ def _forget_part(position: int, platform_post_id: str) -> None:
     """The default `keep_part`: nowhere to keep it (a post published outside the queue)."""
 
 
-@dataclass(frozen=True)
-class StoredMedia:
-    """A file of the media store that a post uses: read from `path` a chunk at a time (never
-    whole in memory) by platforms that take uploads; `url`, a signed expiring URL of it, for
-    those that fetch media themselves."""
-    path: str
-    mime_type: str
-    size: int
-    alt_text: str | None = None
-    url: str | None = None
-
-    @property
-    def is_video(self) -> bool:
-        return self.mime_type.startswith("video/")
-
-    @property
-    def filename(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
+def _forget_media(position: int, platform_media_id: str | None) -> None:
+    """The default `remember_media`: nowhere to keep it."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +44,17 @@ class PostToPublish:
     draft_id: str | None = None
     # Remember a new draft at once (in the queue row), so a retry after a crash reuses it.
     keep_draft: Callable[[str | None], None] = field(default=_forget, repr=False, compare=False)
-    stored_media: tuple[StoredMedia, ...] = ()  # uploaded to the media store, before media_urls
     parts: tuple[str, ...] = ()           # a thread: the replies after `content`, in order
     first_comment: str | None = None      # posted on the post right after it (and its thread)
     # The steps an earlier attempt published: position (0 the post) -> the platform's id.
     published_parts: dict[int, str] = field(default_factory=dict, compare=False)
     # Remember a step's id at once (post_parts, under the claim), so a retry never reposts it.
     keep_part: Callable[[int, str], None] = field(default=_forget_part, repr=False, compare=False)
+    # The post's media in order (worker/media.py: MediaItem), with alt text and earlier uploads.
+    media: tuple = ()
+    # Remember the platform's id of an upload of item `position` at once (crash safety).
+    remember_media: Callable[[int, str | None], None] = field(default=_forget_media, repr=False,
+                                                             compare=False)
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,15 @@ external_id is the Page id; the post id is the answer's `post_id` (photos) or `i
 from __future__ import annotations
 
 import json
+import os
 import re
-from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from app.services.limits import is_video_url
 from app.statuses import Platform
 from worker.publishers.base import (
-    Account, Drafts, Part, PermanentError, PostToPublish, PublishResult, StoredMedia,
+    Account, Drafts, Part, PermanentError, PostToPublish, PublishResult,
 )
 from worker.publishers.graph import GraphClient
 from worker.publishers.http import HttpClient
@@ -25,23 +26,19 @@ from worker.publishers.http import HttpClient
 LINK = re.compile(r"https?://\S+")
 
 
-@dataclass(frozen=True)
-class _Item:
-    """One medium of a post: a URL Facebook fetches, or a stored file the worker uploads."""
-    url: str | None = None
-    file: StoredMedia | None = None
+def is_video_item(item) -> bool:
+    """A stored medium is what its bytes are; a URL counts as a video by its extension."""
+    if item.path is not None:
+        return (item.mime_type or "").startswith("video/")
+    return is_video_url(item.url)
 
-    @property
-    def is_video(self) -> bool:
-        return self.file.is_video if self.file else is_video_url(self.url)
 
-    def photo(self) -> tuple[dict, dict | None]:
-        """The photo's form fields, and its multipart file (None: by URL)."""
-        if self.file is None:
-            return {"url": self.url}, None
-        alt = {"alt_text_custom": self.file.alt_text} if self.file.alt_text else {}
-        return alt, {"source": (self.file.filename, open(self.file.path, "rb"),
-                                self.file.mime_type)}
+def _photo(item) -> tuple[dict, dict | None]:
+    """A photo's form fields, and its multipart file (None: Facebook fetches the URL)."""
+    fields = {"alt_text_custom": item.alt_text} if item.alt_text else {}
+    if item.path is None:
+        return {**fields, "url": item.url}, None
+    return fields, {"source": (Path(item.path).name, open(item.path, "rb"), item.mime_type)}
 
 
 class FacebookPublisher:
@@ -51,8 +48,8 @@ class FacebookPublisher:
         self.graph = GraphClient(settings, http, "Facebook")
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        media = [_Item(file=f) for f in post.stored_media] + [_Item(url=u) for u in post.media_urls]
-        videos = [item for item in media if item.is_video]
+        media = list(post.media)
+        videos = [item for item in media if is_video_item(item)]
         if videos and len(media) > 1:
             raise PermanentError("Facebook: a Page post takes one video, or photos only; "
                                  "split it into two posts", error_code="media_mix")
@@ -74,8 +71,8 @@ class FacebookPublisher:
                                      creates=True)
         return PublishResult(self.graph.created_id(answer, "post_id", "id"))
 
-    def _photo(self, account: Account, item: _Item, fields: dict, creates: bool = False) -> dict:
-        photo, files = item.photo()
+    def _photo(self, account: Account, item, fields: dict, creates: bool = False) -> dict:
+        photo, files = _photo(item)
         try:
             return self.graph.post(f"{account.external_id}/photos", account, creates=creates,
                                    fields={**photo, **fields}, files=files)
@@ -84,7 +81,7 @@ class FacebookPublisher:
                 handle.close()
 
     def _unpublished_photos(self, post: PostToPublish, account: Account,
-                            media: list[_Item]) -> list[str]:
+                            media: list) -> list[str]:
         """Each photo uploaded unpublished, to attach to one feed post; each id kept as it is
         made, so a retry attaches the photos an earlier attempt uploaded instead of again."""
         photos = list(Drafts.read(post.draft_id).children[:len(media)])
@@ -94,26 +91,26 @@ class FacebookPublisher:
             post.keep_draft(Drafts(photos).dump())
         return photos
 
-    def _video(self, post: PostToPublish, account: Account, item: _Item) -> str:
+    def _video(self, post: PostToPublish, account: Account, item) -> str:
         """By URL (`file_url`: Facebook fetches it), or a stored file sent in the chunks
         Facebook asks for (`upload_phase` start, transfer..., finish): one chunk in memory."""
         page = f"{account.external_id}/videos"
-        if item.file is None:
+        if item.path is None:
             answer = self.graph.post(page, account, creates=True,
                                      fields={"file_url": item.url, "description": post.content})
             return self.graph.created_id(answer, "id")
-        started = self.graph.post(page, account, fields={"upload_phase": "start",
-                                                         "file_size": str(item.file.size)})
+        started = self.graph.post(page, account, fields={
+            "upload_phase": "start", "file_size": str(os.path.getsize(item.path))})
         session, video = started.get("upload_session_id"), self.graph.created_id(started, "video_id")
         start, end = int(started.get("start_offset", 0)), int(started.get("end_offset", 0))
-        with open(item.file.path, "rb") as source:
+        with open(item.path, "rb") as source:
             while start < end:
                 source.seek(start)
                 chunk = source.read(end - start)
                 answer = self.graph.post(page, account, fields={
                     "upload_phase": "transfer", "upload_session_id": session,
                     "start_offset": str(start)}, files={
-                    "video_file_chunk": (item.file.filename, chunk, item.file.mime_type)})
+                    "video_file_chunk": (Path(item.path).name, chunk, item.mime_type)})
                 start, end = int(answer["start_offset"]), int(answer["end_offset"])
         self.graph.post(page, account, creates=True, fields={
             "upload_phase": "finish", "upload_session_id": session, "description": post.content})

@@ -13,11 +13,12 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from app.services.limits import is_video_url
 from app.statuses import Platform
 from worker.publishers.base import (
     Account, Drafts, NotReadyError, Part, PermanentError, PostToPublish, PublishResult,
 )
+from worker import media as post_media
+from worker.publishers.facebook import is_video_item
 from worker.publishers.graph import GraphClient
 from worker.publishers.http import HttpClient
 
@@ -29,12 +30,13 @@ class InstagramPublisher:
 
     def __init__(self, settings, http: HttpClient, sleep=time.sleep):
         self.graph = GraphClient(settings, http, "Instagram")
+        self.settings = settings
         self.poll_interval = settings.instagram_poll_interval
         self.poll_attempts = settings.instagram_poll_attempts
         self.sleep = sleep
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        if not post.media_urls and not post.stored_media:
+        if not post.media:
             raise PermanentError("Instagram needs an image or a video: add a media URL to the post",
                                  error_code="no_media")
         kept = Drafts.read(post.draft_id)
@@ -75,7 +77,7 @@ class InstagramPublisher:
         """The post's container: one for a single image or reel; for a carousel one per item
         (each kept as soon as it exists, and reused by the next attempt while alive), then the
         parent once every child is ready."""
-        user, children, media = account.external_id, [], _media(post)
+        user, children, media = account.external_id, [], _media(post, self.settings)
         if len(media) == 1:
             fields = {**media[0], "caption": post.content}
         else:
@@ -119,20 +121,14 @@ class InstagramPublisher:
                    .get("status_code") or "")
 
 
-def _media(post: PostToPublish) -> list[dict[str, str]]:
-    """Each medium's container fields: stored media by their signed URL (Instagram fetches
-    media itself), then the post's URLs. A video goes in as a reel (Instagram's only video type
-    for the feed now), or as VIDEO inside a carousel."""
+def _media(post: PostToPublish, settings) -> list[dict[str, str]]:
+    """Each medium's container fields, in the post's order: stored media by a signed URL under
+    SCHEDULER_PUBLIC_URL (Instagram fetches every medium itself), URLs as given. A video goes in as a reel
+    (Instagram's only video type for the feed now), or as VIDEO inside a carousel."""
     media = []
-    for stored in post.stored_media:
-        if not stored.url:
-            raise PermanentError("Instagram fetches media by URL, and the media store has no "
-                                 "public address to sign one with: set SCHEDULER_PUBLIC_URL",
-                                 error_code="no_public_url")
-        alt = {"alt_text": stored.alt_text} if stored.alt_text and not stored.is_video else {}
-        media.append(_fields(stored.url, stored.is_video) | alt)
-    return media + [_fields(url, is_video_url(url)) for url in post.media_urls]
-
-
-def _fields(url: str, video: bool) -> dict[str, str]:
-    return {"media_type": "REELS", "video_url": url} if video else {"image_url": url}
+    for item in post.media:
+        url, video = post_media.public_url(item, settings), is_video_item(item)
+        alt = {"alt_text": item.alt_text} if item.alt_text and not video else {}
+        media.append(({"media_type": "REELS", "video_url": url} if video else {"image_url": url})
+                     | alt)
+    return media

@@ -13,6 +13,7 @@ from app.statuses import Platform
 from worker.publishers.base import (
     Account, Part, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
 )
+from worker.publishers.x_media import XMedia
 from worker.publishers.http import (
     HttpClient, bearer, by_status, describe, epoch, find_in_pages, json_body, lookup_failure,
     same_text,
@@ -27,13 +28,14 @@ class XPublisher:
     def __init__(self, settings, http: HttpClient):
         self.base = settings.x_api_base_url.rstrip("/")
         self.http = http
+        self.media = XMedia(settings, http, self._error)
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        if post.media_urls:
-            raise PermanentError("X: this worker cannot attach media to an X post yet (X wants "
-                                 "the file uploaded first); schedule it without media or put "
-                                 "the link in the text", error_code="media_unsupported")
-        return self._tweet({"text": post.content}, account)
+        body = {"text": post.content}
+        media_ids = self.media.upload_all(post, account)
+        if media_ids:
+            body["media"] = {"media_ids": media_ids}
+        return self._tweet(body, account)
 
     def reply(self, post: PostToPublish, account: Account, part: Part) -> PublishResult:
         """A part of a thread, or the first comment: a reply to the tweet `part.to`."""

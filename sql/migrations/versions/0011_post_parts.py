@@ -7,14 +7,14 @@ last one published. `post_schedule.platform_draft_id` widens to hold a carousel'
 containers with its parent.
 
 Revision ID: 0011_post_parts
-Revises: 0008_more_values
+Revises: 0010_media
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0011_post_parts"
-down_revision = "0008_more_values"
+down_revision = "0010_media"
 branch_labels = None
 depends_on = None
 
