@@ -69,14 +69,14 @@ class Settings:
     retention_days: int = 90  # history older than this is pruned once a day by a worker; 0: never
     webhook_timeout: float = 10.0  # seconds to connect to, and then to wait for, a webhook receiver
     webhook_allow_private: int = 0  # 1: webhook URLs may resolve to private/loopback addresses
-    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
-    sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
     media_dir: str = "media"  # where POST /media stores files (and the worker its downloads)
     media_max_bytes: int = 1024 ** 3  # an upload or a fetched mediaUrl larger than this is refused
     media_allow_private: int = 0  # 1: mediaUrls may resolve to private/loopback addresses
     media_fetch_timeout: float = 30.0  # seconds to connect to, then between bytes of, a mediaUrl
     public_url: str = "http://127.0.0.1:8000"  # this API as platforms reach it (signed media URLs)
     media_url_ttl: int = 3600  # seconds a signed media URL stays valid
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
+    sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -109,14 +109,14 @@ class Settings:
         "retention_days": "SCHEDULER_RETENTION_DAYS",
         "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
-        "log_level": "SCHEDULER_LOG_LEVEL",
-        "sql_dir": "SCHEDULER_SQL_DIR",
         "media_dir": "SCHEDULER_MEDIA_DIR",
         "media_max_bytes": "SCHEDULER_MEDIA_MAX_BYTES",
         "media_allow_private": "SCHEDULER_MEDIA_ALLOW_PRIVATE",
         "media_fetch_timeout": "SCHEDULER_MEDIA_FETCH_TIMEOUT",
         "public_url": "SCHEDULER_PUBLIC_URL",
         "media_url_ttl": "SCHEDULER_MEDIA_URL_TTL",
+        "log_level": "SCHEDULER_LOG_LEVEL",
+        "sql_dir": "SCHEDULER_SQL_DIR",
     }
 
     @classmethod

@@ -376,3 +376,5 @@ class PostMedia(Base):
     alt_text: Mapped[str | None] = mapped_column(Text)
     platform_media_id: Mapped[str | None] = mapped_column(String(255))
     uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    media: Mapped[Media | None] = relationship(lazy="selectin", viewonly=True)

@@ -41,14 +41,14 @@ EVERY_VARIABLE = [
     ("SCHEDULER_OLD_SECRET_KEYS", "old_secret_keys", "a" * 44 + "," + "b" * 44, "a" * 44 + "," + "b" * 44),
     ("SCHEDULER_WEBHOOK_TIMEOUT", "webhook_timeout", "3", 3.0),
     ("SCHEDULER_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private", "1", 1),
-    ("SCHEDULER_LOG_LEVEL", "log_level", "DEBUG", "DEBUG"),
-    ("SCHEDULER_SQL_DIR", "sql_dir", "/opt/scheduler/sql", "/opt/scheduler/sql"),
     ("SCHEDULER_MEDIA_DIR", "media_dir", "/var/lib/scheduler/media", "/var/lib/scheduler/media"),
     ("SCHEDULER_MEDIA_MAX_BYTES", "media_max_bytes", "1000000", 1000000),
     ("SCHEDULER_MEDIA_ALLOW_PRIVATE", "media_allow_private", "1", 1),
     ("SCHEDULER_MEDIA_FETCH_TIMEOUT", "media_fetch_timeout", "5", 5.0),
     ("SCHEDULER_PUBLIC_URL", "public_url", "https://scheduler.example.com", "https://scheduler.example.com"),
     ("SCHEDULER_MEDIA_URL_TTL", "media_url_ttl", "600", 600),
+    ("SCHEDULER_LOG_LEVEL", "log_level", "DEBUG", "DEBUG"),
+    ("SCHEDULER_SQL_DIR", "sql_dir", "/opt/scheduler/sql", "/opt/scheduler/sql"),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import time
 from dataclasses import replace
 
 import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Response
 
+from app.services import media as store
 from conftest import ApiClient, make_tenant
 from fakes import media as files
 
@@ -130,3 +133,97 @@ def test_another_companys_media_is_not_found(db, tenant, media_api):
     assert media_api.get("/media", key=other.api_key).get_json()["items"] == []
     assert media_api.delete(f"/media/{media_id}").status_code == 200
     assert media_api.get("/media").get_json()["items"] == []
+
+
+# -- posts with stored media ------------------------------------------------------------------
+
+def schedule(api, account_id, **fields):
+    return api.post("/schedule-post", json={"socialAccountId": account_id, "content": "Hi",
+                                            "scheduledAt": "2030-01-01T09:00:00Z", **fields})
+
+
+def test_a_post_takes_media_ids_and_urls_with_alt_text(sqlite, tenant, media_api):
+    media_id = upload(media_api, files.image()).get_json()["id"]
+    answer = schedule(media_api, tenant.account_id,
+                      mediaIds=[{"id": media_id, "altText": "a red square"}],
+                      mediaUrls=["https://example.com/a.png",
+                                 {"url": "https://example.com/b.png", "altText": "b"}])
+    assert answer.status_code == 201, answer.get_json()
+    (post,) = answer.get_json()["posts"]
+    assert post["media"] == [
+        {"mediaId": media_id, "url": None, "altText": "a red square"},
+        {"mediaId": None, "url": "https://example.com/a.png", "altText": None},
+        {"mediaId": None, "url": "https://example.com/b.png", "altText": "b"}]
+    assert post["mediaUrls"] == ["https://example.com/a.png", "https://example.com/b.png"]
+    assert media_api.get(f"/scheduled-posts/{post['id']}").get_json()["media"] == post["media"]
+
+
+def test_media_in_use_by_a_pending_post_cannot_be_deleted(db, tenant, media_api):
+    media_id = upload(media_api, files.image()).get_json()["id"]
+    post = schedule(media_api, tenant.account_id, mediaIds=[media_id]).get_json()["posts"][0]
+    refused = media_api.delete(f"/media/{media_id}")
+    assert refused.status_code == 409 and post["id"] in refused.get_json()["error"]["message"]
+    assert media_api.delete(f"/scheduled-posts/{post['id']}").status_code == 200  # cancelled
+    assert media_api.delete(f"/media/{media_id}").status_code == 200
+
+
+def test_another_companys_media_id_in_a_post_is_404(db, tenant, media_api):
+    other = make_tenant(db, name="Other")
+    theirs = upload(media_api, files.image(), key=other.api_key).get_json()["id"]
+    answer = schedule(media_api, tenant.account_id, mediaIds=[theirs])
+    assert answer.status_code == 404 and theirs in answer.get_json()["error"]["message"]
+
+
+def test_editing_replaces_the_media(sqlite, tenant, media_api):
+    first = upload(media_api, files.image()).get_json()["id"]
+    second = upload(media_api, files.image("JPEG")).get_json()["id"]
+    post = schedule(media_api, tenant.account_id, mediaIds=[first]).get_json()["posts"][0]
+    edited = media_api.patch(f"/scheduled-posts/{post['id']}",
+                             json={"mediaIds": [{"id": second, "altText": "new"}]})
+    assert edited.status_code == 200, edited.get_json()
+    assert edited.get_json()["media"] == [{"mediaId": second, "url": None, "altText": "new"}]
+    assert media_api.delete(f"/media/{first}").status_code == 200  # no longer used
+
+
+def test_signed_urls_serve_the_file_until_they_expire(sqlite, tenant, media_api):
+    data = files.image()
+    media_id = upload(media_api, data).get_json()["id"]
+    settings = media_api.app.extensions["scheduler"]["settings"]
+    key = store.signing_key(settings)
+    url = store.signed_url("http://api.example", key, media_id, int(time.time()) + 60)
+    path = url.removeprefix("http://api.example")
+    answer = media_api.get(path, key=None)
+    assert answer.status_code == 200 and answer.data == data
+    assert answer.headers["Content-Type"] == "image/png"
+    assert media_api.get(path.replace("signature=", "signature=0"), key=None).status_code == 404
+    expired = store.signed_url("", key, media_id, int(time.time()) - 1)
+    assert media_api.get(expired, key=None).status_code == 404
+
+
+# -- the dashboard ------------------------------------------------------------------------------
+
+def test_thumbnails_on_the_post_page_and_in_the_calendar(db, tenant, media_api):
+    from PIL import Image
+
+    image_id = upload(media_api, files.image("PNG", (640, 480))).get_json()["id"]
+    video_id = upload(media_api, files.mp4(12, 640, 360), "clip.mp4").get_json()["id"]
+    post = schedule(media_api, tenant.account_id, mediaIds=[
+        {"id": image_id, "altText": "a red square"}, video_id]).get_json()["posts"][0]
+    client = media_api.app.test_client()
+    page = client.get("/dashboard").get_data(as_text=True)
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    client.post("/dashboard/login", data={"api_key": tenant.api_key, "csrf": token},
+                headers={"Origin": "http://localhost"})
+    thumb = f"/dashboard/media/{image_id}/thumbnail"
+    detail = client.get(f"/dashboard/posts/{post['id']}").get_data(as_text=True)
+    assert f'src="{thumb}"' in detail and 'alt="a red square"' in detail
+    assert "video 12 s" in detail
+    calendar = client.get("/dashboard/calendar?view=month&date=2030-01-01").get_data(as_text=True)
+    assert f'src="{thumb}"' in calendar
+    answer = client.get(thumb)
+    assert answer.status_code == 200 and answer.mimetype == "image/png"
+    assert Image.open(io.BytesIO(answer.data)).size == (160, 120)
+    assert client.get(f"/dashboard/media/{video_id}/thumbnail").status_code == 404
+    other = make_tenant(db, name="Other")
+    theirs = upload(media_api, files.image(), key=other.api_key).get_json()["id"]
+    assert client.get(f"/dashboard/media/{theirs}/thumbnail").status_code == 404

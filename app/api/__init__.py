@@ -13,6 +13,7 @@ def register(app: Flask) -> None:
     errors.register(app)
     for api in APIS:
         app.register_blueprint(api.blueprint)
+    app.register_blueprint(media.files)
     operations = [op for api in APIS for op in api.operations]
     app.extensions["scheduler"]["openapi"] = openapi_document(
         operations, title="post-scheduler API", version=_version())

@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from typing import Iterator
 
-from flask import current_app, request, send_file
+from flask import Blueprint, current_app, request, send_file
 from pydantic import Field
 from werkzeug.sansio.multipart import Data, Epilogue, File, MultipartDecoder, NeedData
 
@@ -89,8 +89,9 @@ def serve_signed(media_id: str):
                      conditional=True, etag=media.sha256)
 
 
-api.blueprint.add_url_rule("/media/<media_id>/content", "serve_signed", serve_signed,
-                           methods=["GET"])
+# Not part of the JSON API (no key, the file's own type): a blueprint of its own.
+files = Blueprint("media_files", __name__)
+files.add_url_rule("/media/<media_id>/content", "serve_signed", serve_signed, methods=["GET"])
 
 
 class _Upload:

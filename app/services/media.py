@@ -110,6 +110,8 @@ def delete_media(sessions: sessionmaker[Session], media_dir: str, company_id: st
         session.delete(media)
         path = path_of(media_dir, media)
     path.unlink(missing_ok=True)
+    for thumb in (Path(media_dir) / ".thumbs").glob(f"{media.id}-*.png"):
+        thumb.unlink(missing_ok=True)
     return media
 
 
@@ -119,6 +121,24 @@ def _is_uuid(value: str) -> bool:
     except (ValueError, TypeError, AttributeError):
         return False
     return True
+
+
+def thumbnail(media_dir: str, media: Media, size: int = 160) -> Path | None:
+    """A PNG at most `size` pixels wide and high of stored image media, made once and kept
+    beside the files (`.thumbs/`); None for a video (no frame decoder is shipped)."""
+    if not media.mime_type.startswith("image/"):
+        return None
+    target = Path(media_dir) / ".thumbs" / f"{media.id}-{size}.png"
+    if not target.exists():
+        from PIL import Image
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(path_of(media_dir, media)) as image:
+            image.thumbnail((size, size))
+            temp = target.with_suffix(".tmp")
+            image.convert("RGBA").save(temp, "PNG")
+        os.replace(temp, target)
+    return target
 
 
 # -- a post's media ---------------------------------------------------------------------------
