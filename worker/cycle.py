@@ -23,6 +23,8 @@ from app.db import engine_of
 from app.errors import ConfigError
 from app.logs import event
 from app.models import PostDetail, SocialAccount
+from app.oauth.refresh import REFRESH_REFUSED, fresh_token, replace_expired
+from app.oauth.schedule import JUST_IN_TIME
 from app.services.accounts import mark_needs_reconnect, waiting_reason
 from app.statuses import AccountStatus, QueueStatus
 from app.timeutil import utcnow
@@ -87,6 +89,7 @@ class Worker:
         self.policy = RetryPolicy.of(settings)
         self._run = _RunState(settings)
         self.jobs = JobRunner(JobContext(settings, sessions, clock))
+        self._providers = self.jobs.ctx.providers()  # for just-in-time token refreshes
         self._leases = Leases(settings, sessions, clock)
 
     def run(self, loop: bool = False) -> RunSummary:
@@ -197,7 +200,8 @@ class Worker:
             rows = conn.execute(
                 select(d.id, d.content, d.media_urls, d.parts, d.first_comment,
                        a.id.label("account_id"), a.platform, a.external_id, a.display_name,
-                       a.status, a.access_token_encrypted)
+                       a.status, a.access_token_encrypted, a.token_expires_at, a.auth_meta,
+                       a.refresh_token_encrypted.is_not(None).label("refreshable"))
                 .join_from(PostDetail.__table__, SocialAccount.__table__,
                            a.id == d.social_account_id)
                 .where(d.id.in_([j.post_detail_id for j in jobs]))).all()
@@ -216,7 +220,8 @@ class Worker:
                 published_parts=published.get(row.id, {})),
                            _AccountRow(row.account_id, row.platform, row.external_id,
                                        row.display_name, row.status,
-                                       row.access_token_encrypted)))
+                                       row.access_token_encrypted, row.token_expires_at,
+                                       dict(row.auth_meta or {}), bool(row.refreshable))))
         for _, _, account in loaded:
             self._run.credentials(account)  # decrypted once per account, before any request
         return loaded
@@ -290,14 +295,18 @@ class Worker:
             return found
 
         try:
-            credentials = self._run.credentials(account)
+            credentials = self._credentials(account)
             with guarded(lambda: self._leases.check(job)):  # before each request it makes
                 self._leases.check(job)
                 result = parts.publish(publisher, post, credentials,
                                        look if job.unknown_since is not None else None)
         except Exception as exc:
             return self._failed(job, account, exc, notes[0].message if notes else None)
-        return self._published(job, account, result.platform_post_id, notes[0] if notes else None)
+        if result.note:  # something the owner should know of a post that did go out
+            notes.append(Failure(result.note, error_code="published_with_note"))
+        remark = Failure("; ".join(n.message for n in notes), error_code=notes[0].error_code) \
+            if notes else None
+        return self._published(job, account, result.platform_post_id, remark)
 
     def _failed(self, job: Claimed, account: "_AccountRow", exc: Exception,
                 note: str | None) -> str:
@@ -312,6 +321,8 @@ class Worker:
             return self._rate_limited(job, account, exc, _failure(exc, note=note))
         if isinstance(exc, AuthError):
             self._run.needs_reconnect.add(account.id)
+            if exc.error_code in REFRESH_REFUSED:  # the token, not this post: it waits too
+                return self._after(job, account, Event.NEEDS_RECONNECT, _failure(exc, note=note))
             mark_needs_reconnect(self.sessions, account.id, self.clock())
             return self._after(job, account, Event.PERMANENT, _failure(
                 exc, f"{exc.message}. Reconnect the {account.platform} account to publish again; "
@@ -321,6 +332,21 @@ class Worker:
         # RetryableError, and anything unforeseen, is worth a retry
         return self._after(job, account, Event.RETRYABLE, _failure(exc, note=note),
                            maybe_published=getattr(exc, "maybe_published", False))
+
+    def _credentials(self, account: "_AccountRow") -> Account:
+        """The account's token; refreshed first (under its row lock, app/oauth/refresh.py) when it
+        expires within JUST_IN_TIME."""
+        expires = account.token_expires_at
+        if expires is not None and expires <= self.clock() + JUST_IN_TIME:
+            credentials = account.to_publisher(fresh_token(self._providers, account.id))
+        else:
+            credentials = self._run.credentials(account)
+        if not account.refreshable:
+            return credentials
+        # A token the platform calls expired before its time (Bluesky's ExpiredToken)
+        stale = credentials.access_token
+        return replace(credentials, refresh=lambda: replace_expired(self._providers, account.id,
+                                                                     stale))
 
     def _look(self, job: Claimed, post: PostToPublish, credentials: Account,
               finder) -> tuple[str | None, str | None]:
@@ -525,9 +551,13 @@ class _AccountRow:
     display_name: str | None
     status: str
     sealed_token: str = field(repr=False)
+    token_expires_at: datetime | None = None
+    meta: dict = field(default_factory=dict)  # social_accounts.auth_meta
+    refreshable: bool = False  # a refresh token is stored
 
     def to_publisher(self, token: str) -> Account:
-        return Account(self.id, self.platform, self.external_id, self.display_name, token)
+        return Account(self.id, self.platform, self.external_id, self.display_name, token,
+                       self.meta)
 
 
 def _unreachable(exc: DBAPIError) -> bool:

@@ -62,24 +62,28 @@ def publish(publisher: Publisher, post: PostToPublish, account: Account,
     this attempt would send. A failing step's error says which step it was."""
     all_steps = steps(post)
     thread_length = len(post.parts) + 1
-    done = dict(post.published_parts)
+    done, notes = dict(post.published_parts), []
     for step in all_steps:
         if step.position in done:
             continue
         try:
-            done[step.position] = _one(publisher, post, account, step, done, look)
+            done[step.position], note = _one(publisher, post, account, step, done, look)
         except PublishError as exc:
             if len(all_steps) > 1:
                 _name(exc, label(step, thread_length), done)
             raise
         look = None  # only the step the lost attempt may have sent is looked for
+        if note:
+            notes.append(note if len(all_steps) == 1 else
+                         f"{label(step, thread_length)}: {note}")
         if len(all_steps) > 1:
             post.keep_part(step.position, done[step.position])
-    return PublishResult(done[0])
+    return PublishResult(done[0], note="; ".join(notes) or None)
 
 
 def _one(publisher: Publisher, post: PostToPublish, account: Account, step: Step,
-         done: dict[int, str], look: Look | None) -> str:
+         done: dict[int, str], look: Look | None) -> tuple[str, str | None]:
+    """The step's platform id (found, or sent now), and the platform's note on it if any."""
     send, finder = sender(publisher, step.kind)
     if send is None:
         raise PermanentError(f"{account.platform} has no replies or comments in this worker: "
@@ -92,7 +96,10 @@ def _one(publisher: Publisher, post: PostToPublish, account: Account, step: Step
         send = _bound(send, part)
         finder = None if finder is None else _bound(finder, part)
     found = None if look is None else look(step, finder)
-    return found if found is not None else send(post, account).platform_post_id
+    if found is not None:
+        return found, None
+    result = send(post, account)
+    return result.platform_post_id, result.note
 
 
 def _bound(method: Callable, part: Part) -> Callable:

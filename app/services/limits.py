@@ -1,4 +1,4 @@
-"""What each platform accepts: content length (X's weighted count), media, and URL rules.
+"""What each platform accepts: content length (counted each platform's way), media, and URL rules.
 
 Checked when a post is scheduled or edited, so a post the platform would refuse is refused
 at once with the reason, not three attempts later at publish time.
@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
+
+import regex
 
 from app.statuses import Platform
 
@@ -50,7 +52,8 @@ class Limits:
     name: str
     max_length: int         # of the post, and of each part of a thread
     needs_media: bool = False
-    weighted: bool = False  # X counts with twitter-text's weights, not characters
+    counting: str = "characters"  # how the platform counts: a key of COUNTERS
+    max_media: int = MAX_MEDIA
     threads: bool = False   # takes `parts` (its publisher has `reply`)
     video_alone: bool = False  # a video (a URL by its extension) must be the post's only medium
     comment_length: int | None = None  # a first comment's limit; None: no first comment
@@ -60,7 +63,8 @@ class Limits:
 LIMITS = {
     # docs.x.com media best practices: 4 images (5 MB; GIF 15 MB) or 1 video/GIF; video MP4/MOV
     # up to 512 MB, 0.5-140 s, aspect ratio 1:3 to 3:1.
-    Platform.X: Limits("X", 280, weighted=True, threads=True, comment_length=280, media=MediaRules(
+    Platform.X: Limits("X", 280, counting="weighted", threads=True, comment_length=280,
+                       media=MediaRules(
         max_images=4, max_image_bytes=5 * MB, max_gif_bytes=15 * MB, max_video_bytes=512 * MB,
         video_seconds=(0.5, 140), aspect=(1 / 3, 3), gif_alone=True)),
     # LinkedIn Images API: JPEG/PNG/GIF, 1 image or a multiImage of 2-20; Videos API: MP4,
@@ -81,6 +85,15 @@ LIMITS = {
         mixed=True)),
     Platform.SANDBOX: Limits("the sandbox", 63206, threads=True, comment_length=63206,
                              media=MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True)),
+    # Their publishers reply (worker/parts.py): threads, and the first comment as a reply.
+    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, threads=True,
+                             comment_length=300),
+    # An instance may allow more (its /api/v2/instance): the account's own limit, read at
+    # connect, replaces these two (see check_post).
+    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, threads=True,
+                              comment_length=500),
+    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20, threads=True,
+                             comment_length=500),
 }
 
 # twitter-text v3: these code point ranges weigh 1, everything else 2 (out of 280);
@@ -108,6 +121,38 @@ def weighted_length(text: str) -> int:
         for piece, is_emoji in _split(part, _EMOJI):
             total += 2 if is_emoji else sum(_char_weight(c) for c in piece)
     return total
+
+
+def grapheme_length(text: str) -> int:
+    """User-perceived characters (extended grapheme clusters, Unicode's \\X): an emoji with its
+    skin tone or ZWJ sequence, or a letter with its combining marks, is one (Bluesky)."""
+    return len(_GRAPHEME.findall(text))
+
+
+_GRAPHEME = regex.compile(r"\X")
+# Mastodon: a URL counts 23 whatever its length, a remote mention only its @user part.
+_MASTODON_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_REMOTE_MENTION = re.compile(r"(@\w+)@[\w.-]+\w")
+
+
+def mastodon_length(text: str) -> int:
+    """Mastodon's count (StatusLengthValidator): graphemes, every URL 23, `@user@domain` as
+    `@user`."""
+    text = _MASTODON_URL.sub("x" * _URL_WEIGHT, text)
+    return grapheme_length(_REMOTE_MENTION.sub(r"\1", text))
+
+
+def threads_length(text: str) -> int:
+    """Threads' count: characters, but an emoji counts its UTF-8 bytes (Threads' docs)."""
+    return sum(len(piece.encode()) if is_emoji else len(piece)
+               for piece, is_emoji in _split(text, _EMOJI))
+
+
+COUNTERS = {"characters": len, "weighted": weighted_length, "graphemes": grapheme_length,
+            "mastodon": mastodon_length, "threads": threads_length}
+UNITS = {"weighted": " (weighted: URLs count 23, CJK and emoji 2)",
+         "graphemes": " (graphemes: an emoji or accented letter counts 1)",
+         "mastodon": " (URLs count 23)", "threads": " (an emoji counts its UTF-8 bytes)"}
 
 
 def _split(text: str, pattern: re.Pattern):
@@ -140,13 +185,28 @@ class MediaInfo:
     alt_text: str | None = None
 
 
+def limits_for(platform: str, account_meta: dict | None = None) -> Limits:
+    """The platform's limits, with what the account's own server told at connect (a Mastodon
+    instance's `max_characters` and `max_media_attachments`, kept in auth_meta)."""
+    limits = LIMITS[platform]
+    meta = account_meta or {}
+    length, media = meta.get("max_characters"), meta.get("max_media_attachments")
+    if isinstance(length, int) and length > 0:
+        limits = replace(limits, max_length=length)
+    if isinstance(media, int) and media >= 0:
+        limits = replace(limits, max_media=min(media, MAX_MEDIA))
+    return limits
+
+
 def check_post(platform: str, content: str, media_urls: list,
                media: list[MediaInfo] | None = None, parts: list[str] = (),
-               first_comment: str | None = None) -> dict[str, str]:
+               first_comment: str | None = None,
+               account_meta: dict | None = None) -> dict[str, str]:
     """What is wrong with this post for `platform`, by request field; empty when it is fine.
     `media` (when given) describes every item; else `media_urls` are counted. Each part of a
-    thread and the first comment are checked as the content is."""
-    limits = LIMITS[platform]
+    thread and the first comment are checked as the content is; the account's own limits
+    (`account_meta`, see limits_for) replace the platform's."""
+    limits = limits_for(platform, account_meta)
     problems: dict[str, str] = {}
     texts = [("content", content, limits.max_length)]
     if parts and not limits.threads:
@@ -166,6 +226,8 @@ def check_post(platform: str, content: str, media_urls: list,
                                              for i in range(len(media_urls))]
     if limits.needs_media and not media:
         problems["mediaUrls"] = f"{limits.name} needs at least one image or video (mediaIds or mediaUrls)"
+    elif len(media) > limits.max_media:
+        problems["mediaUrls"] = f"{limits.name} takes at most {limits.max_media} images or videos"
     problems.update(check_media(limits, media))
     if limits.video_alone and len(media) > 1 and any(map(is_video_url, media_urls)):
         problems["mediaUrls"] = (f"{limits.name} takes one video alone, or photos only: split "
@@ -176,10 +238,10 @@ def check_post(platform: str, content: str, media_urls: list,
 def _too_long(limits: Limits, text: str, most: int) -> str | None:
     if not text.strip():
         return "must not be empty"
-    length = weighted_length(text) if limits.weighted else len(text)
+    length = COUNTERS[limits.counting](text)
     if length > most:
-        unit = " (weighted: URLs count 23, CJK and emoji 2)" if limits.weighted else ""
-        return f"is {length} characters{unit}; {limits.name} allows at most {most}"
+        return (f"is {length} characters{UNITS.get(limits.counting, '')}; {limits.name} allows "
+                f"at most {most}")
     return None
 
 

@@ -4,8 +4,9 @@ Two steps: `POST /{ig-user-id}/media` makes a container (image_url or video_url,
 carousel: one child container per item, then the parent naming them),
 `GET /{container-id}?fields=status_code` until FINISHED, then `POST /{ig-user-id}/media_publish`
 with `creation_id`. Every container is remembered in the queue row as soon as it exists, so a
-retry (or the run after a crash) reuses it instead of making a second one.
-The first comment goes to `/{ig-media-id}/comments`.
+retry (or the run after a crash) reuses it instead of making a second one. Stored media go in by
+a signed URL (Instagram fetches every medium itself). The first comment goes to
+`/{ig-media-id}/comments`.
 external_id is the Instagram user id; the post id is the IG media id media_publish returns.
 """
 from __future__ import annotations
@@ -14,10 +15,10 @@ import time
 from datetime import datetime, timedelta
 
 from app.statuses import Platform
+from worker import media as post_media
 from worker.publishers.base import (
     Account, Drafts, NotReadyError, Part, PermanentError, PostToPublish, PublishResult,
 )
-from worker import media as post_media
 from worker.publishers.facebook import is_video_item
 from worker.publishers.graph import GraphClient
 from worker.publishers.http import HttpClient
@@ -26,26 +27,30 @@ NOT_READY_WAIT = timedelta(minutes=1)
 
 
 class InstagramPublisher:
+    """Also the base of Threads' publisher: the same container, status and publish steps under
+    other names (the class attributes)."""
+
     platform = Platform.INSTAGRAM
+    name = "Instagram"
+    publish_edge = "media_publish"
+    status_field, status_fields = "status_code", "status_code,status"
 
     def __init__(self, settings, http: HttpClient, sleep=time.sleep):
-        self.graph = GraphClient(settings, http, "Instagram")
+        self.graph = GraphClient(settings, http, self.name)
         self.settings = settings
         self.poll_interval = settings.instagram_poll_interval
         self.poll_attempts = settings.instagram_poll_attempts
         self.sleep = sleep
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        if not post.media:
-            raise PermanentError("Instagram needs an image or a video: add a media URL to the post",
-                                 error_code="no_media")
-        kept = Drafts.read(post.draft_id)
-        container = self._alive(kept.parent, account, published_fails=True)
-        if container is None:
-            container = self._create(post, account, kept)
+        container = self._alive(Drafts.read(post.draft_id).parent, account, published_fails=True)
+        return self._publish_container(container or self._create(post, account), account)
+
+    def _publish_container(self, container: str, account: Account) -> PublishResult:
+        """Once the container is FINISHED: published, the new post's id."""
         self._wait_until_finished(container, account)
-        answer = self.graph.post(f"{account.external_id}/media_publish", account, creates=True,
-                                 fields={"creation_id": container})
+        answer = self.graph.post(f"{account.external_id}/{self.publish_edge}", account,
+                                 creates=True, fields={"creation_id": container})
         return PublishResult(self.graph.created_id(answer, "id"))
 
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
@@ -69,20 +74,23 @@ class InstagramPublisher:
         status = self._status(container, account)
         if status == "PUBLISHED" and published_fails:
             raise PermanentError(
-                f"Instagram: the container {container} of an earlier attempt is already "
+                f"{self.name}: the container {container} of an earlier attempt is already "
                 "published, but its media id is unknown: check the account", error_code="published")
         return None if status in ("EXPIRED", "ERROR") else container  # dead: make a new one
 
-    def _create(self, post: PostToPublish, account: Account, kept: "Drafts") -> str:
+    def _create(self, post: PostToPublish, account: Account) -> str:
         """The post's container: one for a single image or reel; for a carousel one per item
         (each kept as soon as it exists, and reused by the next attempt while alive), then the
         parent once every child is ready."""
+        if not post.media:
+            raise PermanentError("Instagram needs an image or a video: add a media URL to the post",
+                                 error_code="no_media")
         user, children, media = account.external_id, [], _media(post, self.settings)
         if len(media) == 1:
             fields = {**media[0], "caption": post.content}
         else:
-            children = list(kept.children[:len(media)])
-            children += [None] * (len(media) - len(children))
+            kept = Drafts.read(post.draft_id).children
+            children = list(kept[:len(media)]) + [None] * (len(media) - len(kept[:len(media)]))
             for i, item in enumerate(media):
                 children[i] = self._alive(children[i], account) or self._child(user, item, account)
                 post.keep_draft(Drafts([c for c in children if c]).dump())
@@ -107,26 +115,30 @@ class InstagramPublisher:
             if status in ("FINISHED", "PUBLISHED"):
                 return
             if status in ("ERROR", "EXPIRED"):
-                raise PermanentError(f"Instagram could not process the media (container "
+                raise PermanentError(f"{self.name} could not process the media (container "
                                      f"{container} is {status}): check the media URL and format",
                                      error_code=f"container_{status.lower()}")
             if check + 1 < self.poll_attempts:
                 self.sleep(self.poll_interval)
-        raise NotReadyError(f"Instagram is still processing the media (container {container}); "
+        raise NotReadyError(f"{self.name} is still processing the post (container {container}); "
                             "the post will be tried again shortly", retry_after=NOT_READY_WAIT,
                             error_code="container_in_progress")
 
     def _status(self, container: str, account: Account) -> str:
-        return str(self.graph.get(container, account, {"fields": "status_code,status"})
-                   .get("status_code") or "")
+        return str(self.graph.get(container, account, {"fields": self.status_fields})
+                   .get(self.status_field) or "")
 
 
 def _media(post: PostToPublish, settings) -> list[dict[str, str]]:
     """Each medium's container fields, in the post's order: stored media by a signed URL under
-    SCHEDULER_PUBLIC_URL (Instagram fetches every medium itself), URLs as given. A video goes in as a reel
-    (Instagram's only video type for the feed now), or as VIDEO inside a carousel."""
+    SCHEDULER_PUBLIC_URL (Instagram fetches every medium itself), URLs as given. A video goes in
+    as a reel (Instagram's only video type for the feed now), or as VIDEO inside a carousel."""
     media = []
     for item in post.media:
+        if item.path is not None and not settings.public_url:
+            raise PermanentError("Instagram fetches media by URL, and the media store has no "
+                                 "public address to sign one with: set SCHEDULER_PUBLIC_URL",
+                                 error_code="no_public_url")
         url, video = post_media.public_url(item, settings), is_video_item(item)
         alt = {"alt_text": item.alt_text} if item.alt_text and not video else {}
         media.append(({"media_type": "REELS", "video_url": url} if video else {"image_url": url})

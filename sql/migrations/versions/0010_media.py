@@ -2,14 +2,14 @@
 with alt text and the id the platform gave an upload (reused by a retry).
 
 Revision ID: 0010_media
-Revises: 0008_more_values
+Revises: 0009_oauth
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0010_media"
-down_revision = "0008_more_values"
+down_revision = "0009_oauth"
 branch_labels = None
 depends_on = None
 
