@@ -76,8 +76,8 @@ class Settings:
     media_url_ttl: int = 3600  # seconds a signed media URL stays valid
     # Connect flows (OAuth): this scheduler's address as browsers reach it (redirect URIs), the
     # platforms' authorize pages and the app credentials registered with each platform.
-    public_url: str = ""  # e.g. https://scheduler.example.com; needed to connect by OAuth
-    # and for the signed media URLs of platforms that fetch media (Instagram)
+    # e.g. https://scheduler.example.com; needed to connect by OAuth and for signed media URLs
+    public_url: str = ""
     x_authorize_url: str = "https://x.com/i/oauth2/authorize"
     x_client_id: str = ""
     x_client_secret: str = field(default="", repr=False)

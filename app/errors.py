@@ -68,13 +68,6 @@ class Unauthorized(SchedulerError):
     code = "unauthorized"
 
 
-class TooLarge(SchedulerError):
-    """An upload passed its size cap (SCHEDULER_MEDIA_MAX_BYTES): refused while it streamed in."""
-
-    exit_code = 6
-    code = "payload_too_large"
-
-
 class NotConfigured(SchedulerError):
     """A feature needs settings that are not set (a platform's app credentials): the message
     names them."""
@@ -94,3 +87,10 @@ class PlatformError(SchedulerError):
 
     exit_code = 8
     code = "platform_error"
+
+
+class TooLarge(SchedulerError):
+    """An upload passed its size cap (SCHEDULER_MEDIA_MAX_BYTES): refused while it streamed in."""
+
+    exit_code = 6
+    code = "payload_too_large"

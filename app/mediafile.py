@@ -22,7 +22,6 @@ class Probe:
     width: int | None = None
     height: int | None = None
     duration_seconds: float | None = None
-    animated: bool = False  # an animated GIF: X takes it as a video-like upload
 
     @property
     def is_video(self) -> bool:
@@ -66,13 +65,13 @@ def _image(stream: BinaryIO, mime: str, field: str) -> Probe:
     try:
         with Image.open(stream) as image:
             width, height = image.size
-            fmt, animated = image.format, bool(getattr(image, "is_animated", False))
+            fmt = image.format
             image.load()  # decodes the first frame: a truncated or corrupt file fails here
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise _bad(field, f"is a damaged or unreadable {mime.split('/')[1].upper()} image") from None
     if _PILLOW_FORMATS.get(fmt) != mime:
         raise _bad(field, f"starts like {mime} but Pillow reads it as {fmt}")
-    return Probe(mime, width, height, animated=animated)
+    return Probe(mime, width, height)
 
 
 def _video(stream: BinaryIO, mime: str, field: str) -> Probe:

@@ -347,6 +347,40 @@ class WebhookDelivery(Base):
 
 
 
+class OAuthState(Base):
+    """A connect flow between its start and its callback: single use, bound to the company,
+    expiring; only the state's hash is kept, and the PKCE verifier is sealed."""
+
+    __tablename__ = "oauth_states"
+    __table_args__ = MYSQL_TABLE
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    verifier_encrypted: Mapped[str | None] = mapped_column(Text)
+    # What the callback needs besides the code: the redirect URI sent, a clientId, an instance.
+    extras: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthApp(Base):
+    """Client credentials a platform issued to this scheduler at run time (Mastodon registers
+    an app once per instance); the secret is sealed."""
+
+    __tablename__ = "oauth_apps"
+    __table_args__ = (
+        Index("uq_oauth_apps_platform_instance", "platform", "instance", unique=True), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Media(Base):
     """A file a company uploaded once (POST /media), kept under SCHEDULER_MEDIA_DIR at
     `storage_key`; what it is was read from its bytes, not from its name."""
@@ -388,37 +422,3 @@ class PostMedia(Base):
     uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     media: Mapped[Media | None] = relationship(lazy="selectin", viewonly=True)
-
-
-class OAuthState(Base):
-    """A connect flow between its start and its callback: single use, bound to the company,
-    expiring; only the state's hash is kept, and the PKCE verifier is sealed."""
-
-    __tablename__ = "oauth_states"
-    __table_args__ = MYSQL_TABLE
-
-    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
-    platform: Mapped[str] = mapped_column(String(32))
-    verifier_encrypted: Mapped[str | None] = mapped_column(Text)
-    # What the callback needs besides the code: the redirect URI sent, a clientId, an instance.
-    extras: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class OAuthApp(Base):
-    """Client credentials a platform issued to this scheduler at run time (Mastodon registers
-    an app once per instance); the secret is sealed."""
-
-    __tablename__ = "oauth_apps"
-    __table_args__ = (
-        Index("uq_oauth_apps_platform_instance", "platform", "instance", unique=True), MYSQL_TABLE)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    platform: Mapped[str] = mapped_column(String(32))
-    instance: Mapped[str] = mapped_column(String(255))
-    client_id: Mapped[str] = mapped_column(String(255))
-    client_secret_encrypted: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -3,12 +3,13 @@ edge and what is refused past it, with the rule named (a 422 at schedule time)."
 from __future__ import annotations
 
 from dataclasses import replace
+from unittest.mock import patch
 
 import pytest
 
 from app.services import media as store
 from app.services.accounts import add_account
-from app.services.limits import MB, MediaInfo, check_post
+from app.services.limits import LIMITS, MB, MediaInfo, check_post
 from conftest import T0, ApiClient
 from fakes import media as files
 
@@ -27,7 +28,14 @@ def video(i: int = 0, seconds: float = 30, size: int = 10 * MB, w: int = 1280, h
 
 
 def problems(platform: str, media: list[MediaInfo]) -> dict[str, str]:
-    return check_post(platform, "Hello", [], media)
+    """What check_post finds; Facebook's and Instagram's rules as they apply to what their
+    publishers will read (stored media is refused for them as a whole until then: below)."""
+    limits = LIMITS[platform]
+    if not limits.media.stored:
+        with_stored = replace(limits, media=replace(limits.media, stored=True))
+        with patch.dict(LIMITS, {platform: with_stored}):
+            return check_post(platform, "Hello", [], media=media)
+    return check_post(platform, "Hello", [], media=media)
 
 
 CASES = [
@@ -81,6 +89,13 @@ def test_each_documented_limit(platform, media, field, words):
         assert found == {}
     else:
         assert words in found.get(field, ""), found
+
+
+def test_facebook_and_instagram_take_stored_media_and_bluesky_not_yet():
+    assert check_post("instagram", "Hi", [], media=[image(0)]) == {}
+    assert check_post("facebook", "Hi", [], media=[image(0), image(1)]) == {}
+    assert "use mediaUrls" in check_post("bluesky", "Hi", [], media=[image(0)])["mediaIds"]
+    assert check_post("bluesky", "Hi", ["https://example.com/a.jpg"]) == {}
 
 
 def test_a_url_counts_but_its_type_waits_for_publish_time():

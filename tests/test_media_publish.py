@@ -210,3 +210,49 @@ def test_a_404_or_timeout_is_retried_then_failed_naming_the_url_not_the_token(ri
     assert [o for o, _ in state["attempts"]] == ["retry", "retry", "failed"]
     assert all(host.url(path) in m and words in m and "x-token-secret" not in m
                for _, m in state["attempts"]), state
+
+
+def test_an_animated_gif_goes_up_chunked_as_tweet_gif(rig):
+    account = rig.account("x", X_ID)
+    post_id = rig.post(account, "A GIF", [MediaRef(rig.stored(files.image("GIF", frames=3)))])
+    assert rig.run().published == 1, rig.state(post_id)
+    (media,) = [rig.fakes.x.media[m] for m in rig.fakes.x.tweets[0]["media_ids"]]
+    assert media["category"] == "tweet_gif" and media["type"] == "image/gif"
+
+
+def test_a_video_still_processing_defers_and_the_next_attempt_reuses_the_upload(rig):
+    rig.settings = replace(rig.settings, instagram_poll_attempts=2)
+    rig.fakes.x.status_polls = 3  # longer than one attempt polls
+    account = rig.account("x", X_ID)
+    post_id = rig.post(account, "Slow video", [MediaRef(rig.stored(files.mp4(10), "v.mp4"))])
+    assert rig.run().deferred == 1
+    assert "still processing" in rig.state(post_id)["attempts"][0][1]
+    assert rig.run(later=120).published == 1, rig.state(post_id)
+    assert len(rig.fakes.x.requests("POST", "/2/media/upload/initialize")) == 1  # uploaded once
+
+
+def test_linkedin_reuses_an_earlier_attempts_image(rig):
+    account = rig.account("linkedin", LINKEDIN_ID)
+    post_id = rig.post(account, "Retry on LinkedIn", [MediaRef(rig.stored(files.image("JPEG")))])
+    rig.fakes.linkedin.fail_next("retryable", match="POST /rest/posts")
+    assert rig.run().retried == 1
+    assert rig.run(later=600).published == 1, rig.state(post_id)
+    assert len(rig.fakes.linkedin.requests("PUT", "/dms-uploads/")) == 1
+
+
+def test_a_refused_upload_fails_the_post_with_the_platforms_message(rig):
+    account = rig.account("x", X_ID)
+    post_id = rig.post(account, "Bad video", [MediaRef(rig.stored(files.mp4(10), "v.mp4"))])
+    rig.fakes.x.fail_next("permanent", match="/finalize")
+    assert rig.run().failed == 1
+    state = rig.state(post_id)
+    assert "X refused the request (HTTP 400" in state["error"] and rig.fakes.x.tweets == []
+
+
+def test_a_refused_token_on_upload_flags_the_account(rig):
+    account = rig.account("linkedin", LINKEDIN_ID)
+    post_id = rig.post(account, "No token", [MediaRef(rig.stored(files.image("JPEG")))])
+    rig.fakes.linkedin.fail_next("auth", match="/rest/images")
+    assert rig.run().failed == 1
+    assert "Reconnect the linkedin account" in rig.state(post_id)["error"]
+    assert "linkedin-token-secret" not in rig.state(post_id)["error"]

@@ -143,5 +143,9 @@ def public_url(item: MediaItem, settings, ttl: int | None = None) -> str:
     valid for SCHEDULER_MEDIA_URL_TTL seconds."""
     if item.url is not None:
         return item.url
+    if not settings.public_url:
+        raise PermanentError("SCHEDULER_PUBLIC_URL is not set, so the platform cannot be given a "
+                             "URL of stored media: set it to this API's public address",
+                             error_code="no_public_url")
     expires = int(time.time()) + (ttl or settings.media_url_ttl)
     return signed_url(settings.public_url, signing_key(settings), item.media_id, expires)

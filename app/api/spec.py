@@ -44,7 +44,6 @@ class Operation:
     auth: bool
     headers: dict[str, str] = field(default_factory=dict)  # request header -> description
     conflicts: str | None = None  # when the operation answers 409, if it can
-    upload: str | None = None  # the multipart/form-data file field the view streams itself
     # A path parameter that is not an id: its values (the others are UUIDs).
     path_values: dict[str, list[str]] = field(default_factory=dict)
     statuses: dict[int, str] = field(default_factory=dict)  # other successes, same body
@@ -52,6 +51,7 @@ class Operation:
     # company_id None and may answer with a redirect, described here.
     optional_auth: str | None = None
     errors: dict[int, str] = field(default_factory=dict)  # more error answers, with when
+    upload: str | None = None  # the multipart/form-data file field the view streams itself
 
     @property
     def path(self) -> str:
@@ -74,16 +74,15 @@ class Api:
               status: int = 200, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, auth: bool = True,
               headers: dict[str, str] | None = None, conflicts: str | None = None,
-              one_session: bool = False, upload: str | None = None,
-              path_values: dict[str, list[str]] | None = None,
+              one_session: bool = False, path_values: dict[str, list[str]] | None = None,
               statuses: dict[int, str] | None = None, optional_auth: str | None = None,
-              errors: dict[int, str] | None = None) -> Callable:
+              errors: dict[int, str] | None = None, upload: str | None = None) -> Callable:
         """`one_session`: the key is checked in a database session that the view then gets as
         `db` and commits in (one connection and one transaction a request, for the hot path);
         it is closed, rolled back unless committed, when the view returns or raises."""
         operation = Operation(method, rule, summary, self.tag, status, response, body, query, auth,
-                              headers or {}, conflicts, upload, path_values or {},
-                              statuses or {}, optional_auth, errors or {})
+                              headers or {}, conflicts, path_values or {}, statuses or {},
+                              optional_auth, errors or {}, upload)
         self.operations.append(operation)
 
         def decorate(view: Callable) -> Callable:

@@ -45,6 +45,7 @@ class MediaRules:
     image_aspect: tuple[float, float] | None = None
     mixed: bool = False                                # images and a video in one post
     gif_alone: bool = False                            # an (animated) GIF is a post's only media
+    stored: bool = True  # its publisher takes stored media (mediaIds), not only URLs
 
 
 @dataclass(frozen=True)
@@ -53,47 +54,50 @@ class Limits:
     max_length: int         # of the post, and of each part of a thread
     needs_media: bool = False
     counting: str = "characters"  # how the platform counts: a key of COUNTERS
-    max_media: int = MAX_MEDIA
+    max_media: int = MAX_MEDIA  # items in one post, whatever their kind
     threads: bool = False   # takes `parts` (its publisher has `reply`)
     video_alone: bool = False  # a video (a URL by its extension) must be the post's only medium
     comment_length: int | None = None  # a first comment's limit; None: no first comment
     media: MediaRules = field(default_factory=lambda: MediaRules(max_images=MAX_MEDIA))
 
 
+# Platforms whose publishers take only media URLs for now: their items are counted.
+_BY_URL = MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True, stored=False)
+
 LIMITS = {
     # docs.x.com media best practices: 4 images (5 MB; GIF 15 MB) or 1 video/GIF; video MP4/MOV
     # up to 512 MB, 0.5-140 s, aspect ratio 1:3 to 3:1.
-    Platform.X: Limits("X", 280, counting="weighted", threads=True, comment_length=280,
-                       media=MediaRules(
+    Platform.X: Limits("X", 280, counting="weighted", max_media=4, threads=True,
+                       comment_length=280, media=MediaRules(
         max_images=4, max_image_bytes=5 * MB, max_gif_bytes=15 * MB, max_video_bytes=512 * MB,
         video_seconds=(0.5, 140), aspect=(1 / 3, 3), gif_alone=True)),
     # LinkedIn Images API: JPEG/PNG/GIF, 1 image or a multiImage of 2-20; Videos API: MP4,
     # 75 KB-500 MB, 3 s-30 min; no images beside a video.
-    Platform.LINKEDIN: Limits("LinkedIn", 3000, comment_length=1250, media=MediaRules(
+    Platform.LINKEDIN: Limits("LinkedIn", 3000, max_media=20, comment_length=1250, media=MediaRules(
         max_images=20, image_types=("image/jpeg", "image/png", "image/gif"),
         video_types=("video/mp4",), max_video_bytes=500 * MB, video_seconds=(3, 30 * 60))),
     # Graph API: up to 10 photos in one post (attached_media), or one video.
-    Platform.FACEBOOK: Limits("Facebook", 63206, comment_length=8000, video_alone=True,
-                              media=MediaRules(
+    Platform.FACEBOOK: Limits("Facebook", 63206, max_media=10, comment_length=8000,
+                              video_alone=True, media=MediaRules(
         max_images=10, image_types=("image/jpeg", "image/png", "image/gif", "image/webp"))),
     # Content Publishing API: JPEG images (aspect 4:5 to 1.91:1), Reels MP4/MOV 3 s-15 min;
     # one image or video, or a carousel of 2-10 (images and videos mixed).
-    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True, comment_length=2200,
-                               media=MediaRules(
+    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True, max_media=10,
+                               comment_length=2200, media=MediaRules(
         max_images=10, max_videos=10, image_types=("image/jpeg",), video_seconds=(3, 15 * 60),
         max_image_bytes=8 * MB, max_video_bytes=300 * MB, image_aspect=(4 / 5, 1.91),
         mixed=True)),
     Platform.SANDBOX: Limits("the sandbox", 63206, threads=True, comment_length=63206,
                              media=MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True)),
     # Their publishers reply (worker/parts.py): threads, and the first comment as a reply.
-    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, threads=True,
-                             comment_length=300),
+    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, media=_BY_URL,
+                             threads=True, comment_length=300),
     # An instance may allow more (its /api/v2/instance): the account's own limit, read at
     # connect, replaces these two (see check_post).
-    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, threads=True,
-                              comment_length=500),
-    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20, threads=True,
-                             comment_length=500),
+    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, media=_BY_URL,
+                              threads=True, comment_length=500),
+    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20, media=_BY_URL,
+                             threads=True, comment_length=500),
 }
 
 # twitter-text v3: these code point ranges weigh 1, everything else 2 (out of 280);
@@ -198,10 +202,9 @@ def limits_for(platform: str, account_meta: dict | None = None) -> Limits:
     return limits
 
 
-def check_post(platform: str, content: str, media_urls: list,
-               media: list[MediaInfo] | None = None, parts: list[str] = (),
-               first_comment: str | None = None,
-               account_meta: dict | None = None) -> dict[str, str]:
+def check_post(platform: str, content: str, media_urls: list[str],
+               account_meta: dict | None = None, media: list[MediaInfo] | None = None,
+               parts: list[str] = (), first_comment: str | None = None) -> dict[str, str]:
     """What is wrong with this post for `platform`, by request field; empty when it is fine.
     `media` (when given) describes every item; else `media_urls` are counted. Each part of a
     thread and the first comment are checked as the content is; the account's own limits
@@ -227,8 +230,10 @@ def check_post(platform: str, content: str, media_urls: list,
     if limits.needs_media and not media:
         problems["mediaUrls"] = f"{limits.name} needs at least one image or video (mediaIds or mediaUrls)"
     elif len(media) > limits.max_media:
-        problems["mediaUrls"] = f"{limits.name} takes at most {limits.max_media} images or videos"
-    problems.update(check_media(limits, media))
+        problems[_list_field(media)] = (f"{limits.name} takes at most {limits.max_media} images "
+                                        "or videos")
+    else:
+        problems.update(check_media(limits, media))
     if limits.video_alone and len(media) > 1 and any(map(is_video_url, media_urls)):
         problems["mediaUrls"] = (f"{limits.name} takes one video alone, or photos only: split "
                                  "it into two posts")
@@ -251,7 +256,7 @@ def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
     videos = [m for m in media if m.mime_type in VIDEOS]
     gifs = [m for m in media if m.mime_type == "image/gif"]
     images = [m for m in media if m not in videos]  # URLs count as images until fetched
-    field = "mediaIds" if any(m.field.startswith("mediaIds") for m in media) else "mediaUrls"
+    field = _list_field(media)
     if len(videos) > rules.max_videos:
         problems[field] = f"{name} takes at most {rules.max_videos} video(s) in a post"
     elif videos and images and not rules.mixed:
@@ -260,11 +265,18 @@ def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
         problems[field] = f"{name} takes a GIF only as a post's single media item"
     elif len(images) > rules.max_images:
         problems[field] = f"{name} takes at most {rules.max_images} images in a post"
+    if not rules.stored and any(m.field.startswith("mediaIds") for m in media):
+        problems["mediaIds"] = (f"{name} posts take media by URL in this version: use mediaUrls "
+                                "(stored media is published to X, LinkedIn, Facebook and Instagram)")
     for item in media:
         why = _item_problem(rules, name, item)
         if why:
             problems[item.field] = why
     return problems
+
+
+def _list_field(media: list[MediaInfo]) -> str:
+    return "mediaIds" if any(m.field.startswith("mediaIds") for m in media) else "mediaUrls"
 
 
 def _item_problem(rules: MediaRules, name: str, m: MediaInfo) -> str | None:

@@ -257,8 +257,8 @@ def _check_parts(parts) -> None:
 def _check_for_platform(account: SocialAccount, content: str, media_urls: list[str],
                         media: list[MediaInfo] | None = None, parts: list[str] = (),
                         first_comment: str | None = None) -> None:
-    problems = check_post(account.platform, content, media_urls, media, parts, first_comment,
-                          account.auth_meta)
+    problems = check_post(account.platform, content, media_urls, account.auth_meta, media,
+                          parts, first_comment)
     if problems:
         name = account.display_name or account.external_id
         raise InvalidInput("; ".join(f"{k} {v} (account {name})" for k, v in problems.items()),

@@ -1,6 +1,7 @@
-"""X media upload (API v2): an image in one multipart POST /2/media/upload; a video or an
-animated GIF chunked (initialize, append of at most CHUNK bytes each, finalize), then
-GET /2/media/upload?command=STATUS until processed; alt text by POST /2/media/metadata.
+"""X media upload (API v2): an image in one multipart POST /2/media/upload; a video or a GIF
+(tweet_gif, so an animated one stays animated) chunked: initialize, append of at most CHUNK
+bytes each, finalize, then GET /2/media/upload?command=STATUS until processed; alt text by
+POST /2/media/metadata.
 
 An upload's media id is remembered on the post at once (post.remember_media), so a retry after a
 crash or a processing wait reuses it for as long as X keeps it (REUSE_FOR) instead of uploading
@@ -44,7 +45,8 @@ class XMedia:
             if state in ("pending", "in_progress"):
                 return self._wait(item.platform_media_id, account)
         with post_media.opened(item, self.settings) as local:
-            chunked = local.probe.is_video or local.probe.animated
+            # A GIF goes up as tweet_gif (chunked), so an animated one stays animated.
+            chunked = local.probe.is_video or local.mime_type == "image/gif"
             if local.mime_type not in ("image/jpeg", "image/png", "image/gif", "image/webp",
                                        "video/mp4", "video/quicktime"):
                 raise PermanentError(f"X does not take {local.mime_type} media", error_code="media_type")
