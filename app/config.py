@@ -10,7 +10,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field, fields
-from typing import Mapping
+from typing import Mapping, cast
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
@@ -170,7 +170,7 @@ class Settings:
         """The defaults, with `names` read from the environment and not cross-checked: for what
         is needed before, or without, the whole configuration (the log level, the key ring)."""
         environ = os.environ if environ is None else environ
-        kinds = {f.name: f.type for f in fields(cls)}
+        kinds = {f.name: cast(str, f.type) for f in fields(cls)}  # strings: postponed annotations
         values = {}
         for name in names:
             var = cls.ENV[name]

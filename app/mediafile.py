@@ -69,7 +69,7 @@ def _image(stream: BinaryIO, mime: str, field: str) -> Probe:
             image.load()  # decodes the first frame: a truncated or corrupt file fails here
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise _bad(field, f"is a damaged or unreadable {mime.split('/')[1].upper()} image") from None
-    if _PILLOW_FORMATS.get(fmt) != mime:
+    if _PILLOW_FORMATS.get(fmt or "") != mime:
         raise _bad(field, f"starts like {mime} but Pillow reads it as {fmt}")
     return Probe(mime, width, height)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from enum import StrEnum
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON, BigInteger, DateTime, Enum, Float, ForeignKey, Index, Integer, MetaData, String, Text,
-    TypeDecorator, text,
+    Table, TypeDecorator, text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -75,7 +76,10 @@ MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    __table_args__ = MYSQL_TABLE
+    # The options dict here; a model with indexes gives a tuple of them ending in the dict.
+    __table_args__: Any = MYSQL_TABLE
+    # Every model maps a Table (DeclarativeBase types it as the wider FromClause).
+    __table__: ClassVar[Table]
 
 
 class Company(Base):

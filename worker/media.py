@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
@@ -73,13 +73,13 @@ def load(sessions: sessionmaker[Session], media_dir: str,
             .where(PostMedia.post_detail_id.in_(post_ids))
             .order_by(PostMedia.post_detail_id, PostMedia.position)).all()
     for link, media in rows:
-        stored = {} if media is None else dict(
-            media_id=media.id, path=Path(media_dir) / media.storage_key, mime_type=media.mime_type,
-            bytes=media.bytes, width=media.width, height=media.height,
-            duration_seconds=media.duration_seconds)
-        out.setdefault(link.post_detail_id, []).append(MediaItem(
-            link.position, link.alt_text, link.url, platform_media_id=link.platform_media_id,
-            uploaded_at=link.uploaded_at, **stored))
+        item = MediaItem(link.position, link.alt_text, link.url,
+                         platform_media_id=link.platform_media_id, uploaded_at=link.uploaded_at)
+        if media is not None:
+            item = replace(item, media_id=media.id, path=Path(media_dir) / media.storage_key,
+                           mime_type=media.mime_type, bytes=media.bytes, width=media.width,
+                           height=media.height, duration_seconds=media.duration_seconds)
+        out.setdefault(link.post_detail_id, []).append(item)
     return out
 
 
@@ -109,17 +109,21 @@ def opened(item: MediaItem, settings) -> Iterator[LocalMedia]:
             raise PermanentError(f"stored media {item.media_id} has no file any more "
                                  f"(under SCHEDULER_MEDIA_DIR): upload it again",
                                  error_code="media_missing")
-        yield LocalMedia(item, item.path, Probe(item.mime_type, item.width, item.height,
+        yield LocalMedia(item, item.path, Probe(item.mime_type or "", item.width, item.height,
                                                 item.duration_seconds), item.bytes or 0)
         return
+    if item.url is None:  # stored media whose row is gone (deleted after the post was made)
+        raise PermanentError(f"media item {item.position + 1} of the post was deleted: edit the "
+                             "post's media", error_code="media_missing")
+    url = item.url
     folder = Path(settings.media_dir) / ".fetch"
     folder.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=folder)
     try:
         with os.fdopen(handle, "w+b") as out:
-            size = _fetch(item.url, out, settings)
+            size = _fetch(url, out, settings)
             try:
-                found = probe(out, field=f"media URL {item.url}")
+                found = probe(out, field=f"media URL {url}")
             except InvalidInput as exc:
                 raise PermanentError(str(exc), error_code="media_invalid") from None
         yield LocalMedia(item, Path(name), found, size)
@@ -148,4 +152,4 @@ def public_url(item: MediaItem, settings, ttl: int | None = None) -> str:
                              "URL of stored media: set it to this API's public address",
                              error_code="no_public_url")
     expires = int(time.time()) + (ttl or settings.media_url_ttl)
-    return signed_url(settings.public_url, signing_key(settings), item.media_id, expires)
+    return signed_url(settings.public_url, signing_key(settings), str(item.media_id), expires)

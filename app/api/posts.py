@@ -24,8 +24,8 @@ NOT_PENDING = "The post is no longer pending (a worker has it, or it is finished
 def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     now, settings = utcnow(), current_app.extensions["scheduler"]["settings"]
     new_post = posts.NewPost(body.account_ids, body.content, body.scheduledAt,
-                             timezone=body.timezone, media_urls=plain_urls(body.mediaUrls),
-                             media=media_refs(body.mediaIds, body.mediaUrls),
+                             timezone=body.timezone, media_urls=plain_urls(body.mediaUrls) or (),
+                             media=media_refs(body.mediaIds, body.mediaUrls) or (),
                              client_id=_str(body.clientId), not_before=now,
                              parts=tuple(body.parts), first_comment=body.firstComment)
     done = posts.schedule_post(db, company_id, new_post, now, settings.max_attempts,

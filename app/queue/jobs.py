@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import new_id
 from app.models import Job
 from app.queue.locked import LockedTable
 from app.queue.tx import in_transaction
@@ -63,8 +64,8 @@ def insert_job(conn: Connection | Session, kind: str, payload: dict, run_at: dat
                now: datetime, dedupe_key: str | None = None, company_id: str | None = None,
                max_attempts: int = 3) -> int:
     """Add a job inside the caller's transaction (so it commits, or not, with what caused it)."""
-    return conn.execute(insert(Job).values(**_job_row(
-        kind, payload, run_at, now, dedupe_key, company_id, max_attempts))).inserted_primary_key[0]
+    return new_id(conn.execute(insert(Job).values(**_job_row(
+        kind, payload, run_at, now, dedupe_key, company_id, max_attempts))))
 
 
 def insert_jobs(conn: Connection | Session, kind: str, jobs: list[tuple[dict, str | None]],

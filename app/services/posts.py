@@ -11,12 +11,13 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, cast
 
 from sqlalchemy import Row, Select, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
+from app.db import new_id, rowcount
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     Client, Company, PostDetail, PostMedia, PostSchedule, PublishAttempt, SocialAccount,
@@ -129,7 +130,7 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
                            fields={"socialAccountIds": "name at least one account"})
     accounts = _accounts(session, company_id, request.account_ids)
     if request.not_before is not None:
-        check_future(request.run_at, request.not_before)
+        check_future(cast(datetime, request.run_at), request.not_before)  # read by _with_instant
     first_comment = request.first_comment or None
     infos = _media_infos(session, company_id, refs)
     for account in accounts:
@@ -157,14 +158,13 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
         conn.execute(insert(PostDetail.__table__), detail)
         if request.media:  # plain mediaUrls need no rows: the worker reads them from the post
             conn.execute(insert(PostMedia.__table__),
-                         media_store.post_media_rows(detail["id"], refs))
-        schedule["id"] = conn.execute(insert(PostSchedule.__table__),
-                                      schedule).inserted_primary_key[0]
+                         media_store.post_media_rows(str(detail["id"]), refs))
+        schedule["id"] = new_id(conn.execute(insert(PostSchedule.__table__), schedule))
         post = PostDetail(**detail, account=account)
         post.schedule = PostSchedule(**schedule)
         if request.media:
             post.media_items = [PostMedia(**row) for row in
-                                media_store.post_media_rows(detail["id"], refs)]
+                                media_store.post_media_rows(str(detail["id"]), refs)]
         posts.append(post)
     return posts
 
@@ -469,17 +469,17 @@ def _hold_pending(session: Session, post: PostDetail, verb: str, **values) -> No
     """The conditional update: it matches (and locks) the row only while nobody has claimed it."""
     result = session.execute(update(PostSchedule).where(
         PostSchedule.post_detail_id == post.id, PostSchedule.status.in_(EDITABLE)).values(**values))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         status = session.scalar(select(PostSchedule.status)
                                 .where(PostSchedule.post_detail_id == post.id))
         raise Conflict(f"the post is {_describe(status)}: only a pending (or waiting) post "
                        f"can be {verb}")
 
 
-def _describe(schedule_status: str) -> str:
-    return {QueueStatus.PROCESSING: "being published right now",
-            QueueStatus.DONE: "already published"}.get(
-        schedule_status, schedule_status)
+def _describe(schedule_status: str | None) -> str | None:
+    said: dict[str | None, str] = {QueueStatus.PROCESSING: "being published right now",
+                                   QueueStatus.DONE: "already published"}
+    return said.get(schedule_status, schedule_status)
 
 
 def retry_post(sessions: sessionmaker[Session], now: datetime, *, company_id: str | None = None,

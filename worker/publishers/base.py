@@ -43,7 +43,7 @@ class PostToPublish:
     # An unpublished object an earlier attempt made on the platform (an Instagram container).
     draft_id: str | None = None
     # Remember a new draft at once (in the queue row), so a retry after a crash reuses it.
-    keep_draft: Callable[[str | None], None] = field(default=_forget, repr=False, compare=False)
+    keep_draft: Callable[[str | None], object] = field(default=_forget, repr=False, compare=False)
     parts: tuple[str, ...] = ()           # a thread: the replies after `content`, in order
     first_comment: str | None = None      # posted on the post right after it (and its thread)
     # The steps an earlier attempt published: position (0 the post) -> the platform's id.
@@ -53,7 +53,7 @@ class PostToPublish:
     # The post's media in order (worker/media.py: MediaItem), with alt text and earlier uploads.
     media: tuple = ()
     # Remember the platform's id of an upload of item `position` at once (crash safety).
-    remember_media: Callable[[int, str | None], None] = field(default=_forget_media, repr=False,
+    remember_media: Callable[[int, str | None], object] = field(default=_forget_media, repr=False,
                                                              compare=False)
 
 
@@ -192,6 +192,7 @@ class LookupUnavailable(PublishError):
 
 
 class Publisher(Protocol):
-    platform: str
+    @property
+    def platform(self) -> str: ...  # read-only, so a publisher may declare it as a Platform
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult: ...

@@ -31,7 +31,7 @@ class XPublisher:
         self.media = XMedia(settings, http, self._error)
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        body = {"text": post.content}
+        body: dict[str, object] = {"text": post.content}
         media_ids = self.media.upload_all(post, account)
         if media_ids:
             body["media"] = {"media_ids": media_ids}

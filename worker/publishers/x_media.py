@@ -36,14 +36,13 @@ class XMedia:
         return [self._one(post, item, account) for item in post.media]
 
     def _one(self, post: PostToPublish, item: post_media.MediaItem, account: Account) -> str:
-        reusable = item.platform_media_id and item.uploaded_at and \
-            item.uploaded_at > datetime.now(timezone.utc) - REUSE_FOR
-        if reusable:
-            state = self._status(item.platform_media_id, account)
+        earlier = item.platform_media_id
+        if earlier and item.uploaded_at and item.uploaded_at > datetime.now(timezone.utc) - REUSE_FOR:
+            state = self._status(earlier, account)
             if state in (None, "succeeded"):
-                return item.platform_media_id
+                return earlier
             if state in ("pending", "in_progress"):
-                return self._wait(item.platform_media_id, account)
+                return self._wait(earlier, account)
         with post_media.opened(item, self.settings) as local:
             # A GIF goes up as tweet_gif (chunked), so an animated one stays animated.
             chunked = local.probe.is_video or local.mime_type == "image/gif"
