@@ -74,6 +74,8 @@ class Settings:
     media_allow_private: int = 0  # 1: mediaUrls may resolve to private/loopback addresses
     media_fetch_timeout: float = 30.0  # seconds to connect to, then between bytes of, a mediaUrl
     media_url_ttl: int = 3600  # seconds a signed media URL stays valid
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
+    sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
     # Connect flows (OAuth): this scheduler's address as browsers reach it (redirect URIs), the
     # platforms' authorize pages and the app credentials registered with each platform.
     # e.g. https://scheduler.example.com; needed to connect by OAuth and for signed media URLs
@@ -98,8 +100,6 @@ class Settings:
     bluesky_pds_url: str = "https://bsky.social"
     # Mastodon: the name this scheduler registers on each instance (POST /api/v1/apps)
     mastodon_app_name: str = "Post Scheduler"
-    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
-    sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -137,6 +137,8 @@ class Settings:
         "media_allow_private": "SCHEDULER_MEDIA_ALLOW_PRIVATE",
         "media_fetch_timeout": "SCHEDULER_MEDIA_FETCH_TIMEOUT",
         "media_url_ttl": "SCHEDULER_MEDIA_URL_TTL",
+        "log_level": "SCHEDULER_LOG_LEVEL",
+        "sql_dir": "SCHEDULER_SQL_DIR",
         "public_url": "SCHEDULER_PUBLIC_URL",
         "x_authorize_url": "X_AUTHORIZE_URL",
         "x_client_id": "X_CLIENT_ID",
@@ -153,8 +155,6 @@ class Settings:
         "threads_app_secret": "THREADS_APP_SECRET",
         "bluesky_pds_url": "BLUESKY_PDS_URL",
         "mastodon_app_name": "MASTODON_APP_NAME",
-        "log_level": "SCHEDULER_LOG_LEVEL",
-        "sql_dir": "SCHEDULER_SQL_DIR",
     }
 
     @classmethod

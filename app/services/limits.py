@@ -59,6 +59,7 @@ class Limits:
     threads: bool = False   # takes `parts` (its publisher has `reply`)
     video_alone: bool = False  # a video (a URL by its extension) must be the post's only medium
     comment_length: int | None = None  # a first comment's limit; None: no first comment
+    max_bytes: int | None = None  # a limit on the text's UTF-8 bytes besides (Bluesky)
     media: MediaRules = field(default_factory=lambda: MediaRules(max_images=MAX_MEDIA))
 
 
@@ -91,8 +92,9 @@ LIMITS = {
     Platform.SANDBOX: Limits("the sandbox", 63206, threads=True, comment_length=63206,
                              media=MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True)),
     # Their publishers reply (worker/parts.py): threads, and the first comment as a reply.
-    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, media=_BY_URL,
-                             threads=True, comment_length=300),
+    # app.bsky.feed.post's text: maxGraphemes 300 and maxLength 3000 (UTF-8 bytes)
+    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, max_bytes=3000,
+                             media=_BY_URL, threads=True, comment_length=300),
     # An instance may allow more (its /api/v2/instance): the account's own limit, read at
     # connect, replaces these two (see check_post).
     Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, media=_BY_URL,
@@ -244,10 +246,13 @@ def check_post(platform: str, content: str, media_urls: list[str],
 def _too_long(limits: Limits, text: str, most: int) -> str | None:
     if not text.strip():
         return "must not be empty"
-    length = COUNTERS[limits.counting](text)
+    length, size = COUNTERS[limits.counting](text), len(text.encode())
     if length > most:
         return (f"is {length} characters{UNITS.get(limits.counting, '')}; {limits.name} allows "
                 f"at most {most}")
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        return (f"is {size} bytes in UTF-8; {limits.name} allows at most {limits.max_bytes} "
+                "(emoji sequences take many)")
     return None
 
 
