@@ -304,7 +304,7 @@ class Worker:
             return self._failed(job, account, exc, notes[0].message if notes else None)
         if result.note:  # something the owner should know of a post that did go out
             notes.append(Failure(result.note, error_code="published_with_note"))
-        remark = Failure("; ".join(n.message for n in notes), error_code=notes[0].error_code) \
+        remark = Failure("; ".join(n.message or "" for n in notes), error_code=notes[0].error_code) \
             if notes else None
         return self._published(job, account, result.platform_post_id, remark)
 

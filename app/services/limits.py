@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
-from typing import cast
+from typing import Sequence, cast
 from urllib.parse import urlsplit
 
 import regex
@@ -207,14 +207,14 @@ def limits_for(platform: str, account_meta: dict | None = None) -> Limits:
 
 def check_post(platform: str, content: str, media_urls: list[str],
                account_meta: dict | None = None, media: list[MediaInfo] | None = None,
-               parts: list[str] = (), first_comment: str | None = None) -> dict[str, str]:
+               parts: Sequence[str] = (), first_comment: str | None = None) -> dict[str, str]:
     """What is wrong with this post for `platform`, by request field; empty when it is fine.
     `media` (when given) describes every item; else `media_urls` are counted. Each part of a
     thread and the first comment are checked as the content is; the account's own limits
     (`account_meta`, see limits_for) replace the platform's."""
     limits = limits_for(platform, account_meta)
     problems: dict[str, str] = {}
-    texts = [("content", content, limits.max_length)]
+    texts: list[tuple[str, str, int]] = [("content", content, limits.max_length)]
     if parts and not limits.threads:
         problems["parts"] = (f"{limits.name} has no threads: schedule the parts as separate "
                              "posts, or join them into one")
@@ -222,7 +222,7 @@ def check_post(platform: str, content: str, media_urls: list[str],
         texts += [(f"parts[{i}]", text, limits.max_length) for i, text in enumerate(parts)]
     if first_comment is not None and limits.comment_length is None:
         problems["firstComment"] = f"{limits.name} takes no first comment"
-    elif first_comment is not None:
+    elif first_comment is not None and limits.comment_length is not None:
         texts.append(("firstComment", first_comment, limits.comment_length))
     for field, text, most in texts:
         why = _too_long(limits, text, most)

@@ -11,7 +11,7 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable, cast
+from typing import Callable, Sequence, cast
 
 from sqlalchemy import Row, Select, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -255,7 +255,7 @@ def _check_parts(parts) -> None:
 
 
 def _check_for_platform(account: SocialAccount, content: str, media_urls: list[str],
-                        media: list[MediaInfo] | None = None, parts: list[str] = (),
+                        media: list[MediaInfo] | None = None, parts: Sequence[str] = (),
                         first_comment: str | None = None) -> None:
     problems = check_post(account.platform, content, media_urls, account.auth_meta, media,
                           parts, first_comment)
@@ -427,7 +427,7 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
             raise Conflict(f"{len(post.published_parts)} steps of this post are already on "
                            f"{post.account.platform}: its text can no longer change (only its "
                            "time); cancel it and schedule a new post instead")
-        schedule_values = {"updated_at": now}
+        schedule_values: dict[str, datetime | None] = {"updated_at": now}
         if change.media is not None or (content, media) != (post.content, list(post.media_urls)):
             # What an earlier attempt made on the platform (an Instagram container) holds the
             # old caption or media: the next attempt makes its own.

@@ -49,7 +49,8 @@ class Received:
     @property
     def files(self) -> dict[str, tuple[str, str, bytes]]:
         """A multipart body's files: field name -> (file name, content type, bytes)."""
-        return {name: part for name, part in self._multipart().items() if part[0] is not None}
+        return {name: (filename, kind, data) for name, (filename, kind, data)
+                in self._multipart().items() if filename is not None}
 
     @property
     def multipart(self) -> dict[str, bytes] | None:
@@ -64,9 +65,13 @@ class Received:
             return {}
         message = BytesParser(policy=HTTP).parsebytes(
             f"Content-Type: {self.headers['content-type']}\r\n\r\n".encode() + self.body)
-        return {part.get_param("name", header="content-disposition"):
-                (part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
-                for part in message.iter_parts()}
+        parts: dict[str, tuple[str | None, str, bytes]] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            data = part.get_payload(decode=True)
+            parts[str(name)] = (part.get_filename(), part.get_content_type(),
+                                data if isinstance(data, bytes) else b"")
+        return parts
 
     def token(self) -> str | None:
         """The access token, wherever this request carried it."""

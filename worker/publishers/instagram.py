@@ -85,15 +85,17 @@ class InstagramPublisher:
         if not post.media:
             raise PermanentError("Instagram needs an image or a video: add a media URL to the post",
                                  error_code="no_media")
-        user, children, media = account.external_id, [], _media(post, self.settings)
+        user, media = account.external_id, _media(post, self.settings)
+        children: list[str] = []
         if len(media) == 1:
             fields = {**media[0], "caption": post.content}
         else:
             kept = Drafts.read(post.draft_id).children
-            children = list(kept[:len(media)]) + [None] * (len(media) - len(kept[:len(media)]))
+            made: list[str | None] = list(kept[:len(media)]) + [None] * (len(media) - len(kept[:len(media)]))
             for i, item in enumerate(media):
-                children[i] = self._alive(children[i], account) or self._child(user, item, account)
-                post.keep_draft(Drafts([c for c in children if c]).dump())
+                made[i] = self._alive(made[i], account) or self._child(user, item, account)
+                post.keep_draft(Drafts([c for c in made if c]).dump())
+            children = [c for c in made if c]  # every one made or kept by now
             for child in children:
                 self._wait_until_finished(child, account)
             fields = {"media_type": "CAROUSEL", "children": ",".join(children),
