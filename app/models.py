@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, Enum, ForeignKey, Index, Integer, MetaData, String, Text,
+    JSON, BigInteger, DateTime, Enum, Float, ForeignKey, Index, Integer, MetaData, String, Text,
     Table, TypeDecorator, text,
 )
 from sqlalchemy.dialects import mysql
@@ -160,6 +160,9 @@ class PostDetail(Base):
     group_id: Mapped[str] = mapped_column(Uuid36, index=True)
     content: Mapped[str] = mapped_column(LongText)
     media_urls: Mapped[list] = mapped_column(JSON)
+    # A thread: the replies that follow `content`, each to the previous (NULL: none).
+    parts: Mapped[list | None] = mapped_column(JSON)
+    first_comment: Mapped[str | None] = mapped_column(LongText)  # posted right after the post
     timezone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(
         _enum("post_status", PostStatus), server_default=text(f"'{PostStatus.PENDING}'"))
@@ -172,6 +175,11 @@ class PostDetail(Base):
 
     schedule: Mapped["PostSchedule"] = relationship(back_populates="post", uselist=False)
     account: Mapped[SocialAccount] = relationship()
+    published_parts: Mapped[list["PostPart"]] = relationship(
+        order_by="PostPart.position", lazy="selectin", viewonly=True)
+    # Its media in order, when it has stored media or alt text (plain URLs: media_urls alone).
+    media_items: Mapped[list["PostMedia"]] = relationship(
+        order_by="PostMedia.position", lazy="selectin", viewonly=True)
 
 
 class PostSchedule(Base):
@@ -195,7 +203,7 @@ class PostSchedule(Base):
     last_error: Mapped[str | None] = mapped_column(LongText)
     # An unpublished object an earlier attempt made on the platform (an Instagram media
     # container): the next attempt reuses it instead of making a second one.
-    platform_draft_id: Mapped[str | None] = mapped_column(String(255))
+    platform_draft_id: Mapped[str | None] = mapped_column(String(1024))
     # The run_at the first rate-limit deferral moved: deferrals stop 24 h after it.
     deferred_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when recovery found an attempt whose outcome is unknown (it started then): the next
@@ -205,6 +213,24 @@ class PostSchedule(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     post: Mapped[PostDetail] = relationship(back_populates="schedule")
+
+
+class PostPart(Base):
+    """One step of a post with parts, published: position 0 is the post, 1.. the thread's
+    replies, the first comment (if any) the last. Written as soon as the platform answers, under
+    the claim's lock_token, so a retry resumes after the last one here and never reposts it."""
+
+    __tablename__ = "post_parts"
+    __table_args__ = (
+        Index("uq_post_parts_post_position", "post_detail_id", "position", unique=True),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_detail_id: Mapped[str] = mapped_column(ForeignKey("post_details.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    platform_post_id: Mapped[str] = mapped_column(String(255))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PublishAttempt(Base):
@@ -357,3 +383,46 @@ class OAuthApp(Base):
     client_id: Mapped[str] = mapped_column(String(255))
     client_secret_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Media(Base):
+    """A file a company uploaded once (POST /media), kept under SCHEDULER_MEDIA_DIR at
+    `storage_key`; what it is was read from its bytes, not from its name."""
+
+    __tablename__ = "media"
+
+    id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    mime_type: Mapped[str] = mapped_column(String(100))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PostMedia(Base):
+    """One item of a post's media, in order: stored media or a URL the worker fetches, its alt
+    text, and the id the platform gave its upload (so a retry reuses it instead of uploading
+    again)."""
+
+    __tablename__ = "post_media"
+    __table_args__ = (
+        Index("uq_post_media_post_position", "post_detail_id", "position", unique=True),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_detail_id: Mapped[str] = mapped_column(ForeignKey("post_details.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    media_id: Mapped[str | None] = mapped_column(
+        ForeignKey("media.id", ondelete="SET NULL"), index=True)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    alt_text: Mapped[str | None] = mapped_column(Text)
+    platform_media_id: Mapped[str | None] = mapped_column(String(255))
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    media: Mapped[Media | None] = relationship(lazy="selectin", viewonly=True)

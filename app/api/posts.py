@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from app.api.schemas import (
     AttemptOut, EditPostIn, PostListQuery, PostOut, PostPage, PostsCreated, PostWithAttempts,
-    SchedulePostIn,
+    SchedulePostIn, media_refs, plain_urls,
 )
 from app.api.spec import Api, sessions
 from app.services import posts
@@ -24,8 +24,10 @@ NOT_PENDING = "The post is no longer pending (a worker has it, or it is finished
 def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     now, settings = utcnow(), current_app.extensions["scheduler"]["settings"]
     new_post = posts.NewPost(body.account_ids, body.content, body.scheduledAt,
-                             timezone=body.timezone, media_urls=tuple(body.mediaUrls),
-                             client_id=_str(body.clientId), not_before=now)
+                             timezone=body.timezone, media_urls=plain_urls(body.mediaUrls) or (),
+                             media=media_refs(body.mediaIds, body.mediaUrls) or (),
+                             client_id=_str(body.clientId), not_before=now,
+                             parts=tuple(body.parts), first_comment=body.firstComment)
     done = posts.schedule_post(db, company_id, new_post, now, settings.max_attempts,
                                idempotency_key=request.headers.get("Idempotency-Key"),
                                render=_created)
@@ -58,12 +60,17 @@ def get_post(company_id: str, post_id: str):
 
 
 @api.route("PATCH", "/scheduled-posts/<post_id>",
-           summary="New content, media or time, while the post is still pending",
-           body=EditPostIn, response=PostOut, conflicts=NOT_PENDING)
+           summary="New content, media, parts or time, while the post is still pending",
+           body=EditPostIn, response=PostOut,
+           conflicts=f"{NOT_PENDING}; or part of its thread is published and its text would change")
 def edit_post(company_id: str, post_id: str, body: EditPostIn):
     change = posts.PostChange(
         content=body.content, scheduled_at=body.scheduledAt, timezone=body.timezone,
-        media_urls=tuple(body.mediaUrls) if body.mediaUrls is not None else None)
+        media_urls=plain_urls(body.mediaUrls if body.mediaUrls is not None or body.mediaIds is None
+                              else []),
+        media=media_refs(body.mediaIds, body.mediaUrls),
+        parts=tuple(body.parts) if body.parts is not None else None,
+        first_comment=body.firstComment)
     return PostOut.of(posts.edit_post(sessions(), company_id, post_id, change, utcnow()))
 
 

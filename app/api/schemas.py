@@ -13,14 +13,18 @@ from uuid import UUID
 from zoneinfo import available_timezones
 
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator,
+    AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag,
+    WithJsonSchema, model_validator,
 )
 
 from app.errors import InvalidInput
-from app.models import Client, PostDetail, PublishAttempt, SocialAccount
-from app.services.limits import LIMITS, MAX_MEDIA, MAX_URL_LENGTH, check_media_url
+from app.models import Client, PostDetail, PostPart, PublishAttempt, SocialAccount
+from app.services.limits import (
+    LIMITS, MAX_ALT_TEXT, MAX_MEDIA, MAX_PARTS, MAX_URL_LENGTH, check_media_url,
+)
+from app.services.media import MediaRef
 from app.services.posts import CURSOR_PATTERN
-from app.statuses import AccountStatus, Outcome, Platform, PostStatus, QueueStatus
+from app.statuses import AccountStatus, Outcome, PartKind, Platform, PostStatus, QueueStatus
 from app.timeutil import parse_instant, zone
 
 
@@ -128,6 +132,65 @@ LocalOrOffsetTime = Annotated[str, Field(
                 "(the company's time zone when none is given); in the future")]
 
 
+PartText = Annotated[str, Field(min_length=1, max_length=65536)]
+PARTS_DOC = ("A thread: the replies that follow `content`, each to the previous, each checked "
+             "against the platform's limit (X, and platforms with threads)")
+FIRST_COMMENT_DOC = ("Posted on the post right after it (X: a reply; LinkedIn, Facebook, "
+                     "Instagram: a comment); empty: none")
+
+
+AltText = Annotated[str, Field(max_length=MAX_ALT_TEXT, description="Read aloud to people who "
+                                                                  "cannot see the image")]
+
+
+class MediaUrlItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: MediaUrl
+    altText: AltText | None = None
+
+
+class MediaIdItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: UUID = Field(description="From POST /media")
+    altText: AltText | None = None
+
+
+# A plain value or an object: the branch is chosen by the value's shape, so an error names the
+# item (mediaUrls[0], mediaUrls[0].url), not both branches. The tags are left out of the names.
+UNION_TAGS = ("plain", "item")
+
+
+def _shape(value) -> str:
+    return "item" if isinstance(value, dict) else "plain"
+
+
+MediaUrlEntry = Annotated[
+    Annotated[MediaUrl, Tag("plain")] | Annotated[MediaUrlItem, Tag("item")],
+    Discriminator(_shape),
+    Field(description="A URL the worker fetches at publish time, or {url, altText}")]
+MediaIdEntry = Annotated[
+    Annotated[UUID, Tag("plain")] | Annotated[MediaIdItem, Tag("item")],
+    Discriminator(_shape),
+    Field(description="Stored media's id (POST /media), or {id, altText}")]
+
+
+def media_refs(ids: list | None, urls: list | None) -> tuple[MediaRef, ...] | None:
+    """Every item in order (stored media first, then URLs) with its alt text; an empty tuple
+    when only plain URLs are given (they need no more than the post's mediaUrls)."""
+    if ids is None and urls is None:
+        return None
+    refs = [MediaRef(media_id=str(getattr(i, "id", i)), alt_text=getattr(i, "altText", None))
+            for i in ids or []]
+    refs += [MediaRef(url=getattr(u, "url", u), alt_text=getattr(u, "altText", None))
+             for u in urls or []]
+    plain = all(r.alt_text is None and r.media_id is None for r in refs)
+    return () if plain else tuple(refs)
+
+
+def plain_urls(urls: list | None) -> tuple[str, ...] | None:
+    return None if urls is None else tuple(getattr(u, "url", u) for u in urls)
+
+
 def _given(name: str, json_type: str) -> dict:
     """JSON Schema for "`name` is present and not null"."""
     return {"required": [name], "properties": {name: {"type": json_type}}}
@@ -158,7 +221,11 @@ class SchedulePostIn(Strict):
     scheduledAt: LocalOrOffsetTime
     timezone: TimeZone | None = None
     clientId: UUID | None = None
-    mediaUrls: list[MediaUrl] = Field(default_factory=list, max_length=MAX_MEDIA)
+    mediaUrls: list[MediaUrlEntry] = Field(default_factory=list, max_length=MAX_MEDIA)
+    mediaIds: list[MediaIdEntry] = Field(default_factory=list, max_length=MAX_MEDIA)
+    parts: list[PartText] = Field(default_factory=list, max_length=MAX_PARTS,
+                                  description=PARTS_DOC)
+    firstComment: str | None = Field(None, max_length=65536, description=FIRST_COMMENT_DOC)
 
     @model_validator(mode="after")
     def _one_way_to_name_accounts(self) -> "SchedulePostIn":
@@ -179,14 +246,21 @@ class EditPostIn(Strict):
     # Something to change; a timezone only with scheduledAt.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
         {"anyOf": [_given("content", "string"), _given("mediaUrls", "array"),
-                   _given("scheduledAt", "string")]},
+                   _given("mediaIds", "array"), _given("scheduledAt", "string"),
+                   _given("parts", "array"), _given("firstComment", "string")]},
         {"anyOf": [{"not": _given("timezone", "string")}, _given("scheduledAt", "string")]},
     ]})
 
     content: str | None = Field(None, min_length=1, max_length=65536)
     scheduledAt: LocalOrOffsetTime | None = None
     timezone: TimeZone | None = None
-    mediaUrls: list[MediaUrl] | None = Field(None, max_length=MAX_MEDIA)
+    mediaUrls: list[MediaUrlEntry] | None = Field(None, max_length=MAX_MEDIA)
+    mediaIds: list[MediaIdEntry] | None = Field(None, max_length=MAX_MEDIA,
+                                                description="Replaces the post's media with mediaUrls")
+    parts: list[PartText] | None = Field(None, max_length=MAX_PARTS,
+                                         description=f"{PARTS_DOC}; [] removes the thread")
+    firstComment: str | None = Field(None, max_length=65536,
+                                     description=f"{FIRST_COMMENT_DOC}; \"\" removes it")
 
 
 # The platforms an account may be added for: those with limits and a publisher in this build.
@@ -278,6 +352,27 @@ class ClientList(Out):
     items: list[ClientOut]
 
 
+class PublishedPartOut(Out):
+    part: int = Field(description="0 the post, 1.. the thread's replies; the first comment last")
+    kind: PartKind
+    platformPostId: str
+    publishedAt: datetime
+
+    @classmethod
+    def of(cls, p: PostDetail, part: PostPart) -> "PublishedPartOut":
+        thread = len(p.parts or ())
+        kind = (PartKind.POST if part.position == 0 else
+                PartKind.REPLY if part.position <= thread else PartKind.COMMENT)
+        return cls(part=part.position, kind=kind, platformPostId=part.platform_post_id,
+                   publishedAt=part.published_at)
+
+
+class MediaItemOut(Out):
+    mediaId: str | None = Field(description="Stored media (GET /media), or null for a URL")
+    url: str | None
+    altText: str | None
+
+
 class PostOut(Out):
     id: str
     groupId: str
@@ -285,7 +380,13 @@ class PostOut(Out):
     socialAccountId: str
     platform: Platform
     content: str
-    mediaUrls: list[str]
+    mediaUrls: list[str] = Field(description="The media URLs (without alt text)")
+    media: list[MediaItemOut] = Field(description="Every media item in order, with alt text")
+    parts: list[str] = Field(description="The thread's replies after `content`")
+    firstComment: str | None
+    publishedParts: list[PublishedPartOut] = Field(
+        description="The steps of a thread or first comment already on the platform, each "
+                    "kept as it went out: a retry resumes after the last")
     status: PostStatus = Field(description="What became of the post")
     queueStatus: QueueStatus = Field(description="Where it is in the queue")
     scheduledAt: datetime = Field(description="UTC")
@@ -294,7 +395,7 @@ class PostOut(Out):
     scheduledAtLocal: str | None = Field(description="scheduledAt in `timezone`, with its offset")
     attempts: int
     maxAttempts: int
-    platformPostId: str | None
+    platformPostId: str | None = Field(description="The post's id on the platform (a thread's first part)")
     errorMessage: str | None
     publishedAt: datetime | None
     createdAt: datetime
@@ -306,7 +407,10 @@ class PostOut(Out):
         local = s.run_at.astimezone(zone(p.timezone)).isoformat() if p.timezone else None
         return dict(id=p.id, groupId=p.group_id, clientId=p.client_id,
                     socialAccountId=p.social_account_id, platform=p.account.platform,
-                    content=p.content, mediaUrls=list(p.media_urls or []), status=p.status,
+                    content=p.content, mediaUrls=list(p.media_urls or []),
+                    media=_media_of(p), parts=list(p.parts or []), firstComment=p.first_comment,
+                    publishedParts=[PublishedPartOut.of(p, part) for part in p.published_parts],
+                    status=p.status,
                     queueStatus=s.status, scheduledAt=s.run_at, timezone=p.timezone,
                     scheduledAtLocal=local, attempts=s.attempts, maxAttempts=s.max_attempts,
                     platformPostId=p.platform_post_id, errorMessage=p.error_message,
@@ -315,6 +419,13 @@ class PostOut(Out):
     @classmethod
     def of(cls, p: PostDetail) -> "PostOut":
         return cls(**cls.fields_of(p))
+
+
+def _media_of(p: PostDetail) -> list[MediaItemOut]:
+    items = p.media_items
+    if items:
+        return [MediaItemOut(mediaId=m.media_id, url=m.url, altText=m.alt_text) for m in items]
+    return [MediaItemOut(mediaId=None, url=u, altText=None) for u in p.media_urls or []]
 
 
 class AttemptOut(Out):

@@ -6,12 +6,16 @@ A subclass implements `route(request)` and the answers of the failure kinds it s
 from __future__ import annotations
 
 import base64
+from email.parser import BytesParser
+from email.policy import HTTP
 import itertools
 import json
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import cast
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -36,7 +40,33 @@ class Received:
 
     @property
     def form(self) -> dict[str, str]:
+        """The form's fields, url-encoded or multipart (files left out: see `files`)."""
+        if self.headers.get("content-type", "").startswith("multipart/form-data"):
+            return {name: data.decode(errors="replace")
+                    for name, (filename, _, data) in self._multipart().items() if filename is None}
         return {k: v[-1] for k, v in parse_qs(self.body.decode()).items()}
+
+    @property
+    def files(self) -> dict[str, tuple[str, str, bytes]]:
+        """A multipart body's files: field name -> (file name, content type, bytes)."""
+        return {name: part for name, part in self._multipart().items() if part[0] is not None}
+
+    @property
+    def multipart(self) -> dict[str, bytes] | None:
+        """A multipart/form-data body's parts by name, files or not (None when the body is not
+        one)."""
+        if not self.headers.get("content-type", "").startswith("multipart/form-data"):
+            return None
+        return {name: data for name, (_, _, data) in self._multipart().items()}
+
+    def _multipart(self) -> dict[str, tuple[str | None, str, bytes]]:
+        if not self.headers.get("content-type", "").startswith("multipart/form-data"):
+            return {}
+        message = BytesParser(policy=HTTP).parsebytes(
+            f"Content-Type: {self.headers['content-type']}\r\n\r\n".encode() + self.body)
+        return {part.get_param("name", header="content-disposition"):
+                (part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
+                for part in message.iter_parts()}
 
     def token(self) -> str | None:
         """The access token, wherever this request carried it."""
@@ -44,7 +74,7 @@ class Received:
         if auth.startswith("Bearer "):
             return auth[len("Bearer "):]
         if self.method == "POST" and self.headers.get("content-type", "").startswith(
-                "application/x-www-form-urlencoded"):
+                ("application/x-www-form-urlencoded", "multipart/form-data")):
             return self.form.get("access_token")
         return self.query.get("access_token")
 
@@ -63,6 +93,7 @@ class Scripted:
     kind: str
     match: str | None  # substring of "METHOD /path"; None: the next POST
     options: dict
+    after: int = 0     # matching requests still to let through before this one applies
 
 
 class FakePlatform:
@@ -77,6 +108,10 @@ class FakePlatform:
         self.received: list[Received] = []
         self.tokens: set[str] | None = None  # None: any non-empty token is valid
         self.reads_allowed = True             # False: reading the account's posts is refused
+        # Bodies longer than this are not kept in `received` (a 1 GB upload in a benchmark);
+        # their length is kept in the `bytes_received` counter.
+        self.keep_bodies_up_to: int | None = None
+        self.bytes_received = 0
         self._script: deque[Scripted] = deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1000)
@@ -100,13 +135,15 @@ class FakePlatform:
         self._server.shutdown()
         self._server.server_close()
 
-    def fail_next(self, kind: str, times: int = 1, match: str | None = None, **options) -> None:
+    def fail_next(self, kind: str, times: int = 1, match: str | None = None, after: int = 0,
+                  **options) -> None:
         """The next `times` requests matching `match` (default: any POST) get a `kind` answer
-        (`status=` overrides its HTTP status)."""
+        (`status=` overrides its HTTP status); with `after`, once that many matching requests
+        have been answered normally (the second part of a thread, say)."""
         if kind not in KINDS:
             raise ValueError(f"unknown failure kind {kind!r}; one of {KINDS}")
         with self._lock:
-            self._script.extend(Scripted(kind, match, options) for _ in range(times))
+            self._script.extend(Scripted(kind, match, options, after) for _ in range(times))
 
     def requests(self, method: str | None = None, path_contains: str = "") -> list[Received]:
         with self._lock:
@@ -121,7 +158,15 @@ class FakePlatform:
     def answer(self, request: Received) -> Answer:
         with self._lock:
             self.received.append(request)
+            self.bytes_received += len(request.body)
             scripted = self._take_scripted(request)
+        try:
+            return self._answer(request, scripted)
+        finally:
+            if self.keep_bodies_up_to is not None and len(request.body) > self.keep_bodies_up_to:
+                request.body = b""
+
+    def _answer(self, request: Received, scripted: "Scripted | None") -> Answer:
         if self.delay:
             time.sleep(self.delay)
         if scripted is not None:
@@ -158,6 +203,9 @@ class FakePlatform:
         for scripted in self._script:
             if (scripted.match is None and request.method == "POST") or (
                     scripted.match is not None and scripted.match in line):
+                if scripted.after:
+                    scripted.after -= 1
+                    return None
                 self._script.remove(scripted)
                 return scripted
         return None
@@ -242,7 +290,7 @@ def _handler(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up waiting (a timeout test)
 
-        do_GET = do_POST = do_DELETE = _serve
+        do_GET = do_POST = do_DELETE = do_PUT = _serve
 
         def log_message(self, format, *args):  # quiet: the test output is the record
             pass
