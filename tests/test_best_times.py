@@ -187,3 +187,32 @@ def test_optimal_times_over_http(sqlite):
         assert api.get("/optimal-times?platform=x").get_json()["items"][0]["basis"] == "prior"
     finally:
         api.close()
+
+
+def test_the_dashboard_heatmap(sqlite):
+    import re
+
+    from app import create_app
+
+    company_id, account_id, key = company(sqlite)
+    plant(sqlite, company_id, account_id,
+          history(PARIS, (3, 17), datetime.now(timezone.utc) - timedelta(weeks=6), 5))
+    _, other_account, _ = company(sqlite)
+    app = create_app({"SETTINGS": sqlite.settings, "TESTING": True})
+    client = app.test_client()
+    try:
+        token = re.search(r'name="csrf" value="([^"]+)"',
+                          client.get("/dashboard").get_data(as_text=True)).group(1)
+        client.post("/dashboard/login", data={"api_key": key, "csrf": token},
+                    headers={"Origin": "http://localhost"})
+        page = client.get(f"/dashboard/best-times?account={account_id}")
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200 and "<script>" not in html
+        cells = re.findall(r'<td class="heat-(\d+)( top)?"\s+data-weekday="(\d)" data-hour="(\d+)" '
+                           r'data-score="(\d+)"', html)
+        assert len(cells) == 168 and sum(1 for c in cells if c[1]) == 20
+        best = next(c for c in cells if (c[2], c[3]) == ("3", "17"))
+        assert best == ("10", " top", "3", "17", "100")
+        assert client.get(f"/dashboard/best-times?account={other_account}").status_code == 404
+    finally:
+        app.extensions["scheduler"]["engine"].dispose()
