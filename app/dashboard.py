@@ -16,7 +16,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from app.api.spec import session_company, sessions
 from app.errors import NotFound, Unauthorized
 from app.security import same_origin, tokens_match
-from app.services import accounts, best_times, health, posts
+from app.services import accounts, best_times, health, metrics, posts
 from app.services.accounts import hash_key
 from app.statuses import EDITABLE, RETRYABLE, QueueStatus
 from app.timeutil import utcnow, zone
@@ -129,7 +129,8 @@ def post_detail(post_id: str):
     except NotFound:
         abort(404)
     return render_template("dashboard/post.html", company=company, post=post, attempts=attempts,
-                           tz=zone(company.timezone),
+                           tz=zone(company.timezone), rate=metrics.engagement_rate,
+                           post_metrics=metrics.post_metrics(sessions(), company.id, post.id),
                            can_cancel=post.schedule.status in EDITABLE,
                            can_retry=post.schedule.status in RETRYABLE)
 

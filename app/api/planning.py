@@ -2,6 +2,7 @@
 app/services/best_times.py, metrics.py and evergreen.py."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
@@ -9,7 +10,8 @@ from pydantic import Field
 
 from app.api.schemas import Out, Strict
 from app.api.spec import Api, sessions
-from app.services import best_times
+from app.models import PostMetrics
+from app.services import best_times, metrics
 from app.statuses import Platform
 from app.timeutil import utcnow
 
@@ -49,6 +51,38 @@ def optimal_times(company_id: str, query: OptimalTimesQuery):
     return OptimalTimes(timezone=tz, days=query.days, items=[
         SlotOut(weekday=s.weekday, hour=s.hour, score=s.score, posts=s.posts, basis=s.basis)
         for s in slots])
+
+
+class MetricsOut(Out):
+    checkpoint: Literal[tuple(metrics.CHECKPOINTS)] = Field(description="After the publish")
+    collectedAt: datetime
+    impressions: int | None = Field(description="null where the platform gives no such count")
+    likes: int | None
+    comments: int | None
+    shares: int | None
+    saves: int | None
+    clicks: int | None
+    engagementRate: float | None = Field(description="(likes + comments + shares + saves + "
+                                                     "clicks) / impressions; null without impressions")
+
+    @classmethod
+    def of(cls, m: PostMetrics) -> "MetricsOut":
+        return cls(checkpoint=m.checkpoint, collectedAt=m.collected_at,
+                   engagementRate=metrics.engagement_rate(m),
+                   **{name: getattr(m, name) for name in metrics.COUNTS})
+
+
+class PostMetricsOut(Out):
+    postId: str
+    items: list[MetricsOut] = Field(description="One per checkpoint collected, oldest first")
+
+
+@api.route("GET", "/scheduled-posts/<post_id>/metrics",
+           summary="A published post's engagement, collected 1 h, 24 h and 7 days after",
+           response=PostMetricsOut)
+def post_metrics(company_id: str, post_id: str):
+    rows = metrics.post_metrics(sessions(), company_id, post_id)
+    return PostMetricsOut(postId=post_id, items=[MetricsOut.of(m) for m in rows])
 
 
 def _str(value) -> str | None:

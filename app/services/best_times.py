@@ -94,6 +94,13 @@ def _accounts(session: Session, company_id: str, account_id: str | None,
     return list(session.scalars(query)), platform or ""
 
 
+def account_slots(session: Session, account: SocialAccount, now: datetime,
+                  days: int = 90) -> list[Slot]:
+    """All 168 slots of one account, best first (rank_slots in its company's zone)."""
+    tz = _company_zone(session, account.company_id)
+    return rank_slots(session, [account.id], account.platform, tz, now, days)
+
+
 def _company_zone(session: Session, company_id: str) -> ZoneInfo:
     return zone(session.scalar(select(Company.timezone).where(Company.id == company_id)) or "UTC")
 
@@ -199,16 +206,17 @@ def next_free_best_time(session: Session, account_id: str, after: datetime, *,
 
 def free_best_times(session: Session, account_id: str, start: datetime, end: datetime, *,
                     now: datetime | None = None, days: int = 90, taken: tuple[datetime, ...] = (),
-                    by: str = "score", limit: int | None = None,
-                    top: int = TOP) -> list[datetime]:
+                    by: str = "score", limit: int | None = None, top: int = TOP,
+                    ranked: list[Slot] | None = None) -> list[datetime]:
     """The instants in (start, end] on one of the account's `top` slots with no pending post of
     the account (or `taken` instant) in the same hour: best score first (`by="score"`, ties the
-    earlier), or earliest first (`by="time"`)."""
+    earlier), or earliest first (`by="time"`). `ranked`: the account's slots if the caller has
+    them already (rank_slots)."""
     account = session.get(SocialAccount, account_id)
     if account is None:
         raise NotFound(f"no social account {account_id}")
     tz = _company_zone(session, account.company_id)
-    ranked = rank_slots(session, [account.id], account.platform, tz, now or start, days)[:top]
+    ranked = (ranked or account_slots(session, account, now or start, days))[:top]
     order = {(s.weekday, s.hour): i for i, s in enumerate(ranked)}
     busy = sorted([t.astimezone(UTC) for t in taken] + list(session.scalars(
         select(PostSchedule.run_at).join(PostDetail, PostDetail.id == PostSchedule.post_detail_id)
