@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import NotFound
-from app.models import PostDetail, PostMetrics, SocialAccount
+from app.models import Job, PostDetail, PostMetrics, SocialAccount
 from app.queue.jobs import insert_jobs_once
 from app.services.best_times import interactions
 from app.statuses import PostStatus
@@ -66,7 +66,12 @@ def schedule_collection(conn: Connection | Session, post_ids: Iterable[str],
         jobs += [({"account_id": account_id, "checkpoint": checkpoint, "due": due.isoformat()},
                   company_id, due, f"metrics:{account_id}:{checkpoint}:{due:%Y%m%dT%H%M}")
                  for account_id, company_id in accounts]
-    insert_jobs_once(conn, COLLECT_KIND, jobs, now=published_at, max_attempts=MAX_ATTEMPTS)
+    # Most publishes find their bucket's jobs there already: a plain read, which takes no lock,
+    # spares them the insert, which would wait for the transaction that made those jobs.
+    there = set(conn.execute(select(Job.dedupe_key).where(
+        Job.dedupe_key.in_([key for *_, key in jobs]))).scalars())
+    insert_jobs_once(conn, COLLECT_KIND, [j for j in jobs if j[3] not in there],
+                     now=published_at, max_attempts=MAX_ATTEMPTS)
     return len(jobs)
 
 
