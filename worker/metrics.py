@@ -35,7 +35,8 @@ def collect(ctx: JobContext, job: ClaimedJob) -> dict:
         return {"checkpoint": checkpoint, "measured": 0,
                 "skipped": f"no metrics reader for {account.platform} in this worker"}
     credentials = Account(account.id, account.platform, account.external_id,
-                          account.display_name, crypto.unseal(account.access_token_encrypted))
+                          account.display_name, crypto.unseal(
+                              account.access_token_encrypted, keys=crypto.KeyRing.of(ctx.settings)))
     measured: dict[str, Measured] = {}
     ids, size = list(target.posts), max(int(getattr(publisher, "metrics_batch", 1)), 1)
     try:
