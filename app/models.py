@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from enum import StrEnum
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, Index, Integer, MetaData, String, Text,
-    TypeDecorator, false, text,
+    Table, TypeDecorator, false, text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -75,7 +76,10 @@ MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    __table_args__ = MYSQL_TABLE
+    # The options dict here; a model with indexes gives a tuple of them ending in the dict.
+    __table_args__: Any = MYSQL_TABLE
+    # Every model maps a Table (DeclarativeBase types it as the wider FromClause).
+    __table__: ClassVar[Table]
 
 
 class Company(Base):
@@ -127,6 +131,16 @@ class SocialAccount(Base):
         _enum("account_status", AccountStatus), server_default=text(f"'{AccountStatus.ACTIVE}'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Since 0009 (connect flows and refresh): NULL for a pasted token.
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[str | None] = mapped_column(String(1024))  # as granted, space-separated
+    # Per-platform facts a refresh or a publish needs (a Mastodon instance, a Bluesky PDS).
+    auth_meta: Mapped[dict | None] = mapped_column(JSON)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When account.token_expiring was raised for the current token (once per token).
+    expiring_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_reason: Mapped[str | None] = mapped_column(String(1024))  # why it needs reconnecting
 
 
 class PostDetail(Base):
@@ -313,6 +327,40 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+
+
+class OAuthState(Base):
+    """A connect flow between its start and its callback: single use, bound to the company,
+    expiring; only the state's hash is kept, and the PKCE verifier is sealed."""
+
+    __tablename__ = "oauth_states"
+    __table_args__ = MYSQL_TABLE
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    verifier_encrypted: Mapped[str | None] = mapped_column(Text)
+    # What the callback needs besides the code: the redirect URI sent, a clientId, an instance.
+    extras: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthApp(Base):
+    """Client credentials a platform issued to this scheduler at run time (Mastodon registers
+    an app once per instance); the secret is sealed."""
+
+    __tablename__ = "oauth_apps"
+    __table_args__ = (
+        Index("uq_oauth_apps_platform_instance", "platform", "instance", unique=True), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PostMetrics(Base):

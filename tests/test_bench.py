@@ -81,3 +81,13 @@ def test_api_load_smoke_mariadb():
     assert result["ratio"] == round(result["project"]["requests_per_s"]
                                     / result["reference"]["requests_per_s"], 3)
     assert result["ok"]
+
+
+def test_jobs_lateness_smoke_mariadb():
+    result = run_smoke("jobs_lateness.py")
+    for label, runs in result["runs"].items():
+        for run in runs:
+            assert_published_once(run["verified"], result["posts"])
+            jobs = result["jobs"] if label == "with_jobs" else 0
+            assert run["verified"]["jobs_done"] == run["verified"]["refresh_requests"] == jobs
+    assert result["ok"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 from uuid import UUID
 from zoneinfo import available_timezones
 
@@ -172,7 +172,8 @@ class SchedulePostIn(Strict):
 
     @property
     def account_ids(self) -> list[str]:
-        return [str(a) for a in self.socialAccountIds or [self.socialAccountId]]
+        # The validator above leaves exactly one of the two given.
+        return [str(a) for a in self.socialAccountIds or [cast(UUID, self.socialAccountId)]]
 
 
 class EditPostIn(Strict):
@@ -246,14 +247,17 @@ class AccountOut(Out):
     displayName: str | None
     clientId: str | None
     status: AccountStatus
+    statusReason: str | None = Field(description="why the account must be reconnected")
     tokenExpiresAt: datetime | None
+    refreshable: bool = Field(description="the scheduler holds a refresh token for it")
     createdAt: datetime
 
     @classmethod
     def of(cls, a: SocialAccount) -> "AccountOut":
         return cls(id=a.id, platform=a.platform, externalId=a.external_id,
                    displayName=a.display_name, clientId=a.client_id, status=a.status,
-                   tokenExpiresAt=a.token_expires_at, createdAt=a.created_at)
+                   statusReason=a.status_reason, tokenExpiresAt=a.token_expires_at,
+                   refreshable=a.refresh_token_encrypted is not None, createdAt=a.created_at)
 
 
 class AccountList(Out):

@@ -10,11 +10,12 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, session
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
+from pydantic_core import ErrorDetails
 from sqlalchemy.orm import Session
 
 from app import crypto
@@ -44,6 +45,13 @@ class Operation:
     auth: bool
     headers: dict[str, str] = field(default_factory=dict)  # request header -> description
     conflicts: str | None = None  # when the operation answers 409, if it can
+    # A path parameter that is not an id: its values (the others are UUIDs).
+    path_values: dict[str, list[str]] = field(default_factory=dict)
+    statuses: dict[int, str] = field(default_factory=dict)  # other successes, same body
+    # The API key may be absent (a browser coming back from a platform): then the view gets
+    # company_id None and may answer with a redirect, described here.
+    optional_auth: str | None = None
+    errors: dict[int, str] = field(default_factory=dict)  # more error answers, with when
 
     @property
     def path(self) -> str:
@@ -66,19 +74,24 @@ class Api:
               status: int = 200, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, auth: bool = True,
               headers: dict[str, str] | None = None, conflicts: str | None = None,
-              one_session: bool = False) -> Callable:
+              one_session: bool = False, path_values: dict[str, list[str]] | None = None,
+              statuses: dict[int, str] | None = None, optional_auth: str | None = None,
+              errors: dict[int, str] | None = None) -> Callable:
         """`one_session`: the key is checked in a database session that the view then gets as
         `db` and commits in (one connection and one transaction a request, for the hot path);
         it is closed, rolled back unless committed, when the view returns or raises."""
         operation = Operation(method, rule, summary, self.tag, status, response, body, query, auth,
-                              headers or {}, conflicts)
+                              headers or {}, conflicts, path_values or {}, statuses or {},
+                              optional_auth, errors or {})
         self.operations.append(operation)
 
         def decorate(view: Callable) -> Callable:
             def run(path_args: dict, db: Session | None):
                 kwargs = dict(path_args)
-                _check_ids(path_args)
-                if auth:
+                _check_ids({k: v for k, v in path_args.items() if k not in operation.path_values})
+                if auth and optional_auth and not request.headers.get("Authorization"):
+                    kwargs["company_id"] = None
+                elif auth:
                     kwargs["company_id"] = g.company_id = authenticate(db)
                 if query is not None:
                     kwargs["query"] = _validated(query, _query_args())
@@ -193,7 +206,7 @@ def _field_name(loc: tuple) -> str:
     return name or "body"
 
 
-def _explain(error: dict) -> str:
+def _explain(error: ErrorDetails) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown field"
     if error["type"] == "string_pattern_mismatch":
@@ -212,6 +225,8 @@ def _check_company(parsed: BaseModel | None, company_id: str | None) -> None:
 
 
 def _respond(result, status: int) -> Response:
+    if isinstance(result, Response):  # a redirect, for a browser
+        return result
     headers = {}
     if isinstance(result, tuple):
         result, status, headers = (*result, {})[:3]
@@ -237,7 +252,7 @@ class DocumentSchema(GenerateJsonSchema):
 def openapi_document(operations: list[Operation], title: str, version: str) -> dict:
     """OpenAPI 3.1 from the operations' pydantic models."""
     bodies = {op.body for op in operations if op.body is not None}
-    modes = {m: "validation" for m in bodies}
+    modes: dict[type[BaseModel], JsonSchemaMode] = {m: "validation" for m in bodies}
     modes |= {op.response: "serialization" for op in operations if op.response is not None}
     modes[ErrorBody] = "serialization"
     keys, top = models_json_schema(sorted(modes.items(), key=lambda item: item[0].__name__),
@@ -263,19 +278,24 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
     def json_of(model: type[BaseModel]) -> dict:
         return {"application/json": {"schema": ref(model)}}
 
-    ok = {"description": "OK"}
+    ok: dict[str, Any] = {"description": "OK"}
     if op.response is not None:
         ok["content"] = json_of(op.response)
-    spec = {"summary": op.summary, "operationId": f"{op.method.lower()}{_camel(op.path)}",
+    others = {str(status): {**ok, "description": why} for status, why in op.statuses.items()}
+    if op.optional_auth:
+        others["302"] = {"description": op.optional_auth}
+    spec: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}{_camel(op.path)}",
             "tags": [op.tag],
-            "responses": {str(op.status): ok, **{
+            "responses": {str(op.status): ok, **others, **{
                 str(status): {"description": why, "content": json_of(ErrorBody)}
                 for status, why in _errors(op).items()},
                 "default": {"description": "An unexpected error (5xx: the database is "
                                            "unavailable, or a bug)", "content": json_of(ErrorBody)}},
-            "security": [{"bearerAuth": []}] if op.auth else []}
-    params = [{"name": p, "in": "path", "required": True,
-               "schema": {"type": "string", "format": "uuid"}} for p in op.path_params]
+            "security": ([{"bearerAuth": []}, {}] if op.optional_auth else [{"bearerAuth": []}])
+            if op.auth else []}
+    params: list[dict[str, Any]] = [{"name": p, "in": "path", "required": True,
+               "schema": {"type": "string", "enum": op.path_values[p]} if p in op.path_values
+               else {"type": "string", "format": "uuid"}} for p in op.path_params]
     params += [{"name": name, "in": "header", "required": False, "description": text,
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255,
                            "pattern": PRINTABLE_HEADER}}
@@ -305,7 +325,7 @@ def _errors(op: Operation) -> dict[int, str]:
         errors[415] = "The body is not sent as application/json"
     if op.body is not None or op.query is not None or op.headers:
         errors[422] = "A field is not valid: `fields` names each one and says why"
-    return errors
+    return errors | op.errors
 
 
 def _query_params(model: type[BaseModel], components: dict) -> list[dict]:

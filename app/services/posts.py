@@ -11,12 +11,13 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, cast
 
 from sqlalchemy import Row, Select, and_, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
+from app.db import new_id, rowcount
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     Client, Company, PostDetail, PostSchedule, PublishAttempt, SocialAccount, new_uuid,
@@ -120,7 +121,7 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
                            fields={"socialAccountIds": "name at least one account"})
     accounts = _accounts(session, company_id, request.account_ids)
     if request.not_before is not None:
-        check_future(request.run_at, request.not_before)
+        check_future(cast(datetime, request.run_at), request.not_before)  # read by _with_instant
     for account in accounts:
         _check_for_platform(account, request.content, list(request.media_urls))
     if request.client_id is not None:
@@ -143,8 +144,7 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
         # POST /schedule-post (bench/README.md). The objects returned describe the rows; they
         # are not in the session.
         conn.execute(insert(PostDetail.__table__), detail)
-        schedule["id"] = conn.execute(insert(PostSchedule.__table__),
-                                      schedule).inserted_primary_key[0]
+        schedule["id"] = new_id(conn.execute(insert(PostSchedule.__table__), schedule))
         post = PostDetail(**detail, account=account)
         post.schedule = PostSchedule(**schedule)
         posts.append(post)
@@ -210,7 +210,7 @@ def _check_media(media_urls) -> None:
 
 
 def _check_for_platform(account: SocialAccount, content: str, media_urls: list[str]) -> None:
-    problems = check_post(account.platform, content, media_urls)
+    problems = check_post(account.platform, content, media_urls, account.auth_meta)
     if problems:
         name = account.display_name or account.external_id
         raise InvalidInput("; ".join(f"{k} {v} (account {name})" for k, v in problems.items()),
@@ -220,7 +220,8 @@ def _check_for_platform(account: SocialAccount, content: str, media_urls: list[s
 # What creating a post reads of its accounts (not the token): a Core SELECT of these columns,
 # on the API's hot path, costs about 10 % less CPU than an ORM load of the whole row.
 _ACCOUNT_COLUMNS = [SocialAccount.__table__.c[name] for name in (
-    "id", "company_id", "client_id", "platform", "external_id", "display_name", "status")]
+    "id", "company_id", "client_id", "platform", "external_id", "display_name", "status",
+    "auth_meta")]
 
 
 def _accounts(session: Session, company_id: str, account_ids: list[str]) -> list[SocialAccount]:
@@ -399,17 +400,17 @@ def _hold_pending(session: Session, post: PostDetail, verb: str, **values) -> No
     """The conditional update: it matches (and locks) the row only while nobody has claimed it."""
     result = session.execute(update(PostSchedule).where(
         PostSchedule.post_detail_id == post.id, PostSchedule.status.in_(EDITABLE)).values(**values))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         status = session.scalar(select(PostSchedule.status)
                                 .where(PostSchedule.post_detail_id == post.id))
         raise Conflict(f"the post is {_describe(status)}: only a pending (or waiting) post "
                        f"can be {verb}")
 
 
-def _describe(schedule_status: str) -> str:
-    return {QueueStatus.PROCESSING: "being published right now",
-            QueueStatus.DONE: "already published"}.get(
-        schedule_status, schedule_status)
+def _describe(schedule_status: str | None) -> str | None:
+    said: dict[str | None, str] = {QueueStatus.PROCESSING: "being published right now",
+                                   QueueStatus.DONE: "already published"}
+    return said.get(schedule_status, schedule_status)
 
 
 def retry_post(sessions: sessionmaker[Session], now: datetime, *, company_id: str | None = None,
