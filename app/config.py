@@ -69,6 +69,8 @@ class Settings:
     retention_days: int = 90  # history older than this is pruned once a day by a worker; 0: never
     webhook_timeout: float = 10.0  # seconds to connect to, and then to wait for, a webhook receiver
     webhook_allow_private: int = 0  # 1: webhook URLs may resolve to private/loopback addresses
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
+    sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
     # Connect flows (OAuth): this scheduler's address as browsers reach it (redirect URIs), the
     # platforms' authorize pages and the app credentials registered with each platform.
     public_url: str = ""  # e.g. https://scheduler.example.com; needed to connect by OAuth
@@ -92,8 +94,6 @@ class Settings:
     bluesky_pds_url: str = "https://bsky.social"
     # Mastodon: the name this scheduler registers on each instance (POST /api/v1/apps)
     mastodon_app_name: str = "Post Scheduler"
-    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
-    sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
     evergreen_min_gap: int = 30  # days: evergreen rotation never repeats a text on an account sooner
 
     # name of the environment variable for each field, and how to read it
@@ -127,6 +127,8 @@ class Settings:
         "retention_days": "SCHEDULER_RETENTION_DAYS",
         "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
+        "log_level": "SCHEDULER_LOG_LEVEL",
+        "sql_dir": "SCHEDULER_SQL_DIR",
         "public_url": "SCHEDULER_PUBLIC_URL",
         "x_authorize_url": "X_AUTHORIZE_URL",
         "x_client_id": "X_CLIENT_ID",
@@ -143,8 +145,6 @@ class Settings:
         "threads_app_secret": "THREADS_APP_SECRET",
         "bluesky_pds_url": "BLUESKY_PDS_URL",
         "mastodon_app_name": "MASTODON_APP_NAME",
-        "log_level": "SCHEDULER_LOG_LEVEL",
-        "sql_dir": "SCHEDULER_SQL_DIR",
         "evergreen_min_gap": "SCHEDULER_EVERGREEN_MIN_GAP",
     }
 

@@ -163,6 +163,7 @@ def test_bad_bodies_are_refused_with_the_reason(db, tenant, api, change, status,
     # Bluesky counts graphemes: a family emoji is one, an accented letter with its mark is one
     ("bluesky", "👨‍👩‍👧‍👦" * 301, [], "is 301 characters (graphemes"),
     ("bluesky", "e\u0301" * 301, [], "Bluesky allows at most 300"),
+    ("bluesky", "👨‍👩‍👧‍👦" * 121, [], "is 3025 bytes in UTF-8; Bluesky allows at most 3000"),
     ("bluesky", "hi", [f"https://example.com/{i}.jpg" for i in range(5)], "at most 4 images"),
     ("mastodon", "a" * 501, [], "Mastodon allows at most 500"),
     ("mastodon", "see " + LONG_URL + " " + "a" * 473, [], "is 501 characters (URLs count 23)"),
@@ -182,7 +183,8 @@ def test_platform_limits(db, tenant, api, platform, content, media, problem):
     ("linkedin", "a" * 3000, []),
     ("facebook", "a" * 63206, []),
     ("instagram", "a" * 2200, ["https://example.com/a.jpg"]),
-    ("bluesky", "👨‍👩‍👧‍👦" * 300, []),  # 2,100 code points, 7,500 bytes: 300 graphemes
+    ("bluesky", "😀" * 300, []),  # 300 graphemes, 1,200 bytes
+    ("bluesky", "👨‍👩‍👧‍👦" * 120, []),  # 120 graphemes, 3,000 bytes
     ("bluesky", "e\u0301" * 300, []),
     ("mastodon", "see " + LONG_URL + " " + "a" * 472, []),
     ("mastodon", "@someone@mastodon.example.org " + "a" * 490, []),  # the domain is not counted

@@ -84,6 +84,7 @@ def test_the_dialog_url_asks_for_every_permission_the_publishers_need(graph):
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     assert query["client_id"] == "4242" and query["redirect_uri"] == REDIRECT
     assert query["state"] == "st-1" and query["response_type"] == "code"
+    assert query["auth_type"] == "rerequest"  # a permission declined before is asked again
     assert set(query["scope"].split(",")) >= {"pages_show_list", "pages_manage_posts",
                                               "pages_read_engagement", "instagram_basic",
                                               "instagram_content_publish"}
@@ -145,6 +146,15 @@ def test_missing_permissions_are_named_and_nothing_is_granted(graph):
     with pytest.raises(InvalidInput, match=r"missing: instagram_content_publish\): nothing was"):
         meta.finish(code, None, REDIRECT, {})
     assert not graph.requests("GET", "/me/accounts")
+
+
+def test_a_page_the_user_cannot_post_on_is_named(graph):
+    graph.pages[1]["tasks"] = ["ANALYZE", "MODERATE"]  # an analyst on Acme Deli
+    meta, code = meta_code(graph)
+    with pytest.raises(InvalidInput, match=r"cannot publish on the Page\(s\) Acme Deli .*"
+                       "CREATE_CONTENT task"):
+        meta.finish(code, None, REDIRECT, {})
+    assert not graph.requests("GET", "/debug_token")
 
 
 def test_a_user_with_no_page_is_told_to_choose_one(graph):

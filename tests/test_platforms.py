@@ -27,6 +27,7 @@ from tests.fakes.consent import authorize
 from tests.fakes.oauth import oauth_settings
 from worker.cycle import Worker
 from worker.publishers.base import Account, PostToPublish
+from worker.publishers.mastodon import same_status
 
 PASSWORD = "abcd-efgh-ijkl-mnop"  # the fake's app password for acme.bsky.social
 DID = "did:plc:acme7x2k4q"
@@ -213,8 +214,9 @@ def test_a_pasted_bluesky_token_that_expired_asks_for_a_reconnect(sqlite, client
 
 # -- Mastodon: connect ---------------------------------------------------------------------
 
-def connect_mastodon(client, fakes, instance=None):
-    response = client.post("/connect/mastodon", json={"instance": instance or fakes.mastodon.base_url})
+def connect_mastodon(client, fakes, instance=None, **body):
+    response = client.post("/connect/mastodon",
+                           json={"instance": instance or fakes.mastodon.base_url, **body})
     assert response.status_code == 200, response.get_json()
     started = response.get_json()
     back = authorize(started["authorizeUrl"])
@@ -316,10 +318,8 @@ def test_past_the_key_s_hour_the_lookup_finds_the_lost_status(db, client, fakes)
 
 
 def test_mastodon_posts_with_the_account_s_visibility(sqlite, client, fakes):
-    (account,) = connect_mastodon(client, fakes).get_json()["accounts"]
-    with client.db.sessions.begin() as session:
-        row = session.get(SocialAccount, account["id"])
-        row.auth_meta = {**row.auth_meta, "visibility": "unlisted"}
+    (account,) = connect_mastodon(client, fakes, visibility="unlisted").get_json()["accounts"]
+    assert account_row(client, account["id"]).auth_meta["visibility"] == "unlisted"
     post(client, account["id"], "quietly")
     assert run(client).published == 1
     assert fakes.mastodon.requests("POST", "/api/v1/statuses")[0].json["visibility"] == "unlisted"
@@ -472,3 +472,14 @@ def test_every_platform_is_accepted_listed_shown_and_counted(sqlite, client, pla
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(cli, ["post", "list", "--company", company], env=env)
     assert result.exit_code == 0 and post_id in result.output, result.output
+
+
+def test_a_status_read_back_is_recognised_as_mastodon_renders_it():
+    """Links split into spans, a remote mention shown without its domain, entities escaped."""
+    rendered = ('<p>Hi <span class="h-card"><a href="https://m.example/@bob" class="u-url '
+                'mention">@<span>bob</span></a></span> &amp; all: <a href="https://example.com/'
+                'launch" rel="nofollow"><span class="invisible">https://</span><span class="">'
+                'example.com/launch</span></a></p><p>Second line</p>')
+    assert same_status({"content": rendered},
+                       "Hi @bob@m.example & all: https://example.com/launch\nSecond line")
+    assert not same_status({"content": rendered}, "Hi @bob & all: something else")

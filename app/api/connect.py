@@ -6,6 +6,7 @@ not: the platform sent it here) to the dashboard's accounts page, with what happ
 from __future__ import annotations
 
 import secrets
+from typing import Literal
 from uuid import UUID
 
 from flask import current_app, redirect, request, url_for
@@ -39,6 +40,8 @@ class ConnectIn(Strict):
                                    description="Bluesky: the handle or email")
     appPassword: str | None = Field(default=None, min_length=1, max_length=255, pattern=NOT_BLANK,
                                     description="Bluesky: an app password (never the account's)")
+    visibility: Literal["public", "unlisted", "private", "direct"] | None = Field(
+        default=None, description="Mastodon: who sees the account's posts (default public)")
 
 
 class ConnectStarted(Out):
@@ -69,7 +72,7 @@ def context() -> ProviderContext:
 
 def request_of(body: ConnectIn) -> ConnectRequest:
     return ConnectRequest(instance=body.instance, identifier=body.identifier,
-                          app_password=body.appPassword)
+                          app_password=body.appPassword, visibility=body.visibility)
 
 
 @api.route("POST", "/connect/<platform>", body=ConnectIn, response=ConnectStarted,

@@ -66,6 +66,7 @@ class ConnectRequest:
     instance: str | None = None      # Mastodon: the instance's URL
     identifier: str | None = None    # Bluesky: handle or email
     app_password: str | None = field(default=None, repr=False)  # Bluesky
+    visibility: str | None = None    # Mastodon: public (default), unlisted, private or direct
 
 
 @dataclass(frozen=True)

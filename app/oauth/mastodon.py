@@ -32,7 +32,8 @@ class MastodonProvider(OAuthProvider):
         redirect = redirect_uri(self.ctx, Platform.MASTODON)
         client_id, _ = registered_app(self.ctx.sessions, Platform.MASTODON, instance,
                                       lambda: self._register(instance, redirect), self.ctx.clock())
-        return {"instance": instance, "mastodonClientId": client_id, **limits}
+        return {"instance": instance, "mastodonClientId": client_id,
+                "visibility": request.visibility or "public", **limits}
 
     def authorize_url(self, state: str, challenge: str | None, redirect_uri: str,
                       extras: dict) -> str:
@@ -50,7 +51,8 @@ class MastodonProvider(OAuthProvider):
             "client_secret": secret, "redirect_uri": redirect_uri, "scope": " ".join(SCOPES)},
             secret=secret)
         me = self._me(instance, body["access_token"])
-        meta = {"instance": instance, "account_id": str(me["id"]), "visibility": "public",
+        meta = {"instance": instance, "account_id": str(me["id"]),
+                "visibility": extras.get("visibility") or "public",
                 **{k: extras[k] for k in LIMIT_KEYS if k in extras}}
         return [Grant(Platform.MASTODON, f"@{me['username']}@{extras['domain']}",
                       me.get("display_name") or f"@{me['username']}", body["access_token"],

@@ -26,7 +26,8 @@ PLATFORM = "Facebook"
 SCOPES = ("pages_show_list", "pages_manage_posts", "pages_read_engagement", "instagram_basic",
           "instagram_content_publish")
 OPTIONAL_SCOPES = ("business_management",)  # lists the Pages a Business Manager owns
-PAGE_FIELDS = "id,name,access_token,instagram_business_account{id,username}"
+PAGE_FIELDS = "id,name,access_token,tasks,instagram_business_account{id,username}"
+POSTING_TASK = "CREATE_CONTENT"  # the user's task on a Page that lets its token publish there
 # Graph's codes for a token request refused because of the app itself (its id, its secret);
 # code 1 is also Graph's "unknown error", but from /oauth/access_token with a 400 it is this.
 APP_CODES = ("1", "101")
@@ -52,7 +53,10 @@ class MetaProvider(OAuthProvider):
         return f"{self.settings.facebook_dialog_url}?" + urlencode({
             "client_id": self.settings.meta_app_id, "redirect_uri": redirect_uri,
             "state": state, "response_type": "code",
-            "scope": ",".join(SCOPES + OPTIONAL_SCOPES)})
+            "scope": ",".join(SCOPES + OPTIONAL_SCOPES),
+            # Without it the dialog does not ask again for a permission once declined, and a
+            # user told "missing: ..." could never grant it by connecting again.
+            "auth_type": "rerequest"})
 
     def finish(self, code: str, verifier: str | None, redirect_uri: str,
                extras: dict) -> list[Grant]:
@@ -65,8 +69,16 @@ class MetaProvider(OAuthProvider):
         missing = [s for s in SCOPES if s not in granted]
         if missing:  # before /me/accounts, which without pages_show_list is refused outright
             raise scopes_missing(self.platform, missing)
+        pages = self._pages(user)
+        barred = [p.get("name") or p["id"] for p in pages
+                  if isinstance(p.get("tasks"), list) and POSTING_TASK not in p["tasks"]]
+        if barred:
+            raise InvalidInput(f"Facebook: you cannot publish on the Page(s) {', '.join(barred)} "
+                               f"(your role there lacks the {POSTING_TASK} task): nothing was "
+                               "connected; connect again leaving them out, or have a Page admin "
+                               "give you that task", {"accounts": f"no {POSTING_TASK} task"})
         grants = []
-        for page in self._pages(user):
+        for page in pages:
             expires_at, data_access = self._expiry(page["access_token"])
             # Not an expiry: past it Meta wants the user to sign in again before the app may
             # read their data; kept for the operator to see.

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 from app.oauth.base import Grant, OAuthProvider, Refreshed, Tokens
 from app.oauth.http import expires, token_request
-from app.statuses import Platform
 from app.oauth.meta import APP_CODES, graph_account, refusal
+from app.statuses import Platform
 from worker.publishers.base import PublishError, RetryableError
 from worker.publishers.graph import GraphClient
 

@@ -26,6 +26,7 @@ class Limits:
     needs_media: bool = False
     counting: str = "characters"  # how the platform counts: a key of COUNTERS
     max_media: int = MAX_MEDIA
+    max_bytes: int | None = None  # a limit on the text's UTF-8 bytes besides (Bluesky)
 
 
 LIMITS = {
@@ -34,7 +35,8 @@ LIMITS = {
     Platform.FACEBOOK: Limits("Facebook", 63206),
     Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True),
     Platform.SANDBOX: Limits("the sandbox", 63206),
-    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4),
+    # app.bsky.feed.post's text: maxGraphemes 300 and maxLength 3000 (UTF-8 bytes)
+    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, max_bytes=3000),
     # An instance may allow more (its /api/v2/instance): the account's own limit, read at
     # connect, replaces these two (see check_post).
     Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4),
@@ -138,9 +140,13 @@ def check_post(platform: str, content: str, media_urls: list[str],
         problems["content"] = "must not be empty"
     else:
         length = COUNTERS[limits.counting](content)
+        size = len(content.encode())
         if length > limits.max_length:
             problems["content"] = (f"is {length} characters{UNITS.get(limits.counting, '')}; "
                                    f"{limits.name} allows at most {limits.max_length}")
+        elif limits.max_bytes is not None and size > limits.max_bytes:
+            problems["content"] = (f"is {size} bytes in UTF-8; {limits.name} allows at most "
+                                   f"{limits.max_bytes} (emoji sequences take many)")
     if limits.needs_media and not media_urls:
         problems["mediaUrls"] = f"{limits.name} needs at least one image or video URL"
     elif len(media_urls) > limits.max_media:

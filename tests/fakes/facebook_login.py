@@ -12,6 +12,7 @@ from tests.fakes.server import Answer, Received
 
 SHORT_LIVED = 2 * 3600      # seconds: a user token from a code
 LONG_LIVED = 5_183_944      # seconds: ~60 days, as Graph answers an fb_exchange_token
+ALL_TASKS = ("ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE")
 DEFAULT_PAGES = (
     {"id": "1501", "name": "Acme Bakery", "instagram": {"id": "17841400001", "username": "acmebakery"}},
     {"id": "1502", "name": "Acme Deli", "instagram": None},
@@ -127,6 +128,8 @@ class FacebookLogin:
                 item["name"] = page["name"]
             if "access_token" in fields:
                 item["access_token"] = self._page_token(page["id"], user)
+            if "tasks" in fields:
+                item["tasks"] = list(page.get("tasks", ALL_TASKS))
             if "instagram_business_account" in fields and page.get("instagram"):
                 item["instagram_business_account"] = dict(page["instagram"])
             items.append(item)

@@ -59,8 +59,7 @@ class MastodonPublisher:
 
     def find_reply(self, post: PostToPublish, account: Account, part,
                    since: datetime) -> str | None:
-        return self._find(account, since, lambda s: same_text(plain_text(s.get("content")),
-                                                               part.text)
+        return self._find(account, since, lambda s: same_status(s, part.text)
                           and str(s.get("in_reply_to_id")) == part.to)
 
     def _status(self, body: dict, account: Account, key: str) -> PublishResult:
@@ -78,8 +77,7 @@ class MastodonPublisher:
         return PublishResult(str(status_id))
 
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
-        return self._find(account, since,
-                          lambda s: same_text(plain_text(s.get("content")), post.content))
+        return self._find(account, since, lambda s: same_status(s, post.content))
 
     def _find(self, account: Account, since: datetime, ours) -> str | None:
         """The account's statuses newest first (GET /api/v1/accounts/:id/statuses), back to
@@ -125,6 +123,16 @@ def error(response: requests.Response, secret: str = "") -> PublishError:
         return PermanentError(message, http_status=422, error_code="validation")
     return by_status(response, message, None, retry_at=_iso(
         response.headers.get("X-RateLimit-Reset")))
+
+
+def same_status(status: dict, text: str) -> bool:
+    """Whether a status read back is `text`: Mastodon renders a remote mention `@user@domain`
+    as `@user`, so both sides are compared without mentions' domains."""
+    return same_text(_REMOTE.sub(r"\1", plain_text(status.get("content"))),
+                     _REMOTE.sub(r"\1", text))
+
+
+_REMOTE = re.compile(r"(@\w+)@[\w.-]+\w")
 
 
 def plain_text(content) -> str:
