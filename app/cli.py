@@ -384,13 +384,16 @@ def post() -> None:
                    "with --timezone, or 'now' / '+90s' / '+5m' for a time from now.")
 @click.option("--timezone", "tz_name", help="IANA zone for a local --at (e.g. Europe/Paris).")
 @click.option("--media", "media_urls", multiple=True, help="A media URL (repeatable).")
+@click.option("--media-id", "media_ids", multiple=True,
+              help="Stored media's id (POST /media), before the URLs (repeatable).")
 @click.argument("text")
 @pass_ctx
 @handle_errors
 def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: str | None,
-                  media_urls: tuple[str, ...], text: str) -> None:
+                  media_urls: tuple[str, ...], media_ids: tuple[str, ...], text: str) -> None:
     """Schedule TEXT on one or more accounts."""
     from app.models import SocialAccount
+    from app.services.media import MediaRef
     from app.services.posts import NewPost, schedule_post
 
     now = utcnow()
@@ -403,6 +406,8 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
     relative = at.strip().lower() == "now" or at.strip().startswith("+")
     request = NewPost(list(account_ids), text, parse_when(at, now) if relative else at,
                       timezone=tz_name, media_urls=tuple(media_urls),
+                      media=tuple([MediaRef(media_id=m) for m in media_ids]
+                                  + [MediaRef(url=u) for u in media_urls]) if media_ids else (),
                       not_before=None if relative else now)
     posts = schedule_post(sessions, first.company_id, request, now,
                           max_attempts=ctx.settings.max_attempts).posts

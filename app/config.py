@@ -69,11 +69,17 @@ class Settings:
     retention_days: int = 90  # history older than this is pruned once a day by a worker; 0: never
     webhook_timeout: float = 10.0  # seconds to connect to, and then to wait for, a webhook receiver
     webhook_allow_private: int = 0  # 1: webhook URLs may resolve to private/loopback addresses
+    media_dir: str = "media"  # where POST /media stores files (and the worker its downloads)
+    media_max_bytes: int = 1024 ** 3  # an upload or a fetched mediaUrl larger than this is refused
+    media_allow_private: int = 0  # 1: mediaUrls may resolve to private/loopback addresses
+    media_fetch_timeout: float = 30.0  # seconds to connect to, then between bytes of, a mediaUrl
+    media_url_ttl: int = 3600  # seconds a signed media URL stays valid
     log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
     sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
     # Connect flows (OAuth): this scheduler's address as browsers reach it (redirect URIs), the
     # platforms' authorize pages and the app credentials registered with each platform.
-    public_url: str = ""  # e.g. https://scheduler.example.com; needed to connect by OAuth
+    # e.g. https://scheduler.example.com; needed to connect by OAuth and for signed media URLs
+    public_url: str = ""
     x_authorize_url: str = "https://x.com/i/oauth2/authorize"
     x_client_id: str = ""
     x_client_secret: str = field(default="", repr=False)
@@ -127,6 +133,11 @@ class Settings:
         "retention_days": "SCHEDULER_RETENTION_DAYS",
         "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
+        "media_dir": "SCHEDULER_MEDIA_DIR",
+        "media_max_bytes": "SCHEDULER_MEDIA_MAX_BYTES",
+        "media_allow_private": "SCHEDULER_MEDIA_ALLOW_PRIVATE",
+        "media_fetch_timeout": "SCHEDULER_MEDIA_FETCH_TIMEOUT",
+        "media_url_ttl": "SCHEDULER_MEDIA_URL_TTL",
         "log_level": "SCHEDULER_LOG_LEVEL",
         "sql_dir": "SCHEDULER_SQL_DIR",
         "public_url": "SCHEDULER_PUBLIC_URL",
@@ -181,9 +192,9 @@ class Settings:
                 raise ConfigError(f"{self.ENV[f.name]} must be 0 or more, got {value}")
             if isinstance(value, (int, float)) and value <= 0 and f.name not in _MAY_BE_ZERO:
                 raise ConfigError(f"{self.ENV[f.name]} must be greater than 0, got {value}")
-        if self.webhook_allow_private not in (0, 1):
-            raise ConfigError(f"SCHEDULER_WEBHOOK_ALLOW_PRIVATE must be 0 or 1, "
-                              f"got {self.webhook_allow_private}")
+        for name in ("webhook_allow_private", "media_allow_private"):
+            if getattr(self, name) not in (0, 1):
+                raise ConfigError(f"{self.ENV[name]} must be 0 or 1, got {getattr(self, name)}")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"SCHEDULER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
                               f"got {self.log_level!r}")
@@ -232,7 +243,7 @@ def _check_lock_timeout(settings: Settings) -> None:
 
 
 # 0 proxies trusted; 0: no pruning; 0: webhook URLs must resolve to public addresses
-_MAY_BE_ZERO = {"trusted_proxies", "retention_days", "webhook_allow_private"}
+_MAY_BE_ZERO = {"trusted_proxies", "retention_days", "webhook_allow_private", "media_allow_private"}
 
 
 # Settings that must be http(s) URLs; a platform's module adds its own.

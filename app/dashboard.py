@@ -11,12 +11,15 @@ from __future__ import annotations
 import secrets
 from datetime import date, datetime, time, timedelta, timezone
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint, abort, current_app, redirect, render_template, request, send_file, session, url_for,
+)
 
 from app.api.spec import session_company, sessions
 from app.errors import NotFound, Unauthorized
 from app.security import same_origin, tokens_match
 from app.services import accounts, best_times, connect, health, metrics, posts
+from app.services import media as media_store
 from app.services.accounts import hash_key
 from app.statuses import EDITABLE, RETRYABLE, QueueStatus
 from app.timeutil import utcnow, zone
@@ -170,6 +173,24 @@ def best_times_page():
     return render_template("dashboard/best_times.html", company=company, accounts=account_list,
                            chosen=chosen, grid=grid, basis=basis, top=top,
                            weekdays=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
+
+
+@bp.get("/media/<media_id>/thumbnail")
+def media_thumbnail(media_id: str):
+    """A small PNG of the company's stored image, for the post page and the calendar."""
+    company = _company_or_login()
+    if company is None:
+        abort(404)
+    media_dir = current_app.extensions["scheduler"]["settings"].media_dir
+    try:
+        with sessions()() as session:
+            found = media_store.get_media(session, company.id, media_id)
+        path = media_store.thumbnail(media_dir, found)
+    except (NotFound, OSError):
+        abort(404)
+    if path is None:
+        abort(404)
+    return send_file(path, mimetype="image/png", max_age=3600)
 
 
 def _chart(values: list[int], now: datetime, width: int = 600, height: int = 120,

@@ -87,3 +87,10 @@ class PlatformError(SchedulerError):
 
     exit_code = 8
     code = "platform_error"
+
+
+class TooLarge(SchedulerError):
+    """An upload passed its size cap (SCHEDULER_MEDIA_MAX_BYTES): refused while it streamed in."""
+
+    exit_code = 6
+    code = "payload_too_large"

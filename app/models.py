@@ -12,8 +12,8 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, Index, Integer, MetaData, String, Text,
-    Table, TypeDecorator, false, text,
+    JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, MetaData, String,
+    Text, Table, TypeDecorator, false, text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -176,6 +176,9 @@ class PostDetail(Base):
 
     schedule: Mapped["PostSchedule"] = relationship(back_populates="post", uselist=False)
     account: Mapped[SocialAccount] = relationship()
+    # Its media in order, when it has stored media or alt text (plain URLs: media_urls alone).
+    media_items: Mapped[list["PostMedia"]] = relationship(
+        order_by="PostMedia.position", lazy="selectin", viewonly=True)
 
 
 class PostSchedule(Base):
@@ -361,6 +364,49 @@ class OAuthApp(Base):
     client_id: Mapped[str] = mapped_column(String(255))
     client_secret_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Media(Base):
+    """A file a company uploaded once (POST /media), kept under SCHEDULER_MEDIA_DIR at
+    `storage_key`; what it is was read from its bytes, not from its name."""
+
+    __tablename__ = "media"
+
+    id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    mime_type: Mapped[str] = mapped_column(String(100))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PostMedia(Base):
+    """One item of a post's media, in order: stored media or a URL the worker fetches, its alt
+    text, and the id the platform gave its upload (so a retry reuses it instead of uploading
+    again)."""
+
+    __tablename__ = "post_media"
+    __table_args__ = (
+        Index("uq_post_media_post_position", "post_detail_id", "position", unique=True),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_detail_id: Mapped[str] = mapped_column(ForeignKey("post_details.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    media_id: Mapped[str | None] = mapped_column(
+        ForeignKey("media.id", ondelete="SET NULL"), index=True)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    alt_text: Mapped[str | None] = mapped_column(Text)
+    platform_media_id: Mapped[str | None] = mapped_column(String(255))
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    media: Mapped[Media | None] = relationship(lazy="selectin", viewonly=True)
 
 
 class PostMetrics(Base):

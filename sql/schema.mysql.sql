@@ -319,7 +319,47 @@ CREATE UNIQUE INDEX uq_oauth_apps_platform_instance ON oauth_apps (platform, ins
 
 UPDATE alembic_version SET version_num='0009_oauth' WHERE alembic_version.version_num = '0008_more_values';
 
--- Running upgrade 0009_oauth -> 0013_metrics
+-- Running upgrade 0009_oauth -> 0010_media
+
+CREATE TABLE media (
+    id CHAR(36) NOT NULL, 
+    company_id CHAR(36) NOT NULL, 
+    mime_type VARCHAR(100) NOT NULL, 
+    bytes BIGINT NOT NULL, 
+    sha256 VARCHAR(64) NOT NULL, 
+    width INTEGER, 
+    height INTEGER, 
+    duration_seconds FLOAT, 
+    filename VARCHAR(255), 
+    storage_key VARCHAR(255) NOT NULL, 
+    created_at DATETIME(6) NOT NULL, 
+    CONSTRAINT pk_media PRIMARY KEY (id), 
+    CONSTRAINT fk_media_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_unicode_ci;
+
+CREATE INDEX ix_media_company_id ON media (company_id);
+
+CREATE TABLE post_media (
+    id BIGINT NOT NULL AUTO_INCREMENT, 
+    post_detail_id CHAR(36) NOT NULL, 
+    position INTEGER NOT NULL, 
+    media_id CHAR(36), 
+    url VARCHAR(2048), 
+    alt_text TEXT, 
+    platform_media_id VARCHAR(255), 
+    uploaded_at DATETIME(6), 
+    CONSTRAINT pk_post_media PRIMARY KEY (id), 
+    CONSTRAINT fk_post_media_post_detail_id FOREIGN KEY(post_detail_id) REFERENCES post_details (id) ON DELETE CASCADE, 
+    CONSTRAINT fk_post_media_media_id FOREIGN KEY(media_id) REFERENCES media (id) ON DELETE SET NULL
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_unicode_ci;
+
+CREATE UNIQUE INDEX uq_post_media_post_position ON post_media (post_detail_id, position);
+
+CREATE INDEX ix_post_media_media_id ON post_media (media_id);
+
+UPDATE alembic_version SET version_num='0010_media' WHERE alembic_version.version_num = '0009_oauth';
+
+-- Running upgrade 0010_media -> 0013_metrics
 
 CREATE TABLE post_metrics (
     id BIGINT NOT NULL AUTO_INCREMENT, 
@@ -359,5 +399,5 @@ CREATE TABLE evergreen_rules (
 
 CREATE INDEX ix_evergreen_rules_company_id ON evergreen_rules (company_id);
 
-UPDATE alembic_version SET version_num='0013_metrics' WHERE alembic_version.version_num = '0009_oauth';
+UPDATE alembic_version SET version_num='0013_metrics' WHERE alembic_version.version_num = '0010_media';
 

@@ -62,6 +62,12 @@ def test_steady_smoke_mariadb():
     assert result["lateness_s"]["p99"] is not None
 
 
+def test_media_memory_smoke_mariadb():
+    result = run_smoke("media_memory.py")
+    assert result["ok"], result
+    assert result["bytes_at_fake"] == result["video_bytes"] and result["peak_rss_mb"] > 0
+
+
 def test_scale_smoke_mariadb():
     result = run_smoke("scale.py")
     assert result["ok"], result

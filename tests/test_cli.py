@@ -21,8 +21,10 @@ from app.db import make_engine, make_session_factory
 from app.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound, SchemaMissing
 from app.migrations import head_revision, revisions_between
 from app.models import PostDetail, PostSchedule, PublishAttempt, SocialAccount, WorkerRun
+from app.services import media as store
 
-from conftest import Db, Tenant, add_due_posts
+from conftest import T0, Db, Tenant, add_due_posts
+from fakes import media as files
 
 VERSIONS = revisions_between(None, head_revision())
 
@@ -334,6 +336,21 @@ def test_post_schedule_in_the_future(ready):
     assert row["attempts"] == 0
     assert row["run_at"] == at
     assert row["content"] == "Again"
+
+
+def test_post_schedule_with_stored_media_and_a_url(ready, tmp_path):
+    run = ready
+    media = store.store(run.db.sessions, str(tmp_path), 10 ** 6, run.tenant.company_id,
+                        [files.image()], "a.png", T0)
+    [data] = run.json("post", "schedule", "--account", run.tenant.account_id, "--at",
+                      future().isoformat(), "--media-id", media.id, "--media",
+                      "https://example.com/b.png", "With media")
+    rows = run.db.rows("SELECT position, media_id, url FROM post_media ORDER BY position")
+    assert [tuple(r.values()) for r in rows] == [(0, media.id, None),
+                                                 (1, None, "https://example.com/b.png")]
+    other = run("post", "schedule", "--account", run.tenant.account_id, "--at",
+                future().isoformat(), "--media-id", "6c5f5f4e-0000-4000-8000-000000000000", "x")
+    assert_error(other, NotFound.exit_code, "no media 6c5f5f4e-0000-4000-8000-000000000000")
 
 
 def test_post_schedule_local_time_with_a_timezone(ready):

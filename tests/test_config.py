@@ -41,6 +41,11 @@ EVERY_VARIABLE = [
     ("SCHEDULER_OLD_SECRET_KEYS", "old_secret_keys", "a" * 44 + "," + "b" * 44, "a" * 44 + "," + "b" * 44),
     ("SCHEDULER_WEBHOOK_TIMEOUT", "webhook_timeout", "3", 3.0),
     ("SCHEDULER_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private", "1", 1),
+    ("SCHEDULER_MEDIA_DIR", "media_dir", "/var/lib/scheduler/media", "/var/lib/scheduler/media"),
+    ("SCHEDULER_MEDIA_MAX_BYTES", "media_max_bytes", "1000000", 1000000),
+    ("SCHEDULER_MEDIA_ALLOW_PRIVATE", "media_allow_private", "1", 1),
+    ("SCHEDULER_MEDIA_FETCH_TIMEOUT", "media_fetch_timeout", "5", 5.0),
+    ("SCHEDULER_MEDIA_URL_TTL", "media_url_ttl", "600", 600),
     ("SCHEDULER_PUBLIC_URL", "public_url", "https://scheduler.example.com", "https://scheduler.example.com"),
     ("X_AUTHORIZE_URL", "x_authorize_url", "http://127.0.0.1:9/authorize", "http://127.0.0.1:9/authorize"),
     ("X_CLIENT_ID", "x_client_id", "x-client", "x-client"),
@@ -63,7 +68,8 @@ EVERY_VARIABLE = [
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
-ZERO_MEANS_NONE = {"trusted_proxies", "retention_days", "webhook_allow_private"}  # 0 proxies trusted; 0: no pruning; 0: public webhook URLs only
+ZERO_MEANS_NONE = {"trusted_proxies", "retention_days", "webhook_allow_private",
+                   "media_allow_private"}  # 0 proxies trusted; 0: no pruning; 0: public webhook URLs only
 WHOLE = [(var, name) for var, name, _, parsed in EVERY_VARIABLE if isinstance(parsed, int)]
 
 

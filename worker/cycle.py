@@ -28,7 +28,7 @@ from app.oauth.schedule import JUST_IN_TIME
 from app.services.accounts import mark_needs_reconnect, waiting_reason
 from app.statuses import AccountStatus, QueueStatus
 from app.timeutil import utcnow
-from worker import queue
+from worker import media, queue
 from worker.jobs import JobContext, JobRunner
 from worker.publishers import default_publishers
 from worker.lease import Leases
@@ -205,11 +205,14 @@ class Worker:
                            a.id == d.social_account_id)
                 .where(d.id.in_([j.post_detail_id for j in jobs]))).all()
         by_id = {row.id: row for row in rows}
+        items = media.load(self.sessions, self.settings.media_dir, list(by_id))  # one read
         loaded = []
         for job in jobs:
             row = by_id[job.post_detail_id]
-            loaded.append((job, PostToPublish(row.id, row.content, list(row.media_urls or []),
-                                              job.schedule_id, job.attempt),
+            urls = list(row.media_urls or [])
+            loaded.append((job, PostToPublish(row.id, row.content, urls, job.schedule_id,
+                                              job.attempt, media=tuple(
+                                                  items.get(row.id) or media.from_urls(urls))),
                            _AccountRow(row.account_id, row.platform, row.external_id,
                                        row.display_name, row.status,
                                        row.access_token_encrypted, row.token_expires_at,
@@ -254,7 +257,9 @@ class Worker:
                 f"no publisher for platform {account.platform!r} in this worker",
                 error_code="no_publisher"), now=now)
         post = replace(post, draft_id=job.draft_id, keep_draft=lambda draft: queue.save_draft(
-            self.sessions, job, draft, self.clock()))
+            self.sessions, job, draft, self.clock()),
+            remember_media=lambda position, platform_id: media.remember(
+                self.sessions, post.id, position, platform_id, self.clock()))
         return self._send(job, post, account, publisher)
 
     def _send(self, job: Claimed, post: PostToPublish, account: "_AccountRow",

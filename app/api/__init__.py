@@ -3,17 +3,18 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import accounts, connect, errors, health, planning, posts, queue_health, webhooks
+from app.api import accounts, connect, errors, health, media, planning, posts, queue_health, webhooks
 from app.api.spec import openapi_document
 
-APIS = (posts.api, accounts.api, connect.api, webhooks.api, planning.api, queue_health.api,
-        health.api)
+APIS = (posts.api, accounts.api, connect.api, media.api, webhooks.api, planning.api,
+        queue_health.api, health.api)
 
 
 def register(app: Flask) -> None:
     errors.register(app)
     for api in APIS:
         app.register_blueprint(api.blueprint)
+    app.register_blueprint(media.files)
     operations = [op for api in APIS for op in api.operations]
     app.extensions["scheduler"]["openapi"] = openapi_document(
         operations, title="post-scheduler API", version=_version())

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from app.api.spec import HttpError
 from app.errors import (
     Conflict, DatabaseUnavailable, InvalidInput, NotConfigured, NotFound, PlatformError,
-    SchedulerError, SchemaMissing, Unauthorized,
+    SchedulerError, SchemaMissing, TooLarge, Unauthorized,
 )
 from app.logs import event
 
@@ -29,6 +29,7 @@ STATUS = [
     (NotFound, 404, "not_found"),
     (InvalidInput, 422, "validation_failed"),
     (Conflict, 409, "conflict"),
+    (TooLarge, 413, "payload_too_large"),
     (Unauthorized, 401, "unauthorized"),
     (DatabaseUnavailable, 503, "database_unavailable"),
     (SchemaMissing, 503, "schema_missing"),

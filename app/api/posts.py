@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from app.api.schemas import (
     AttemptOut, EditPostIn, PostListQuery, PostOut, PostPage, PostsCreated, PostWithAttempts,
-    SchedulePostIn,
+    SchedulePostIn, media_refs, plain_urls,
 )
 from app.api.spec import Api, sessions
 from app.services import posts
@@ -24,7 +24,8 @@ NOT_PENDING = "The post is no longer pending (a worker has it, or it is finished
 def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     now, settings = utcnow(), current_app.extensions["scheduler"]["settings"]
     new_post = posts.NewPost(body.account_ids, body.content, body.scheduledAt,
-                             timezone=body.timezone, media_urls=tuple(body.mediaUrls),
+                             timezone=body.timezone, media_urls=plain_urls(body.mediaUrls) or (),
+                             media=media_refs(body.mediaIds, body.mediaUrls) or (),
                              client_id=_str(body.clientId), not_before=now,
                              evergreen=body.evergreen)
     done = posts.schedule_post(db, company_id, new_post, now, settings.max_attempts,
@@ -65,8 +66,9 @@ def get_post(company_id: str, post_id: str):
 def edit_post(company_id: str, post_id: str, body: EditPostIn):
     change = posts.PostChange(
         content=body.content, scheduled_at=body.scheduledAt, timezone=body.timezone,
-        media_urls=tuple(body.mediaUrls) if body.mediaUrls is not None else None,
-        evergreen=body.evergreen)
+        media_urls=plain_urls(body.mediaUrls if body.mediaUrls is not None or body.mediaIds is None
+                              else []),
+        media=media_refs(body.mediaIds, body.mediaUrls), evergreen=body.evergreen)
     return PostOut.of(posts.edit_post(sessions(), company_id, post_id, change, utcnow()))
 
 

@@ -13,12 +13,14 @@ from uuid import UUID
 from zoneinfo import available_timezones
 
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator,
+    AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, WithJsonSchema,
+    model_validator,
 )
 
 from app.errors import InvalidInput
 from app.models import Client, PostDetail, PublishAttempt, SocialAccount
-from app.services.limits import LIMITS, MAX_MEDIA, MAX_URL_LENGTH, check_media_url
+from app.services.limits import LIMITS, MAX_ALT_TEXT, MAX_MEDIA, MAX_URL_LENGTH, check_media_url
+from app.services.media import MediaRef
 from app.services.posts import CURSOR_PATTERN
 from app.statuses import AccountStatus, Outcome, Platform, PostStatus, QueueStatus
 from app.timeutil import parse_instant, zone
@@ -128,6 +130,58 @@ LocalOrOffsetTime = Annotated[str, Field(
                 "(the company's time zone when none is given); in the future")]
 
 
+AltText = Annotated[str, Field(max_length=MAX_ALT_TEXT, description="Read aloud to people who "
+                                                                  "cannot see the image")]
+
+
+class MediaUrlItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: MediaUrl
+    altText: AltText | None = None
+
+
+class MediaIdItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: UUID = Field(description="From POST /media")
+    altText: AltText | None = None
+
+
+# A plain value or an object: the branch is chosen by the value's shape, so an error names the
+# item (mediaUrls[0], mediaUrls[0].url), not both branches. The tags are left out of the names.
+UNION_TAGS = ("plain", "item")
+
+
+def _shape(value) -> str:
+    return "item" if isinstance(value, dict) else "plain"
+
+
+MediaUrlEntry = Annotated[
+    Annotated[MediaUrl, Tag("plain")] | Annotated[MediaUrlItem, Tag("item")],
+    Discriminator(_shape),
+    Field(description="A URL the worker fetches at publish time, or {url, altText}")]
+MediaIdEntry = Annotated[
+    Annotated[UUID, Tag("plain")] | Annotated[MediaIdItem, Tag("item")],
+    Discriminator(_shape),
+    Field(description="Stored media's id (POST /media), or {id, altText}")]
+
+
+def media_refs(ids: list | None, urls: list | None) -> tuple[MediaRef, ...] | None:
+    """Every item in order (stored media first, then URLs) with its alt text; an empty tuple
+    when only plain URLs are given (they need no more than the post's mediaUrls)."""
+    if ids is None and urls is None:
+        return None
+    refs = [MediaRef(media_id=str(getattr(i, "id", i)), alt_text=getattr(i, "altText", None))
+            for i in ids or []]
+    refs += [MediaRef(url=getattr(u, "url", u), alt_text=getattr(u, "altText", None))
+             for u in urls or []]
+    plain = all(r.alt_text is None and r.media_id is None for r in refs)
+    return () if plain else tuple(refs)
+
+
+def plain_urls(urls: list | None) -> tuple[str, ...] | None:
+    return None if urls is None else tuple(getattr(u, "url", u) for u in urls)
+
+
 def _given(name: str, json_type: str) -> dict:
     """JSON Schema for "`name` is present and not null"."""
     return {"required": [name], "properties": {name: {"type": json_type}}}
@@ -158,7 +212,8 @@ class SchedulePostIn(Strict):
     scheduledAt: LocalOrOffsetTime
     timezone: TimeZone | None = None
     clientId: UUID | None = None
-    mediaUrls: list[MediaUrl] = Field(default_factory=list, max_length=MAX_MEDIA)
+    mediaUrls: list[MediaUrlEntry] = Field(default_factory=list, max_length=MAX_MEDIA)
+    mediaIds: list[MediaIdEntry] = Field(default_factory=list, max_length=MAX_MEDIA)
     evergreen: bool = Field(False, description="Publish it again later by evergreen rotation")
 
     @model_validator(mode="after")
@@ -180,14 +235,17 @@ class EditPostIn(Strict):
     # Something to change; a timezone only with scheduledAt.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
         {"anyOf": [_given("content", "string"), _given("mediaUrls", "array"),
-                   _given("scheduledAt", "string"), _given("evergreen", "boolean")]},
+                   _given("mediaIds", "array"), _given("scheduledAt", "string"),
+                   _given("evergreen", "boolean")]},
         {"anyOf": [{"not": _given("timezone", "string")}, _given("scheduledAt", "string")]},
     ]})
 
     content: str | None = Field(None, min_length=1, max_length=65536)
     scheduledAt: LocalOrOffsetTime | None = None
     timezone: TimeZone | None = None
-    mediaUrls: list[MediaUrl] | None = Field(None, max_length=MAX_MEDIA)
+    mediaUrls: list[MediaUrlEntry] | None = Field(None, max_length=MAX_MEDIA)
+    mediaIds: list[MediaIdEntry] | None = Field(None, max_length=MAX_MEDIA,
+                                                description="Replaces the post's media with mediaUrls")
     evergreen: bool | None = Field(None, description="Alone, it may change in any state")
 
 
@@ -280,6 +338,12 @@ class ClientList(Out):
     items: list[ClientOut]
 
 
+class MediaItemOut(Out):
+    mediaId: str | None = Field(description="Stored media (GET /media), or null for a URL")
+    url: str | None
+    altText: str | None
+
+
 class PostOut(Out):
     id: str
     groupId: str
@@ -287,7 +351,8 @@ class PostOut(Out):
     socialAccountId: str
     platform: Platform
     content: str
-    mediaUrls: list[str]
+    mediaUrls: list[str] = Field(description="The media URLs (without alt text)")
+    media: list[MediaItemOut] = Field(description="Every media item in order, with alt text")
     status: PostStatus = Field(description="What became of the post")
     queueStatus: QueueStatus = Field(description="Where it is in the queue")
     scheduledAt: datetime = Field(description="UTC")
@@ -310,7 +375,8 @@ class PostOut(Out):
         local = s.run_at.astimezone(zone(p.timezone)).isoformat() if p.timezone else None
         return dict(id=p.id, groupId=p.group_id, clientId=p.client_id,
                     socialAccountId=p.social_account_id, platform=p.account.platform,
-                    content=p.content, mediaUrls=list(p.media_urls or []), status=p.status,
+                    content=p.content, mediaUrls=list(p.media_urls or []),
+                    media=_media_of(p), status=p.status,
                     queueStatus=s.status, scheduledAt=s.run_at, timezone=p.timezone,
                     scheduledAtLocal=local, attempts=s.attempts, maxAttempts=s.max_attempts,
                     platformPostId=p.platform_post_id, errorMessage=p.error_message,
@@ -320,6 +386,13 @@ class PostOut(Out):
     @classmethod
     def of(cls, p: PostDetail) -> "PostOut":
         return cls(**cls.fields_of(p))
+
+
+def _media_of(p: PostDetail) -> list[MediaItemOut]:
+    items = p.media_items
+    if items:
+        return [MediaItemOut(mediaId=m.media_id, url=m.url, altText=m.alt_text) for m in items]
+    return [MediaItemOut(mediaId=None, url=u, altText=None) for u in p.media_urls or []]
 
 
 class AttemptOut(Out):

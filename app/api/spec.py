@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app import crypto
 from app.api.body import HttpError, check_strings, parse_json, read_body
-from app.api.schemas import PATTERN_MESSAGES, ErrorBody
+from app.api.schemas import PATTERN_MESSAGES, UNION_TAGS, ErrorBody
 from app.errors import InvalidInput, NotFound, Unauthorized
 from app.services.accounts import company_for_key_hash, hash_key, key_company
 
@@ -52,6 +52,7 @@ class Operation:
     # company_id None and may answer with a redirect, described here.
     optional_auth: str | None = None
     errors: dict[int, str] = field(default_factory=dict)  # more error answers, with when
+    upload: str | None = None  # the multipart/form-data file field the view streams itself
 
     @property
     def path(self) -> str:
@@ -76,13 +77,13 @@ class Api:
               headers: dict[str, str] | None = None, conflicts: str | None = None,
               one_session: bool = False, path_values: dict[str, list[str]] | None = None,
               statuses: dict[int, str] | None = None, optional_auth: str | None = None,
-              errors: dict[int, str] | None = None) -> Callable:
+              errors: dict[int, str] | None = None, upload: str | None = None) -> Callable:
         """`one_session`: the key is checked in a database session that the view then gets as
         `db` and commits in (one connection and one transaction a request, for the hot path);
         it is closed, rolled back unless committed, when the view returns or raises."""
         operation = Operation(method, rule, summary, self.tag, status, response, body, query, auth,
                               headers or {}, conflicts, path_values or {}, statuses or {},
-                              optional_auth, errors or {})
+                              optional_auth, errors or {}, upload)
         self.operations.append(operation)
 
         def decorate(view: Callable) -> Callable:
@@ -202,6 +203,8 @@ def _validated(model: type[BaseModel], data: dict) -> BaseModel:
 def _field_name(loc: tuple) -> str:
     name = ""
     for part in loc:
+        if part in UNION_TAGS:
+            continue
         name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
     return name or "body"
 
@@ -306,6 +309,10 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
         spec["parameters"] = params
     if op.body is not None:
         spec["requestBody"] = {"required": True, "content": json_of(op.body)}
+    if op.upload is not None:
+        spec["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": [op.upload],
+            "properties": {op.upload: {"type": "string", "format": "binary"}}}}}}
     return spec
 
 
@@ -323,7 +330,11 @@ def _errors(op: Operation) -> dict[int, str]:
     if op.body is not None:
         errors[413] = "The body is larger than SCHEDULER_MAX_BODY_BYTES"
         errors[415] = "The body is not sent as application/json"
-    if op.body is not None or op.query is not None or op.headers:
+    if op.upload is not None:
+        errors[400] = "The multipart body is malformed"
+        errors[413] = "The file is larger than SCHEDULER_MEDIA_MAX_BYTES (refused as it streams)"
+        errors[415] = "The body is not sent as multipart/form-data"
+    if op.body is not None or op.query is not None or op.headers or op.upload:
         errors[422] = "A field is not valid: `fields` names each one and says why"
     return errors | op.errors
 

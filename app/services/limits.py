@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -15,8 +15,31 @@ import regex
 
 from app.statuses import Platform
 
-MAX_MEDIA = 10
+MAX_MEDIA = 20  # items per post, whatever the platform (LinkedIn's multiImage is the largest)
 MAX_URL_LENGTH = 2048
+MAX_ALT_TEXT = 1000  # X's alt text limit, the smallest of the platforms that take one
+MB = 1024 * 1024
+IMAGES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+VIDEOS = ("video/mp4", "video/quicktime")
+
+
+@dataclass(frozen=True)
+class MediaRules:
+    """What a platform takes in one post, as its documentation states it."""
+
+    max_images: int
+    max_videos: int = 1
+    image_types: tuple[str, ...] = IMAGES
+    video_types: tuple[str, ...] = VIDEOS
+    max_image_bytes: int | None = None
+    max_gif_bytes: int | None = None
+    max_video_bytes: int | None = None
+    video_seconds: tuple[float, float] | None = None  # shortest, longest
+    aspect: tuple[float, float] | None = None          # width / height: narrowest, widest (video)
+    image_aspect: tuple[float, float] | None = None
+    mixed: bool = False                                # images and a video in one post
+    gif_alone: bool = False                            # an (animated) GIF is a post's only media
+    stored: bool = True  # its publisher takes stored media (mediaIds), not only URLs
 
 
 @dataclass(frozen=True)
@@ -25,22 +48,44 @@ class Limits:
     max_length: int
     needs_media: bool = False
     counting: str = "characters"  # how the platform counts: a key of COUNTERS
-    max_media: int = MAX_MEDIA
+    max_media: int = MAX_MEDIA  # items in one post, whatever their kind
     max_bytes: int | None = None  # a limit on the text's UTF-8 bytes besides (Bluesky)
+    media: MediaRules = field(default_factory=lambda: MediaRules(max_images=MAX_MEDIA))
 
+
+# Platforms whose publishers take only media URLs for now: their items are counted.
+_BY_URL = MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True, stored=False)
 
 LIMITS = {
-    Platform.X: Limits("X", 280, counting="weighted"),
-    Platform.LINKEDIN: Limits("LinkedIn", 3000),
-    Platform.FACEBOOK: Limits("Facebook", 63206),
-    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True),
-    Platform.SANDBOX: Limits("the sandbox", 63206),
+    # docs.x.com media best practices: 4 images (5 MB; GIF 15 MB) or 1 video/GIF; video MP4/MOV
+    # up to 512 MB, 0.5-140 s, aspect ratio 1:3 to 3:1.
+    Platform.X: Limits("X", 280, counting="weighted", max_media=4, media=MediaRules(
+        max_images=4, max_image_bytes=5 * MB, max_gif_bytes=15 * MB, max_video_bytes=512 * MB,
+        video_seconds=(0.5, 140), aspect=(1 / 3, 3), gif_alone=True)),
+    # LinkedIn Images API: JPEG/PNG/GIF, 1 image or a multiImage of 2-20; Videos API: MP4,
+    # 75 KB-500 MB, 3 s-30 min; no images beside a video.
+    Platform.LINKEDIN: Limits("LinkedIn", 3000, max_media=20, media=MediaRules(
+        max_images=20, image_types=("image/jpeg", "image/png", "image/gif"),
+        video_types=("video/mp4",), max_video_bytes=500 * MB, video_seconds=(3, 30 * 60))),
+    # Graph API: up to 10 photos in one post (attached_media), or one video.
+    Platform.FACEBOOK: Limits("Facebook", 63206, max_media=10, media=MediaRules(
+        max_images=10, image_types=("image/jpeg", "image/png", "image/gif", "image/webp"),
+        stored=False)),
+    # Content Publishing API: JPEG images (aspect 4:5 to 1.91:1), Reels MP4/MOV 3 s-15 min;
+    # one image or video, or a carousel of 2-10 (images and videos mixed).
+    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True, max_media=10, media=MediaRules(
+        max_images=10, max_videos=10, image_types=("image/jpeg",), video_seconds=(3, 15 * 60),
+        max_image_bytes=8 * MB, max_video_bytes=300 * MB, image_aspect=(4 / 5, 1.91),
+        mixed=True, stored=False)),
+    Platform.SANDBOX: Limits("the sandbox", 63206,
+                             media=MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True)),
     # app.bsky.feed.post's text: maxGraphemes 300 and maxLength 3000 (UTF-8 bytes)
-    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, max_bytes=3000),
+    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, max_bytes=3000,
+                             media=_BY_URL),
     # An instance may allow more (its /api/v2/instance): the account's own limit, read at
     # connect, replaces these two (see check_post).
-    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4),
-    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20),
+    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, media=_BY_URL),
+    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20, media=_BY_URL),
 }
 
 # twitter-text v3: these code point ranges weigh 1, everything else 2 (out of 280);
@@ -118,6 +163,20 @@ def _char_weight(char: str) -> int:
     return 1 if any(lo <= point <= hi for lo, hi in _LIGHT) else 2
 
 
+@dataclass(frozen=True)
+class MediaInfo:
+    """One item of a post as the limits see it: `field` names it in the request; what it is is
+    known for stored media (read from its bytes) and unknown (None) for a URL until publish."""
+
+    field: str
+    mime_type: str | None = None
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_seconds: float | None = None
+    alt_text: str | None = None
+
+
 def limits_for(platform: str, account_meta: dict | None = None) -> Limits:
     """The platform's limits, with what the account's own server told at connect (a Mastodon
     instance's `max_characters` and `max_media_attachments`, kept in auth_meta)."""
@@ -132,8 +191,10 @@ def limits_for(platform: str, account_meta: dict | None = None) -> Limits:
 
 
 def check_post(platform: str, content: str, media_urls: list[str],
-               account_meta: dict | None = None) -> dict[str, str]:
-    """What is wrong with this post for `platform`, by request field; empty when it is fine."""
+               account_meta: dict | None = None,
+               media: list[MediaInfo] | None = None) -> dict[str, str]:
+    """What is wrong with this post for `platform`, by request field; empty when it is fine.
+    `media` (when given) describes every item; else `media_urls` are counted."""
     limits = limits_for(platform, account_meta)
     problems: dict[str, str] = {}
     if not content.strip():
@@ -147,11 +208,72 @@ def check_post(platform: str, content: str, media_urls: list[str],
         elif limits.max_bytes is not None and size > limits.max_bytes:
             problems["content"] = (f"is {size} bytes in UTF-8; {limits.name} allows at most "
                                    f"{limits.max_bytes} (emoji sequences take many)")
-    if limits.needs_media and not media_urls:
-        problems["mediaUrls"] = f"{limits.name} needs at least one image or video URL"
-    elif len(media_urls) > limits.max_media:
-        problems["mediaUrls"] = f"{limits.name} takes at most {limits.max_media} images or videos"
+    media = media if media is not None else [MediaInfo(f"mediaUrls[{i}]")
+                                             for i in range(len(media_urls))]
+    if limits.needs_media and not media:
+        problems["mediaUrls"] = f"{limits.name} needs at least one image or video (mediaIds or mediaUrls)"
+    elif len(media) > limits.max_media:
+        problems[_list_field(media)] = (f"{limits.name} takes at most {limits.max_media} images "
+                                        "or videos")
+    else:
+        problems.update(check_media(limits, media))
     return problems
+
+
+def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
+    """Counts, mixes, types, sizes, durations and aspect ratios, naming the rule broken."""
+    rules, name, problems = limits.media, limits.name, {}
+    videos = [m for m in media if m.mime_type in VIDEOS]
+    gifs = [m for m in media if m.mime_type == "image/gif"]
+    images = [m for m in media if m not in videos]  # URLs count as images until fetched
+    field = _list_field(media)
+    if len(videos) > rules.max_videos:
+        problems[field] = f"{name} takes at most {rules.max_videos} video(s) in a post"
+    elif videos and images and not rules.mixed:
+        problems[field] = f"{name} does not take images and a video in the same post"
+    elif rules.gif_alone and gifs and len(media) > 1:
+        problems[field] = f"{name} takes a GIF only as a post's single media item"
+    elif len(images) > rules.max_images:
+        problems[field] = f"{name} takes at most {rules.max_images} images in a post"
+    if not rules.stored and any(m.field.startswith("mediaIds") for m in media):
+        problems["mediaIds"] = (f"{name} posts take media by URL in this version: use mediaUrls "
+                                "(stored media is published to X and LinkedIn)")
+    for item in media:
+        why = _item_problem(rules, name, item)
+        if why:
+            problems[item.field] = why
+    return problems
+
+
+def _list_field(media: list[MediaInfo]) -> str:
+    return "mediaIds" if any(m.field.startswith("mediaIds") for m in media) else "mediaUrls"
+
+
+def _item_problem(rules: MediaRules, name: str, m: MediaInfo) -> str | None:
+    if m.alt_text is not None and len(m.alt_text) > MAX_ALT_TEXT:
+        return f"alt text is {len(m.alt_text)} characters; at most {MAX_ALT_TEXT}"
+    if m.mime_type is None:
+        return None  # a URL: checked once fetched, at publish time
+    video = m.mime_type in VIDEOS
+    allowed = rules.video_types if video else rules.image_types
+    if m.mime_type not in allowed:
+        return f"is {m.mime_type}; {name} takes {', '.join(allowed)}"
+    cap = (rules.max_video_bytes if video else
+           rules.max_gif_bytes if m.mime_type == "image/gif" and rules.max_gif_bytes else
+           rules.max_image_bytes)
+    if cap is not None and m.bytes is not None and m.bytes > cap:
+        return f"is {m.bytes} bytes; {name} takes at most {cap // MB} MB for this type"
+    if video and rules.video_seconds and m.duration_seconds is not None:
+        low, high = rules.video_seconds
+        if not low <= m.duration_seconds <= high:
+            return f"lasts {m.duration_seconds:g} s; {name} takes videos of {low:g} to {high:g} s"
+    ratio_rule = rules.aspect if video else rules.image_aspect
+    if ratio_rule and m.width and m.height:
+        low, high = ratio_rule
+        if not low - 1e-3 <= m.width / m.height <= high + 1e-3:
+            return (f"is {m.width}x{m.height} (aspect ratio {m.width / m.height:.2f}); {name} "
+                    f"takes {low:.2f} to {high:.2f} (width / height)")
+    return None
 
 
 def check_media_url(url: str) -> str | None:

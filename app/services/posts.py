@@ -13,17 +13,20 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, cast
 
-from sqlalchemy import Row, Select, and_, insert, or_, select, update
+from sqlalchemy import Row, Select, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from app.db import new_id, rowcount
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
-    Client, Company, PostDetail, PostSchedule, PublishAttempt, SocialAccount, new_uuid,
+    Client, Company, PostDetail, PostMedia, PostSchedule, PublishAttempt, SocialAccount,
+    new_uuid,
 )
 from app.services import idempotency
-from app.services.limits import MAX_MEDIA, check_media_url, check_post
+from app.services import media as media_store
+from app.services.limits import MAX_MEDIA, MediaInfo, check_media_url, check_post
+from app.services.media import MediaRef
 from app.statuses import EDITABLE, RETRYABLE, AccountStatus, PostStatus, QueueStatus
 from app.timeutil import EARLIEST, LATEST, at_most, parse_instant
 from worker.queue import in_transaction, requeue
@@ -43,6 +46,9 @@ class NewPost:
     timezone: str | None = None
     media_urls: tuple[str, ...] = ()
     client_id: str | None = None
+    # Every media item in order (stored media, then URLs) with alt text; when empty,
+    # `media_urls` are the items.
+    media: tuple[MediaRef, ...] = ()
     # The API's "must be in the future": checked after the accounts are found, so a request
     # naming no account of this company is 404 whatever its time (the order the document states).
     not_before: datetime | None = None
@@ -115,15 +121,18 @@ def _as_json(request: NewPost) -> dict:
 def create_posts(session: Session, company_id: str, request: NewPost, now: datetime,
                  max_attempts: int = MAX_ATTEMPTS, idempotency_key: str | None = None) -> list[PostDetail]:
     """The posts of `request` inside the caller's transaction; every check comes first."""
+    refs = list(request.media) or [MediaRef(url=u) for u in request.media_urls]
     _check_media(request.media_urls)
+    _check_count(refs)
     if not request.account_ids:
         raise InvalidInput("name at least one social account",
                            fields={"socialAccountIds": "name at least one account"})
     accounts = _accounts(session, company_id, request.account_ids)
     if request.not_before is not None:
         check_future(cast(datetime, request.run_at), request.not_before)  # read by _with_instant
+    infos = _media_infos(session, company_id, refs)
     for account in accounts:
-        _check_for_platform(account, request.content, list(request.media_urls))
+        _check_for_platform(account, request.content, list(request.media_urls), infos)
     if request.client_id is not None:
         _client(session, company_id, request.client_id)
     group_id = str(uuid.uuid4())
@@ -144,9 +153,15 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
         # POST /schedule-post (bench/README.md). The objects returned describe the rows; they
         # are not in the session.
         conn.execute(insert(PostDetail.__table__), detail)
+        if request.media:  # plain mediaUrls need no rows: the worker reads them from the post
+            conn.execute(insert(PostMedia.__table__),
+                         media_store.post_media_rows(str(detail["id"]), refs))
         schedule["id"] = new_id(conn.execute(insert(PostSchedule.__table__), schedule))
         post = PostDetail(**detail, account=account)
         post.schedule = PostSchedule(**schedule)
+        if request.media:
+            post.media_items = [PostMedia(**row) for row in
+                                media_store.post_media_rows(str(detail["id"]), refs)]
         posts.append(post)
     return posts
 
@@ -209,8 +224,30 @@ def _check_media(media_urls) -> None:
         raise InvalidInput("; ".join(f"{k} {v}" for k, v in problems.items()), fields=problems)
 
 
-def _check_for_platform(account: SocialAccount, content: str, media_urls: list[str]) -> None:
-    problems = check_post(account.platform, content, media_urls, account.auth_meta)
+def _check_count(refs: list[MediaRef]) -> None:
+    if len(refs) > MAX_MEDIA:
+        raise InvalidInput(f"at most {MAX_MEDIA} media items (mediaIds and mediaUrls) per post",
+                           fields={"mediaIds": f"at most {MAX_MEDIA} with mediaUrls"})
+
+
+def _media_infos(session: Session, company_id: str, refs: list[MediaRef]) -> list[MediaInfo]:
+    """What the limits need to know of each item; stored media of another company is 404."""
+    stored = media_store.resolve_refs(session, company_id, refs)
+    infos, ids, urls = [], 0, 0
+    for ref, media in zip(refs, stored):
+        if media is not None:
+            infos.append(MediaInfo(f"mediaIds[{ids}]", media.mime_type, media.bytes, media.width,
+                                   media.height, media.duration_seconds, ref.alt_text))
+            ids += 1
+        else:
+            infos.append(MediaInfo(f"mediaUrls[{urls}]", alt_text=ref.alt_text))
+            urls += 1
+    return infos
+
+
+def _check_for_platform(account: SocialAccount, content: str, media_urls: list[str],
+                        media: list[MediaInfo] | None = None) -> None:
+    problems = check_post(account.platform, content, media_urls, account.auth_meta, media)
     if problems:
         name = account.display_name or account.external_id
         raise InvalidInput("; ".join(f"{k} {v} (account {name})" for k, v in problems.items()),
@@ -343,6 +380,7 @@ class PostChange:
     scheduled_at: str | None = None
     timezone: str | None = None
     media_urls: tuple[str, ...] | None = None
+    media: tuple[MediaRef, ...] | None = None  # every item, replacing the post's (see NewPost)
     evergreen: bool | None = None
 
 
@@ -351,8 +389,8 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
     """New content, media or time for a post the worker has not claimed yet; the evergreen
     flag alone may change on a post in any state (a published post is the usual source)."""
     if all(value is None for value in vars(change).values()):
-        raise InvalidInput("nothing to change: send content, mediaUrls, scheduledAt or evergreen",
-                           fields={"body": "send content, mediaUrls, scheduledAt or evergreen"})
+        what = "send content, mediaIds, mediaUrls, scheduledAt or evergreen"
+        raise InvalidInput(f"nothing to change: {what}", fields={"body": what})
     if change.evergreen is not None and all(
             value is None for name, value in vars(change).items() if name != "evergreen"):
         with sessions.begin() as session:
@@ -367,7 +405,12 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
         content = post.content if change.content is None else change.content
         media = list(post.media_urls) if change.media_urls is None else list(change.media_urls)
         _check_media(media)
-        _check_for_platform(post.account, content, media)
+        if change.media is not None or change.media_urls is not None:
+            refs = list(change.media or ()) or [MediaRef(url=u) for u in media]
+        else:
+            refs = media_store.refs_of(session, post) or [MediaRef(url=u) for u in media]
+        _check_count(refs)
+        _check_for_platform(post.account, content, media, _media_infos(session, company_id, refs))
         schedule_values = {"updated_at": now}
         if change.scheduled_at is not None:
             tz_name = zone_for(change.scheduled_at, change.timezone,
@@ -375,6 +418,13 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
             schedule_values["run_at"] = when(change.scheduled_at, tz_name, now)
         _hold_pending(session, post, "edited", **schedule_values)
         post.content, post.media_urls, post.updated_at = content, media, now
+        if change.media is not None or change.media_urls is not None:
+            session.execute(delete(PostMedia).where(PostMedia.post_detail_id == post.id))
+            if change.media:
+                session.execute(insert(PostMedia), media_store.post_media_rows(post.id, refs))
+            session.flush()
+            session.expire(post, ["media_items"])
+            post.media_items  # loaded now: the caller reads it after the session ends
         if change.evergreen is not None:
             post.evergreen = change.evergreen
         if change.scheduled_at is not None:

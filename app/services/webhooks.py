@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
-import socket
 from datetime import datetime, timedelta
-from typing import Callable, Iterable
-from urllib.parse import urlsplit
+from typing import Iterable
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -21,6 +18,7 @@ from app import crypto
 from app.errors import InvalidInput, NotFound
 from app.models import PostDetail, SocialAccount, Webhook, WebhookDelivery, new_uuid
 from app.queue.jobs import insert_jobs
+from app.safeurl import Resolver, refused_url
 from app.statuses import DeliveryStatus
 
 POST_EVENTS = ("post.published", "post.failed", "post.missed")
@@ -32,7 +30,6 @@ FIRST_RETRY = timedelta(minutes=1)   # doubling after each failure ...
 LONGEST_WAIT = timedelta(hours=4)    # ... up to this between two attempts
 MAX_ATTEMPTS = 40                    # a backstop only: RETRY_FOR ends a delivery first (~14)
 SIGNATURE_HEADER = "X-Scheduler-Signature"
-Resolver = Callable[[str], list[str]]
 
 
 # -- endpoints --------------------------------------------------------------------------------
@@ -89,43 +86,6 @@ def _webhook(session: Session, company_id: str, webhook_id: str) -> Webhook:
     if hook is None or hook.company_id != company_id or hook.disabled_at is not None:
         raise NotFound(f"no webhook with id {webhook_id}")  # another company's: the same answer
     return hook
-
-
-# -- where a webhook may point ---------------------------------------------------------------
-
-def refused_url(url: str, allow_private: bool, resolve: Resolver | None = None) -> str | None:
-    """Why `url` may not receive webhooks, or None. Every address the host resolves to must be
-    public (not private, loopback, link-local, metadata, ...) unless private ones are allowed:
-    the addresses are checked, not the name, which anyone can point anywhere."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. a bracketed host that is no IPv6 address
-        return "it must be an http:// or https:// URL with a host"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "it must be an http:// or https:// URL with a host"
-    if parts.username or parts.password:
-        return "it must not carry a user name or password"
-    try:
-        parts.port
-    except ValueError:
-        return "its port is not a number from 0 to 65535"
-    if allow_private:
-        return None
-    try:
-        addresses = (resolve or _resolve)(parts.hostname)
-    except OSError:
-        return f"its host {parts.hostname} does not resolve"
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        ip = getattr(ip, "ipv4_mapped", None) or ip
-        if not ip.is_global or ip.is_multicast:
-            return (f"{parts.hostname} resolves to {ip}, a private, loopback, link-local or "
-                    "reserved address (SCHEDULER_WEBHOOK_ALLOW_PRIVATE=1 allows it)")
-    return None
-
-
-def _resolve(host: str) -> list[str]:
-    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
 
 
 # -- events, raised inside the transaction that records the change ---------------------------

@@ -1,11 +1,20 @@
 """LinkedIn's versioned Posts API: POST /rest/posts (201 with x-restli-id) and the author
-finder GET /rest/posts?q=author, with the LinkedIn-Version and Rest.li headers enforced."""
+finder GET /rest/posts?q=author, with the LinkedIn-Version and Rest.li headers enforced; the
+Images API (initializeUpload, PUT to the uploadUrl) and the Videos API (initializeUpload with
+one upload URL per 4 MB part, PUTs answered with ETags, finalizeUpload, GET for the status);
+a post's content.media / content.multiImage must name uploaded media of the same owner."""
 from __future__ import annotations
 
+import hashlib
+import re
 import time
+from urllib.parse import unquote
 
 from tests.fakes.oauth import OAuthServer
 from tests.fakes.server import Answer, FakePlatform, Received, page_of
+
+PART = 4 * 1024 * 1024  # LinkedIn's video parts: 4 MB each, the last one shorter
+_UPLOAD = re.compile(r"^/dms-uploads/(image|video)/(\d+)(?:/(\d+))?$")
 
 REQUIRED = ("author", "commentary", "visibility", "distribution", "lifecycleState")
 
@@ -35,11 +44,15 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
     rotate_refresh = False
     scope_separator = ","
 
+    video_polls = 1  # GET /rest/videos/{urn} answers PROCESSING this many times
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.oauth_init()
         self.user.id = "abc123XYZ"
         self.posts: list[dict] = []
+        # urn -> {"owner", "kind", "size", "parts": {index: etag}, "status", "polls", "bytes"}
+        self.assets: dict[str, dict] = {}
         self.metrics: dict[str, dict] = {}  # post URN -> counts (default: made up)
 
     @property
@@ -53,8 +66,12 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
         if request.path == "/v2/userinfo" and request.method == "GET":
             user = self.user_of(request.token())
             return Answer(200, {"sub": user.id, "name": user.name, "email_verified": True})
-        if request.path not in ("/rest/posts", "/rest/socialActions",
-                                "/rest/organizationalEntityShareStatistics"):
+        upload = _UPLOAD.match(request.path)
+        if upload and request.method == "PUT":  # the upload URLs take no Rest.li headers
+            return self._upload(request, *upload.groups())
+        if not request.path.startswith(("/rest/posts", "/rest/images", "/rest/videos",
+                                        "/rest/socialActions",
+                                        "/rest/organizationalEntityShareStatistics")):
             return _error(404, f"No virtual resource found for {request.path}", "NOT_FOUND")
         if not request.headers.get("linkedin-version"):
             return _error(400, "A version must be present. Please specify a version by adding "
@@ -65,6 +82,8 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
             return self._social_actions(request)
         if request.path == "/rest/organizationalEntityShareStatistics":
             return self._share_statistics(request)
+        if request.path != "/rest/posts":
+            return self._assets(request)
         if request.method == "POST":
             return self._create(request)
         if request.query.get("q") == "author":
@@ -79,14 +98,108 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
                           "UNPROCESSABLE_ENTITY", 100)
         if body["lifecycleState"] != "PUBLISHED":
             return _error(422, "/lifecycleState :: must be PUBLISHED", "UNPROCESSABLE_ENTITY", 100)
+        refused = self._check_content(body)
+        if refused is not None:
+            return refused
         if any(p["author"] == body["author"] and p["commentary"] == body["commentary"]
                for p in self.posts):
             return self.failure("duplicate", request)
         post_id = f"urn:li:share:{self.new_id()}"
         self.posts.append({"id": post_id, "author": body["author"],
-                           "commentary": body["commentary"],
+                           "commentary": body["commentary"], "content": body.get("content"),
                            "createdAt": int(time.time() * 1000)})
         return Answer(201, None, {"x-restli-id": post_id})
+
+    # -- media ------------------------------------------------------------------------------
+
+    def _check_content(self, body: dict) -> Answer | None:
+        content = body.get("content") or {}
+        items = ([content["media"]] if "media" in content else
+                 (content.get("multiImage") or {}).get("images") or [])
+        if "multiImage" in content and not 2 <= len(items) <= 20:
+            return _error(422, "/content/multiImage/images :: must hold 2 to 20 images",
+                          "UNPROCESSABLE_ENTITY", 100)
+        for item in items:
+            asset = self.assets.get(item.get("id", ""))
+            if asset is None or asset["owner"] != body["author"]:
+                return _error(422, f"/content :: media {item.get('id')} not found for the author",
+                              "UNPROCESSABLE_ENTITY", 100)
+            if asset["status"] != "AVAILABLE":
+                return _error(422, f"/content :: media {item['id']} is {asset['status']}, not "
+                              "AVAILABLE", "UNPROCESSABLE_ENTITY", 100)
+            if "multiImage" in content and asset["kind"] != "image":
+                return _error(422, "/content/multiImage :: images only", "UNPROCESSABLE_ENTITY", 100)
+        return None
+
+    def _assets(self, request: Received) -> Answer:
+        kind = "image" if request.path.startswith("/rest/images") else "video"
+        action = request.query.get("action")
+        if request.method == "POST" and action == "initializeUpload":
+            return self._initialize(request, kind)
+        if request.method == "POST" and action == "finalizeUpload" and kind == "video":
+            return self._finalize(request)
+        urn = unquote(request.path.rpartition("/")[2])
+        if request.method == "GET" and urn in self.assets:
+            asset = self.assets[urn]
+            if asset["status"] == "PROCESSING":
+                asset["polls"] += 1
+                if asset["polls"] > self.video_polls:
+                    asset["status"] = "AVAILABLE"
+            return Answer(200, {"id": urn, "status": asset["status"], "owner": asset["owner"]})
+        return _error(404, f"No virtual resource found for {request.path}", "NOT_FOUND")
+
+    def _initialize(self, request: Received, kind: str) -> Answer:
+        spec = (request.json or {}).get("initializeUploadRequest") or {}
+        owner = spec.get("owner", "")
+        if not re.fullmatch(r"urn:li:(person|organization):[A-Za-z0-9_-]+", owner):
+            return _error(422, "/initializeUploadRequest/owner :: not a person or organization URN",
+                          "UNPROCESSABLE_ENTITY", 100)
+        number = self.new_id()
+        urn = f"urn:li:{kind}:C4E{number}"
+        asset = {"owner": owner, "kind": kind, "size": None, "parts": {}, "polls": 0,
+                 "status": "WAITING_UPLOAD", "bytes": 0}
+        base = f"{self.base_url}/dms-uploads/{kind}/{number}"
+        if kind == "image":
+            self.assets[urn] = asset
+            return Answer(200, {"value": {"uploadUrlExpiresAt": int(time.time() * 1000) + 3600000,
+                                          "uploadUrl": base, "image": urn}})
+        size = spec.get("fileSizeBytes")
+        if not isinstance(size, int) or size <= 0:
+            return _error(422, "/initializeUploadRequest/fileSizeBytes :: required",
+                          "UNPROCESSABLE_ENTITY", 100)
+        asset["size"] = size
+        self.assets[urn] = asset
+        instructions = [{"uploadUrl": f"{base}/{i}", "firstByte": first,
+                         "lastByte": min(first + PART, size) - 1}
+                        for i, first in enumerate(range(0, size, PART))]
+        return Answer(200, {"value": {"uploadUrlsExpireAt": int(time.time() * 1000) + 3600000,
+                                      "video": urn, "uploadInstructions": instructions,
+                                      "uploadToken": f"token-{number}"}})
+
+    def _upload(self, request: Received, kind: str, number: str, part: str | None) -> Answer:
+        asset = self.assets.get(f"urn:li:{kind}:C4E{number}")
+        if asset is None:
+            return _error(404, "upload URL unknown or expired", "NOT_FOUND")
+        asset["bytes"] += len(request.body)
+        if kind == "image":
+            asset["status"] = "AVAILABLE"
+            return Answer(201, None)
+        etag = hashlib.md5(request.body).hexdigest()  # noqa: S324 - a fake's tag
+        asset["parts"][int(part)] = (etag, len(request.body))
+        return Answer(200, None, {"ETag": f'"{etag}"'})
+
+    def _finalize(self, request: Received) -> Answer:
+        spec = (request.json or {}).get("finalizeUploadRequest") or {}
+        asset = self.assets.get(spec.get("video", ""))
+        if asset is None:
+            return _error(404, "video not found", "NOT_FOUND")
+        tags = [asset["parts"][i][0] for i in sorted(asset["parts"])]
+        got = sum(size for _, size in asset["parts"].values())
+        if [t.strip('"') for t in spec.get("uploadedPartIds") or []] != tags or got != asset["size"]:
+            return _error(400, "uploadedPartIds do not match the parts uploaded",
+                          "ILLEGAL_ARGUMENT", 100)
+        asset["status"] = "PROCESSING"
+        return Answer(200, None)
 
     def _by_author(self, request: Received) -> Answer:
         if not self.reads_allowed:

@@ -23,6 +23,10 @@ def _forget(draft_id: str | None) -> None:
     """The default `keep_draft`: nowhere to keep it (a post published outside the queue)."""
 
 
+def _forget_media(position: int, platform_media_id: str | None) -> None:
+    """The default `remember_media`: nowhere to keep it."""
+
+
 @dataclass(frozen=True)
 class PostToPublish:
     id: str
@@ -34,6 +38,11 @@ class PostToPublish:
     draft_id: str | None = None
     # Remember a new draft at once (in the queue row), so a retry after a crash reuses it.
     keep_draft: Callable[[str | None], object] = field(default=_forget, repr=False, compare=False)
+    # The post's media in order (worker/media.py: MediaItem), with alt text and earlier uploads.
+    media: tuple = ()
+    # Remember the platform's id of an upload of item `position` at once (crash safety).
+    remember_media: Callable[[int, str | None], object] = field(default=_forget_media, repr=False,
+                                                             compare=False)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from app.statuses import Platform
 from worker.publishers.base import (
     Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
 )
+from worker.publishers.linkedin_media import LinkedInMedia
 from worker.publishers.http import (
     HttpClient, by_status, describe, find_in_pages, json_body, lookup_failure, retry_after,
     same_text,
@@ -51,6 +52,7 @@ class LinkedInPublisher:
         self.base = settings.linkedin_api_base_url.rstrip("/")
         self.version = settings.linkedin_version
         self.http = http
+        self.media = LinkedInMedia(settings, http, self.headers, self._error)
 
     def headers(self, account: Account) -> dict[str, str]:
         return {"Authorization": f"Bearer {account.access_token}",
@@ -62,15 +64,14 @@ class LinkedInPublisher:
                                  "not a person or organization URN (urn:li:person:... or "
                                  "urn:li:organization:...); add the account again with its URN",
                                  error_code="bad_author")
-        if post.media_urls:
-            raise PermanentError("LinkedIn: this worker cannot attach media to a LinkedIn post yet "
-                                 "(LinkedIn wants the file uploaded first); schedule it without "
-                                 "media or put the link in the text", error_code="media_unsupported")
+        content = self.media.content(post, account)
         body = {"author": account.external_id, "commentary": escape_little(post.content),
                 "visibility": "PUBLIC",
                 "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [],
                                  "thirdPartyDistributionChannels": []},
                 "lifecycleState": "PUBLISHED", "isReshareDisabledByAuthor": False}
+        if content:
+            body["content"] = content
         response = self.http.send(PLATFORM, "POST", f"{self.base}/rest/posts", creates=True,
                                   json=body, headers=self.headers(account))
         if response.status_code in (200, 201):

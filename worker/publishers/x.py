@@ -14,6 +14,7 @@ from app.statuses import Platform
 from worker.publishers.base import (
     Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
 )
+from worker.publishers.x_media import XMedia
 from worker.publishers.http import (
     HttpClient, bearer, by_status, describe, epoch, find_in_pages, json_body, lookup_failure,
     same_text,
@@ -28,14 +29,15 @@ class XPublisher:
     def __init__(self, settings, http: HttpClient):
         self.base = settings.x_api_base_url.rstrip("/")
         self.http = http
+        self.media = XMedia(settings, http, self._error)
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        if post.media_urls:
-            raise PermanentError("X: this worker cannot attach media to an X post yet (X wants "
-                                 "the file uploaded first); schedule it without media or put "
-                                 "the link in the text", error_code="media_unsupported")
+        body: dict[str, object] = {"text": post.content}
+        media_ids = self.media.upload_all(post, account)
+        if media_ids:
+            body["media"] = {"media_ids": media_ids}
         response = self.http.send(PLATFORM, "POST", f"{self.base}/2/tweets", creates=True,
-                                  json={"text": post.content}, headers=bearer(account.access_token))
+                                  json=body, headers=bearer(account.access_token))
         if response.status_code in (200, 201):
             post_id = (json_body(response).get("data") or {}).get("id")
             if post_id:
