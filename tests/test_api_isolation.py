@@ -4,6 +4,7 @@ other company's data is exactly as it was afterwards."""
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,10 +13,12 @@ from sqlalchemy import text
 from app.models import OAuthState
 from app.services.accounts import create_client
 from app.services.evergreen import create_rule
+from app.services.media import store as store_media
 from app.services.posts import NewPost, schedule_post
 from app.services.webhooks import create_webhook
 
 from conftest import ApiClient, Db, make_tenant
+from fakes.media import image
 
 WHEN = (datetime.now(timezone.utc) + timedelta(days=30)).isoformat()
 NOW = datetime.now(timezone.utc)
@@ -35,16 +38,18 @@ def seeded(db: Db, name: str) -> dict:
         session.execute(text("UPDATE post_details SET status = 'failed' WHERE id = :p"), {"p": failed.id})
     webhook = create_webhook(db.sessions, tenant.company_id, "https://93.184.215.14/hook",
                              ["post.published"], NOW)[0].id
-    rule = create_rule(db.sessions, tenant.company_id, [tenant.account_id], 3, NOW).id
     state = f"{name}-state"  # a connect flow of theirs, under way
     with db.sessions.begin() as session:
         session.add(OAuthState(state_hash=hashlib.sha256(state.encode()).hexdigest(),
                                company_id=tenant.company_id, platform="x", created_at=NOW,
                                expires_at=NOW + timedelta(minutes=10),
                                extras={"redirectUri": "https://s.example/connect/x/callback"}))
+    rule = create_rule(db.sessions, tenant.company_id, [tenant.account_id], 3, NOW).id
+    media = store_media(db.sessions, tempfile.mkdtemp(prefix="isolation-media-"), 10 ** 6,
+                        tenant.company_id, [image()], "photo.png", NOW).id
     return {"tenant": tenant, "company": tenant.company_id, "account": tenant.account_id,
             "client": client, "post": pending.id, "failed": failed.id, "webhook": webhook,
-            "state": state, "rule": rule}
+            "state": state, "media": media, "rule": rule}
 
 
 def body(mine: dict, **theirs) -> dict:
@@ -92,6 +97,10 @@ MATRIX = {
     "list webhooks as their company": lambda m, t: ("GET", f"/webhooks?companyId={t['company']}", None),
     "delete their webhook": lambda m, t: ("DELETE", f"/webhooks/{t['webhook']}", None),
     "their webhook's deliveries": lambda m, t: ("GET", f"/webhooks/{t['webhook']}/deliveries", None),
+    "connect as their company": lambda m, t: ("POST", "/connect/x", {"companyId": t["company"]}),
+    "connect for their client": lambda m, t: ("POST", "/connect/x", {"clientId": t["client"]}),
+    "finish their connect flow": lambda m, t: (
+        "GET", f"/connect/x/callback?code=c&state={t['state']}", None),
     "best times of their account": lambda m, t: ("GET", f"/optimal-times?accountId={t['account']}", None),
     "best times as their company": lambda m, t: ("GET", f"/optimal-times?companyId={t['company']}", None),
     "their post's metrics": lambda m, t: ("GET", f"/scheduled-posts/{t['post']}/metrics", None),
@@ -106,15 +115,16 @@ MATRIX = {
                                      "companyId": t["company"]}),
     "list rules as their company": lambda m, t: ("GET", f"/evergreen/rules?companyId={t['company']}", None),
     "delete their rule": lambda m, t: ("DELETE", f"/evergreen/rules/{t['rule']}", None),
-    "connect as their company": lambda m, t: ("POST", "/connect/x", {"companyId": t["company"]}),
-    "connect for their client": lambda m, t: ("POST", "/connect/x", {"clientId": t["client"]}),
-    "finish their connect flow": lambda m, t: (
-        "GET", f"/connect/x/callback?code=c&state={t['state']}", None),
+    "list media as their company": lambda m, t: ("GET", f"/media?companyId={t['company']}", None),
+    "delete their media": lambda m, t: ("DELETE", f"/media/{t['media']}", None),
+    "schedule with their media": lambda m, t: (
+        "POST", "/schedule-post", body(m, mediaIds=[t["media"]])),
 }
 
 
-# Operations that take no id at all: test_lists_show_only_the_callers_own covers them.
-TAKES_NO_IDS = {("GET", "/api/queue/health")}
+# Operations that take no id at all: test_lists_show_only_the_callers_own covers them. An
+# upload (POST /media) names no id either: its company is the key's.
+TAKES_NO_IDS = {("GET", "/api/queue/health"), ("POST", "/media")}
 
 
 def snapshot(db: Db, company_id: str) -> dict:
@@ -177,7 +187,8 @@ def test_the_matrix_covers_every_operation(db, two):
                (MATRIX[c](_ids("m"), _ids("t")) for c in MATRIX)}
     as_template = {_ids("t")["post"]: "{post_id}", _ids("t")["failed"]: "{post_id}",
                    _ids("t")["account"]: "{account_id}", _ids("m")["account"]: "{account_id}",
-                   _ids("t")["webhook"]: "{webhook_id}", _ids("t")["rule"]: "{rule_id}",
+                   _ids("t")["webhook"]: "{webhook_id}", _ids("t")["media"]: "{media_id}",
+                   _ids("t")["rule"]: "{rule_id}",
                    "/connect/x": "/connect/{platform}"}
     for concrete, template in as_template.items():
         covered = {(m, p.replace(concrete, template)) for m, p in covered}
@@ -189,4 +200,4 @@ def test_the_matrix_covers_every_operation(db, two):
 
 def _ids(side: str) -> dict:
     return {k: f"{side}-{k}" for k in ("company", "account", "client", "post", "failed", "webhook",
-                                       "state", "rule")}
+                                       "state", "media", "rule")}
