@@ -386,11 +386,15 @@ def post() -> None:
 @click.option("--media", "media_urls", multiple=True, help="A media URL (repeatable).")
 @click.option("--media-id", "media_ids", multiple=True,
               help="Stored media's id (POST /media), before the URLs (repeatable).")
+@click.option("--part", "parts", multiple=True,
+              help="A reply after TEXT, making a thread (repeatable, in order).")
+@click.option("--first-comment", help="A comment posted on the post right after it.")
 @click.argument("text")
 @pass_ctx
 @handle_errors
 def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: str | None,
-                  media_urls: tuple[str, ...], media_ids: tuple[str, ...], text: str) -> None:
+                  media_urls: tuple[str, ...], media_ids: tuple[str, ...], parts: tuple[str, ...],
+                  first_comment: str | None, text: str) -> None:
     """Schedule TEXT on one or more accounts."""
     from app.models import SocialAccount
     from app.services.media import MediaRef
@@ -408,7 +412,8 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
                       timezone=tz_name, media_urls=tuple(media_urls),
                       media=tuple([MediaRef(media_id=m) for m in media_ids]
                                   + [MediaRef(url=u) for u in media_urls]) if media_ids else (),
-                      not_before=None if relative else now)
+                      not_before=None if relative else now, parts=parts,
+                      first_comment=first_comment)
     posts = schedule_post(sessions, first.company_id, request, now,
                           max_attempts=ctx.settings.max_attempts).posts
     rows = [{"id": p.id, "schedule_id": p.schedule.id, "account_id": p.social_account_id,

@@ -160,6 +160,9 @@ class PostDetail(Base):
     group_id: Mapped[str] = mapped_column(Uuid36, index=True)
     content: Mapped[str] = mapped_column(LongText)
     media_urls: Mapped[list] = mapped_column(JSON)
+    # A thread: the replies that follow `content`, each to the previous (NULL: none).
+    parts: Mapped[list | None] = mapped_column(JSON)
+    first_comment: Mapped[str | None] = mapped_column(LongText)  # posted right after the post
     timezone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(
         _enum("post_status", PostStatus), server_default=text(f"'{PostStatus.PENDING}'"))
@@ -176,6 +179,8 @@ class PostDetail(Base):
 
     schedule: Mapped["PostSchedule"] = relationship(back_populates="post", uselist=False)
     account: Mapped[SocialAccount] = relationship()
+    published_parts: Mapped[list["PostPart"]] = relationship(
+        order_by="PostPart.position", lazy="selectin", viewonly=True)
     # Its media in order, when it has stored media or alt text (plain URLs: media_urls alone).
     media_items: Mapped[list["PostMedia"]] = relationship(
         order_by="PostMedia.position", lazy="selectin", viewonly=True)
@@ -202,7 +207,7 @@ class PostSchedule(Base):
     last_error: Mapped[str | None] = mapped_column(LongText)
     # An unpublished object an earlier attempt made on the platform (an Instagram media
     # container): the next attempt reuses it instead of making a second one.
-    platform_draft_id: Mapped[str | None] = mapped_column(String(255))
+    platform_draft_id: Mapped[str | None] = mapped_column(String(1024))
     # The run_at the first rate-limit deferral moved: deferrals stop 24 h after it.
     deferred_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when recovery found an attempt whose outcome is unknown (it started then): the next
@@ -212,6 +217,24 @@ class PostSchedule(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     post: Mapped[PostDetail] = relationship(back_populates="schedule")
+
+
+class PostPart(Base):
+    """One step of a post with parts, published: position 0 is the post, 1.. the thread's
+    replies, the first comment (if any) the last. Written as soon as the platform answers, under
+    the claim's lock_token, so a retry resumes after the last one here and never reposts it."""
+
+    __tablename__ = "post_parts"
+    __table_args__ = (
+        Index("uq_post_parts_post_position", "post_detail_id", "position", unique=True),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_detail_id: Mapped[str] = mapped_column(ForeignKey("post_details.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    platform_post_id: Mapped[str] = mapped_column(String(255))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PublishAttempt(Base):

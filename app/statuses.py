@@ -69,6 +69,14 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"  # its worker vanished mid-attempt: it may or may not have gone out
 
 
+class PartKind(StrEnum):
+    """One step of a post in parts (post_parts): the post, a reply of its thread, the first comment."""
+
+    POST = "post"
+    REPLY = "reply"
+    COMMENT = "comment"
+
+
 # A user may still change or cancel a post in these: no worker has claimed it.
 EDITABLE = (QueueStatus.PENDING, QueueStatus.WAITING)
 RETRYABLE = (QueueStatus.FAILED, QueueStatus.MISSED)

@@ -369,7 +369,29 @@ CREATE INDEX ix_post_media_media_id ON post_media (media_id);
 
 UPDATE alembic_version SET version_num='0010_media' WHERE alembic_version.version_num = '0009_oauth';
 
--- Running upgrade 0010_media -> 0013_metrics
+-- Running upgrade 0010_media -> 0011_post_parts
+
+ALTER TABLE post_details ADD COLUMN parts JSON;
+
+ALTER TABLE post_details ADD COLUMN first_comment TEXT;
+
+ALTER TABLE post_schedule ALTER COLUMN platform_draft_id TYPE VARCHAR(1024);
+
+CREATE TABLE post_parts (
+    id BIGSERIAL NOT NULL, 
+    post_detail_id VARCHAR(36) NOT NULL, 
+    position INTEGER NOT NULL, 
+    platform_post_id VARCHAR(255) NOT NULL, 
+    published_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    CONSTRAINT pk_post_parts PRIMARY KEY (id), 
+    CONSTRAINT fk_post_parts_post_detail_id FOREIGN KEY(post_detail_id) REFERENCES post_details (id) ON DELETE CASCADE
+);
+
+CREATE UNIQUE INDEX uq_post_parts_post_position ON post_parts (post_detail_id, position);
+
+UPDATE alembic_version SET version_num='0011_post_parts' WHERE alembic_version.version_num = '0010_media';
+
+-- Running upgrade 0011_post_parts -> 0013_metrics
 
 CREATE TABLE post_metrics (
     id BIGSERIAL NOT NULL, 
@@ -409,5 +431,5 @@ CREATE TABLE evergreen_rules (
 
 CREATE INDEX ix_evergreen_rules_company_id ON evergreen_rules (company_id);
 
-UPDATE alembic_version SET version_num='0013_metrics' WHERE alembic_version.version_num = '0010_media';
+UPDATE alembic_version SET version_num='0013_metrics' WHERE alembic_version.version_num = '0011_post_parts';
 

@@ -372,6 +372,17 @@ def test_post_schedule_relative_times(ready):
     assert before + timedelta(minutes=5) <= run_at <= after + timedelta(minutes=5)
 
 
+def test_post_schedule_a_thread_with_a_first_comment(ready):
+    run = ready
+    [data] = run.json("post", "schedule", "--account", run.tenant.account_id, "--at", "+5m",
+                      "--part", "Two", "--part", "Three", "--first-comment", "Four", "One")
+    with run.db.sessions() as session:
+        post = session.get(PostDetail, data["id"])
+        assert (post.content, post.parts, post.first_comment) == ("One", ["Two", "Three"], "Four")
+    assert_error(run("post", "schedule", "--account", run.tenant.account_id, "--at", "+5m",
+                     "--part", " ", "One"), InvalidInput.exit_code, "parts[0] must not be empty")
+
+
 def test_post_schedule_on_several_accounts_is_one_group(ready):
     run = ready
     other = run.json("account", "add", "--company", run.tenant.company_id, "--platform", "sandbox",

@@ -91,9 +91,11 @@ def test_each_documented_limit(platform, media, field, words):
         assert words in found.get(field, ""), found
 
 
-def test_facebook_and_instagram_take_urls_not_stored_media_yet():
-    assert "use mediaUrls" in check_post("instagram", "Hi", [], media=[image(0)])["mediaIds"]
-    assert check_post("instagram", "Hi", ["https://example.com/a.jpg"]) == {}
+def test_facebook_and_instagram_take_stored_media_and_bluesky_not_yet():
+    assert check_post("instagram", "Hi", [], media=[image(0)]) == {}
+    assert check_post("facebook", "Hi", [], media=[image(0), image(1)]) == {}
+    assert "use mediaUrls" in check_post("bluesky", "Hi", [], media=[image(0)])["mediaIds"]
+    assert check_post("bluesky", "Hi", ["https://example.com/a.jpg"]) == {}
 
 
 def test_a_url_counts_but_its_type_waits_for_publish_time():

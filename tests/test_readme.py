@@ -185,6 +185,10 @@ def _session_env(tmp_path: Path) -> dict[str, str]:
             "TEST_README_VENV": sys.prefix, "TEST_README_STATE": str(tmp_path / "state.sh")}
 
 
+# The whole README in one test: its walkthroughs (the fakes, the connect flows, media, threads,
+# planning) take minutes together, more than the suite's 300 s per test; each block still has
+# its own BLOCK_TIMEOUT.
+@pytest.mark.timeout(1200)
 def test_every_readme_block_runs_as_written(checkout, tmp_path, turn):
     env = _session_env(tmp_path)
     groups, skipped, done = [], [], []

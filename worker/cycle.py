@@ -28,7 +28,7 @@ from app.oauth.schedule import JUST_IN_TIME
 from app.services.accounts import mark_needs_reconnect, waiting_reason
 from app.statuses import AccountStatus, QueueStatus
 from app.timeutil import utcnow
-from worker import media, queue
+from worker import media, parts, queue
 from worker.jobs import JobContext, JobRunner
 from worker.publishers import default_publishers
 from worker.lease import Leases
@@ -191,28 +191,33 @@ class Worker:
                               "spent") from None
 
     def _load(self, jobs: list[Claimed]) -> list[tuple[Claimed, PostToPublish, "_AccountRow"]]:
-        """The post and account behind each claimed row, in one read (Core: plain rows)."""
+        """The post and account behind each claimed row, in one read (Core: plain rows), and
+        the steps already published of the posts in parts (a second read, only for those)."""
         if not jobs:
             return []
         d, a = PostDetail.__table__.c, SocialAccount.__table__.c
         with engine_of(self.sessions).connect() as conn:
             rows = conn.execute(
-                select(d.id, d.content, d.media_urls, a.id.label("account_id"), a.platform,
-                       a.external_id, a.display_name, a.status, a.access_token_encrypted,
-                       a.token_expires_at, a.auth_meta,
+                select(d.id, d.content, d.media_urls, d.parts, d.first_comment,
+                       a.id.label("account_id"), a.platform, a.external_id, a.display_name,
+                       a.status, a.access_token_encrypted, a.token_expires_at, a.auth_meta,
                        a.refresh_token_encrypted.is_not(None).label("refreshable"))
                 .join_from(PostDetail.__table__, SocialAccount.__table__,
                            a.id == d.social_account_id)
                 .where(d.id.in_([j.post_detail_id for j in jobs]))).all()
+            published = queue.published_parts(conn, [r.id for r in rows
+                                                     if r.parts or r.first_comment])
         by_id = {row.id: row for row in rows}
         items = media.load(self.sessions, self.settings.media_dir, list(by_id))  # one read
         loaded = []
         for job in jobs:
             row = by_id[job.post_detail_id]
             urls = list(row.media_urls or [])
-            loaded.append((job, PostToPublish(row.id, row.content, urls, job.schedule_id,
-                                              job.attempt, media=tuple(
-                                                  items.get(row.id) or media.from_urls(urls))),
+            loaded.append((job, PostToPublish(
+                row.id, row.content, urls, job.schedule_id, job.attempt,
+                media=tuple(items.get(row.id) or media.from_urls(urls)),
+                parts=tuple(row.parts or ()), first_comment=row.first_comment,
+                published_parts=published.get(row.id, {})),
                            _AccountRow(row.account_id, row.platform, row.external_id,
                                        row.display_name, row.status,
                                        row.access_token_encrypted, row.token_expires_at,
@@ -259,35 +264,62 @@ class Worker:
         post = replace(post, draft_id=job.draft_id, keep_draft=lambda draft: queue.save_draft(
             self.sessions, job, draft, self.clock()),
             remember_media=lambda position, platform_id: media.remember(
-                self.sessions, post.id, position, platform_id, self.clock()))
+                self.sessions, post.id, position, platform_id, self.clock()),
+            keep_part=lambda position, platform_id: self._keep_part(job, position, platform_id))
         return self._send(job, post, account, publisher)
+
+    def _keep_part(self, job: Claimed, position: int, platform_post_id: str) -> None:
+        """A step of a post in parts is out: written at once, or the claim is no longer ours."""
+        if not queue.save_part(self.sessions, job, position, platform_post_id, self.clock()):
+            raise ClaimExpired(f"step {position} went out as {platform_post_id}, but the claim was "
+                               "recovered meanwhile: its new owner looks for it before posting",
+                               error_code="claim_lost")
 
     def _send(self, job: Claimed, post: PostToPublish, account: "_AccountRow",
               publisher: Publisher) -> "str | _Published":
-        """Look first if an earlier attempt may have got through, then publish; every error
-        class of the taxonomy ends here in its queue outcome."""
-        note = None
+        """Look first if an earlier attempt may have got through, then publish (every step of a
+        post in parts: worker/parts.py); every error class of the taxonomy ends here in its
+        queue outcome."""
+        notes: list[Failure] = []
+
+        def look(step: parts.Step, finder) -> str | None:
+            found, note = self._look(job, post, credentials, finder)
+            if found is not None:
+                what = "found" if step.position == 0 else \
+                    f"{parts.label(step, len(post.parts) + 1)} found"
+                notes.append(Failure(f"{what} on {account.platform} as {found}, published by an "
+                                     "earlier attempt whose answer was lost: not posted again",
+                                     error_code="found_existing"))
+            elif note is not None:
+                notes.append(Failure(note, error_code="lookup_unavailable"))
+            return found
+
         try:
             credentials = self._credentials(account)
             with guarded(lambda: self._leases.check(job)):  # before each request it makes
                 self._leases.check(job)
-                if job.unknown_since is not None:
-                    found, note = self._look(job, post, credentials, publisher)
-                    if found is not None:
-                        return self._published(job, account, found, Failure(
-                            f"found on {account.platform} as {found}, published by an earlier "
-                            "attempt whose answer was lost: not posted again",
-                            error_code="found_existing"))
-                result = publisher.publish(post, credentials)
-        except ClaimExpired as exc:
+                result = parts.publish(publisher, post, credentials,
+                                       look if job.unknown_since is not None else None)
+        except Exception as exc:
+            return self._failed(job, account, exc, notes[0].message if notes else None)
+        if result.note:  # something the owner should know of a post that did go out
+            notes.append(Failure(result.note, error_code="published_with_note"))
+        remark = Failure("; ".join(n.message or "" for n in notes), error_code=notes[0].error_code) \
+            if notes else None
+        return self._published(job, account, result.platform_post_id, remark)
+
+    def _failed(self, job: Claimed, account: "_AccountRow", exc: Exception,
+                note: str | None) -> str:
+        """Each error class of the taxonomy to its queue outcome."""
+        if isinstance(exc, ClaimExpired):
             return self._drop(job, account, _failure(exc, note=note))
-        except NotReadyError as exc:  # still processing on the platform's side: not the account's fault
+        if isinstance(exc, NotReadyError):  # still processing on the platform's side
             return self._rate_limited(job, account, exc, _failure(exc, note=note))
-        except RateLimitedError as exc:
+        if isinstance(exc, RateLimitedError):
             self._run.limit(account.id, self.policy.resume_at(self.clock(), exc.retry_at,
                                                               exc.retry_after))
             return self._rate_limited(job, account, exc, _failure(exc, note=note))
-        except AuthError as exc:
+        if isinstance(exc, AuthError):
             self._run.needs_reconnect.add(account.id)
             if exc.error_code in REFRESH_REFUSED:  # the token, not this post: it waits too
                 return self._after(job, account, Event.NEEDS_RECONNECT, _failure(exc, note=note))
@@ -295,17 +327,11 @@ class Worker:
             return self._after(job, account, Event.PERMANENT, _failure(
                 exc, f"{exc.message}. Reconnect the {account.platform} account to publish again; "
                 "its other posts wait until then", note))
-        except PermanentError as exc:
+        if isinstance(exc, PermanentError):
             return self._after(job, account, Event.PERMANENT, _failure(exc, note=note))
-        except Exception as exc:  # RetryableError, and anything unforeseen, is worth a retry
-            return self._after(job, account, Event.RETRYABLE, _failure(exc, note=note),
-                               maybe_published=getattr(exc, "maybe_published", False))
-        if note or result.note:
-            remark = Failure("; ".join(filter(None, (note, result.note))),
-                             error_code="lookup_unavailable" if note else "published_with_note")
-        else:
-            remark = None
-        return self._published(job, account, result.platform_post_id, remark)
+        # RetryableError, and anything unforeseen, is worth a retry
+        return self._after(job, account, Event.RETRYABLE, _failure(exc, note=note),
+                           maybe_published=getattr(exc, "maybe_published", False))
 
     def _credentials(self, account: "_AccountRow") -> Account:
         """The account's token; refreshed first (under its row lock, app/oauth/refresh.py) when it
@@ -323,18 +349,18 @@ class Worker:
                                                                      stale))
 
     def _look(self, job: Claimed, post: PostToPublish, credentials: Account,
-              publisher: Publisher) -> tuple[str | None, str | None]:
-        """An earlier attempt may have published this post: the platform's id of it if it is
-        there, and a note for the attempt record when the platform cannot be asked."""
+              finder) -> tuple[str | None, str | None]:
+        """An earlier attempt may have published this post (or the step `finder` looks for):
+        the platform's id of it if it is there, and a note for the attempt record when the
+        platform cannot be asked."""
         assert job.unknown_since is not None  # the caller looks only after an unknown attempt
         since = job.unknown_since - LOOKUP_SLACK
-        find = getattr(publisher, "find_existing", None)
         note: str | None
         try:
-            if find is None:
+            if finder is None:
                 raise LookupUnavailable(f"{credentials.platform} gives no way to read back "
                                         "the account's posts")
-            found = find(post, credentials, since)
+            found = finder(post, credentials, since)
         except LookupUnavailable as exc:
             found, note = None, (f"could not look for a copy from the earlier attempt whose "
                                  f"answer was lost ({exc.message}); posted again")

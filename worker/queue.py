@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import new_id, rowcount
-from app.models import PostDetail, PostSchedule, PublishAttempt, WorkerRun
+from app.models import PostDetail, PostPart, PostSchedule, PublishAttempt, WorkerRun
 from app.queue.locked import LockedTable
 from app.queue.tx import LockConflict, in_transaction  # noqa: F401  (re-exported: the queue's API)
 from app.services.metrics import schedule_collection
@@ -347,6 +347,34 @@ def save_draft(sessions: sessionmaker[Session], job: Claimed, draft_id: str | No
     """Remember (or forget) what this attempt made on the platform, while the row is ours."""
     return in_transaction(sessions, lambda conn: _keep(conn, job, now,
                                                           platform_draft_id=draft_id))
+
+
+def save_part(sessions: sessionmaker[Session], job: Claimed, position: int,
+              platform_post_id: str, now: datetime) -> bool:
+    """A step of a post in parts is on the platform: its id, kept while the row is ours (the
+    fenced write locks the schedule row first, so a recovery cannot slip in between). The
+    question an unknown attempt raised is answered too. False when the claim is lost."""
+
+    def work(conn: Connection) -> bool:
+        if not _keep(conn, job, now, unknown_since=None):
+            return False
+        conn.execute(insert(PostPart), {"post_detail_id": job.post_detail_id,
+                                        "position": position, "published_at": now,
+                                        "platform_post_id": platform_post_id})
+        return True
+
+    return in_transaction(sessions, work)
+
+
+def published_parts(conn: Connection, post_ids: list[str]) -> dict[str, dict[int, str]]:
+    """The steps already out of these posts: post id -> {position: platform id}."""
+    found: dict[str, dict[int, str]] = {}
+    if post_ids:
+        p = PostPart.__table__.c
+        for row in conn.execute(select(p.post_detail_id, p.position, p.platform_post_id)
+                                .where(p.post_detail_id.in_(post_ids))):
+            found.setdefault(row.post_detail_id, {})[row.position] = row.platform_post_id
+    return found
 
 
 def looked_up(sessions: sessionmaker[Session], job: Claimed, now: datetime) -> bool:

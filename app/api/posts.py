@@ -27,6 +27,7 @@ def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
                              timezone=body.timezone, media_urls=plain_urls(body.mediaUrls) or (),
                              media=media_refs(body.mediaIds, body.mediaUrls) or (),
                              client_id=_str(body.clientId), not_before=now,
+                             parts=tuple(body.parts), first_comment=body.firstComment,
                              evergreen=body.evergreen)
     done = posts.schedule_post(db, company_id, new_post, now, settings.max_attempts,
                                idempotency_key=request.headers.get("Idempotency-Key"),
@@ -60,15 +61,17 @@ def get_post(company_id: str, post_id: str):
 
 
 @api.route("PATCH", "/scheduled-posts/<post_id>",
-           summary="New content, media or time while the post is still pending; the evergreen "
-                   "flag at any time",
-           body=EditPostIn, response=PostOut, conflicts=NOT_PENDING)
+           summary="New content, media, parts or time, while the post is still pending",
+           body=EditPostIn, response=PostOut,
+           conflicts=f"{NOT_PENDING}; or part of its thread is published and its text would change")
 def edit_post(company_id: str, post_id: str, body: EditPostIn):
     change = posts.PostChange(
         content=body.content, scheduled_at=body.scheduledAt, timezone=body.timezone,
         media_urls=plain_urls(body.mediaUrls if body.mediaUrls is not None or body.mediaIds is None
                               else []),
-        media=media_refs(body.mediaIds, body.mediaUrls), evergreen=body.evergreen)
+        media=media_refs(body.mediaIds, body.mediaUrls),
+        parts=tuple(body.parts) if body.parts is not None else None,
+        first_comment=body.firstComment, evergreen=body.evergreen)
     return PostOut.of(posts.edit_post(sessions(), company_id, post_id, change, utcnow()))
 
 

@@ -13,16 +13,18 @@ from uuid import UUID
 from zoneinfo import available_timezones
 
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, WithJsonSchema,
-    model_validator,
+    AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag,
+    WithJsonSchema, model_validator,
 )
 
 from app.errors import InvalidInput
-from app.models import Client, PostDetail, PublishAttempt, SocialAccount
-from app.services.limits import LIMITS, MAX_ALT_TEXT, MAX_MEDIA, MAX_URL_LENGTH, check_media_url
+from app.models import Client, PostDetail, PostPart, PublishAttempt, SocialAccount
+from app.services.limits import (
+    LIMITS, MAX_ALT_TEXT, MAX_MEDIA, MAX_PARTS, MAX_URL_LENGTH, check_media_url,
+)
 from app.services.media import MediaRef
 from app.services.posts import CURSOR_PATTERN
-from app.statuses import AccountStatus, Outcome, Platform, PostStatus, QueueStatus
+from app.statuses import AccountStatus, Outcome, PartKind, Platform, PostStatus, QueueStatus
 from app.timeutil import parse_instant, zone
 
 
@@ -130,6 +132,13 @@ LocalOrOffsetTime = Annotated[str, Field(
                 "(the company's time zone when none is given); in the future")]
 
 
+PartText = Annotated[str, Field(min_length=1, max_length=65536)]
+PARTS_DOC = ("A thread: the replies that follow `content`, each to the previous, each checked "
+             "against the platform's limit (X, and platforms with threads)")
+FIRST_COMMENT_DOC = ("Posted on the post right after it (X: a reply; LinkedIn, Facebook, "
+                     "Instagram: a comment); empty: none")
+
+
 AltText = Annotated[str, Field(max_length=MAX_ALT_TEXT, description="Read aloud to people who "
                                                                   "cannot see the image")]
 
@@ -214,6 +223,9 @@ class SchedulePostIn(Strict):
     clientId: UUID | None = None
     mediaUrls: list[MediaUrlEntry] = Field(default_factory=list, max_length=MAX_MEDIA)
     mediaIds: list[MediaIdEntry] = Field(default_factory=list, max_length=MAX_MEDIA)
+    parts: list[PartText] = Field(default_factory=list, max_length=MAX_PARTS,
+                                  description=PARTS_DOC)
+    firstComment: str | None = Field(None, max_length=65536, description=FIRST_COMMENT_DOC)
     evergreen: bool = Field(False, description="Publish it again later by evergreen rotation")
 
     @model_validator(mode="after")
@@ -236,6 +248,7 @@ class EditPostIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
         {"anyOf": [_given("content", "string"), _given("mediaUrls", "array"),
                    _given("mediaIds", "array"), _given("scheduledAt", "string"),
+                   _given("parts", "array"), _given("firstComment", "string"),
                    _given("evergreen", "boolean")]},
         {"anyOf": [{"not": _given("timezone", "string")}, _given("scheduledAt", "string")]},
     ]})
@@ -246,6 +259,10 @@ class EditPostIn(Strict):
     mediaUrls: list[MediaUrlEntry] | None = Field(None, max_length=MAX_MEDIA)
     mediaIds: list[MediaIdEntry] | None = Field(None, max_length=MAX_MEDIA,
                                                 description="Replaces the post's media with mediaUrls")
+    parts: list[PartText] | None = Field(None, max_length=MAX_PARTS,
+                                         description=f"{PARTS_DOC}; [] removes the thread")
+    firstComment: str | None = Field(None, max_length=65536,
+                                     description=f"{FIRST_COMMENT_DOC}; \"\" removes it")
     evergreen: bool | None = Field(None, description="Alone, it may change in any state")
 
 
@@ -338,6 +355,21 @@ class ClientList(Out):
     items: list[ClientOut]
 
 
+class PublishedPartOut(Out):
+    part: int = Field(description="0 the post, 1.. the thread's replies; the first comment last")
+    kind: PartKind
+    platformPostId: str
+    publishedAt: datetime
+
+    @classmethod
+    def of(cls, p: PostDetail, part: PostPart) -> "PublishedPartOut":
+        thread = len(p.parts or ())
+        kind = (PartKind.POST if part.position == 0 else
+                PartKind.REPLY if part.position <= thread else PartKind.COMMENT)
+        return cls(part=part.position, kind=kind, platformPostId=part.platform_post_id,
+                   publishedAt=part.published_at)
+
+
 class MediaItemOut(Out):
     mediaId: str | None = Field(description="Stored media (GET /media), or null for a URL")
     url: str | None
@@ -353,6 +385,11 @@ class PostOut(Out):
     content: str
     mediaUrls: list[str] = Field(description="The media URLs (without alt text)")
     media: list[MediaItemOut] = Field(description="Every media item in order, with alt text")
+    parts: list[str] = Field(description="The thread's replies after `content`")
+    firstComment: str | None
+    publishedParts: list[PublishedPartOut] = Field(
+        description="The steps of a thread or first comment already on the platform, each "
+                    "kept as it went out: a retry resumes after the last")
     status: PostStatus = Field(description="What became of the post")
     queueStatus: QueueStatus = Field(description="Where it is in the queue")
     scheduledAt: datetime = Field(description="UTC")
@@ -361,7 +398,7 @@ class PostOut(Out):
     scheduledAtLocal: str | None = Field(description="scheduledAt in `timezone`, with its offset")
     attempts: int
     maxAttempts: int
-    platformPostId: str | None
+    platformPostId: str | None = Field(description="The post's id on the platform (a thread's first part)")
     errorMessage: str | None
     publishedAt: datetime | None
     createdAt: datetime
@@ -376,7 +413,9 @@ class PostOut(Out):
         return dict(id=p.id, groupId=p.group_id, clientId=p.client_id,
                     socialAccountId=p.social_account_id, platform=p.account.platform,
                     content=p.content, mediaUrls=list(p.media_urls or []),
-                    media=_media_of(p), status=p.status,
+                    media=_media_of(p), parts=list(p.parts or []), firstComment=p.first_comment,
+                    publishedParts=[PublishedPartOut.of(p, part) for part in p.published_parts],
+                    status=p.status,
                     queueStatus=s.status, scheduledAt=s.run_at, timezone=p.timezone,
                     scheduledAtLocal=local, attempts=s.attempts, maxAttempts=s.max_attempts,
                     platformPostId=p.platform_post_id, errorMessage=p.error_message,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
-from typing import cast
+from typing import Sequence, cast
 from urllib.parse import urlsplit
 
 import regex
@@ -17,6 +17,13 @@ from app.statuses import Platform
 
 MAX_MEDIA = 20  # items per post, whatever the platform (LinkedIn's multiImage is the largest)
 MAX_URL_LENGTH = 2048
+MAX_PARTS = 24  # replies after the post: a thread of 25, as X's composer allows
+VIDEO_URL = re.compile(r"\.(mp4|mov|m4v|avi|wmv|webm)(\?|#|$)", re.IGNORECASE)
+
+
+def is_video_url(url: str) -> bool:
+    """A media URL counts as a video by its extension (what the platforms fetch is not read)."""
+    return bool(VIDEO_URL.search(url))
 MAX_ALT_TEXT = 1000  # X's alt text limit, the smallest of the platforms that take one
 MB = 1024 * 1024
 IMAGES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -45,10 +52,13 @@ class MediaRules:
 @dataclass(frozen=True)
 class Limits:
     name: str
-    max_length: int
+    max_length: int         # of the post, and of each part of a thread
     needs_media: bool = False
     counting: str = "characters"  # how the platform counts: a key of COUNTERS
     max_media: int = MAX_MEDIA  # items in one post, whatever their kind
+    threads: bool = False   # takes `parts` (its publisher has `reply`)
+    video_alone: bool = False  # a video (a URL by its extension) must be the post's only medium
+    comment_length: int | None = None  # a first comment's limit; None: no first comment
     max_bytes: int | None = None  # a limit on the text's UTF-8 bytes besides (Bluesky)
     media: MediaRules = field(default_factory=lambda: MediaRules(max_images=MAX_MEDIA))
 
@@ -59,33 +69,38 @@ _BY_URL = MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True, sto
 LIMITS = {
     # docs.x.com media best practices: 4 images (5 MB; GIF 15 MB) or 1 video/GIF; video MP4/MOV
     # up to 512 MB, 0.5-140 s, aspect ratio 1:3 to 3:1.
-    Platform.X: Limits("X", 280, counting="weighted", max_media=4, media=MediaRules(
+    Platform.X: Limits("X", 280, counting="weighted", max_media=4, threads=True,
+                       comment_length=280, media=MediaRules(
         max_images=4, max_image_bytes=5 * MB, max_gif_bytes=15 * MB, max_video_bytes=512 * MB,
         video_seconds=(0.5, 140), aspect=(1 / 3, 3), gif_alone=True)),
     # LinkedIn Images API: JPEG/PNG/GIF, 1 image or a multiImage of 2-20; Videos API: MP4,
     # 75 KB-500 MB, 3 s-30 min; no images beside a video.
-    Platform.LINKEDIN: Limits("LinkedIn", 3000, max_media=20, media=MediaRules(
+    Platform.LINKEDIN: Limits("LinkedIn", 3000, max_media=20, comment_length=1250, media=MediaRules(
         max_images=20, image_types=("image/jpeg", "image/png", "image/gif"),
         video_types=("video/mp4",), max_video_bytes=500 * MB, video_seconds=(3, 30 * 60))),
     # Graph API: up to 10 photos in one post (attached_media), or one video.
-    Platform.FACEBOOK: Limits("Facebook", 63206, max_media=10, media=MediaRules(
-        max_images=10, image_types=("image/jpeg", "image/png", "image/gif", "image/webp"),
-        stored=False)),
+    Platform.FACEBOOK: Limits("Facebook", 63206, max_media=10, comment_length=8000,
+                              video_alone=True, media=MediaRules(
+        max_images=10, image_types=("image/jpeg", "image/png", "image/gif", "image/webp"))),
     # Content Publishing API: JPEG images (aspect 4:5 to 1.91:1), Reels MP4/MOV 3 s-15 min;
     # one image or video, or a carousel of 2-10 (images and videos mixed).
-    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True, max_media=10, media=MediaRules(
+    Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True, max_media=10,
+                               comment_length=2200, media=MediaRules(
         max_images=10, max_videos=10, image_types=("image/jpeg",), video_seconds=(3, 15 * 60),
         max_image_bytes=8 * MB, max_video_bytes=300 * MB, image_aspect=(4 / 5, 1.91),
-        mixed=True, stored=False)),
-    Platform.SANDBOX: Limits("the sandbox", 63206,
+        mixed=True)),
+    Platform.SANDBOX: Limits("the sandbox", 63206, threads=True, comment_length=63206,
                              media=MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True)),
+    # Their publishers reply (worker/parts.py): threads, and the first comment as a reply.
     # app.bsky.feed.post's text: maxGraphemes 300 and maxLength 3000 (UTF-8 bytes)
     Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, max_bytes=3000,
-                             media=_BY_URL),
+                             media=_BY_URL, threads=True, comment_length=300),
     # An instance may allow more (its /api/v2/instance): the account's own limit, read at
     # connect, replaces these two (see check_post).
-    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, media=_BY_URL),
-    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20, media=_BY_URL),
+    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, media=_BY_URL,
+                              threads=True, comment_length=500),
+    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20, media=_BY_URL,
+                             threads=True, comment_length=500),
 }
 
 # twitter-text v3: these code point ranges weigh 1, everything else 2 (out of 280);
@@ -191,23 +206,28 @@ def limits_for(platform: str, account_meta: dict | None = None) -> Limits:
 
 
 def check_post(platform: str, content: str, media_urls: list[str],
-               account_meta: dict | None = None,
-               media: list[MediaInfo] | None = None) -> dict[str, str]:
+               account_meta: dict | None = None, media: list[MediaInfo] | None = None,
+               parts: Sequence[str] = (), first_comment: str | None = None) -> dict[str, str]:
     """What is wrong with this post for `platform`, by request field; empty when it is fine.
-    `media` (when given) describes every item; else `media_urls` are counted."""
+    `media` (when given) describes every item; else `media_urls` are counted. Each part of a
+    thread and the first comment are checked as the content is; the account's own limits
+    (`account_meta`, see limits_for) replace the platform's."""
     limits = limits_for(platform, account_meta)
     problems: dict[str, str] = {}
-    if not content.strip():
-        problems["content"] = "must not be empty"
+    texts: list[tuple[str, str, int]] = [("content", content, limits.max_length)]
+    if parts and not limits.threads:
+        problems["parts"] = (f"{limits.name} has no threads: schedule the parts as separate "
+                             "posts, or join them into one")
     else:
-        length = COUNTERS[limits.counting](content)
-        size = len(content.encode())
-        if length > limits.max_length:
-            problems["content"] = (f"is {length} characters{UNITS.get(limits.counting, '')}; "
-                                   f"{limits.name} allows at most {limits.max_length}")
-        elif limits.max_bytes is not None and size > limits.max_bytes:
-            problems["content"] = (f"is {size} bytes in UTF-8; {limits.name} allows at most "
-                                   f"{limits.max_bytes} (emoji sequences take many)")
+        texts += [(f"parts[{i}]", text, limits.max_length) for i, text in enumerate(parts)]
+    if first_comment is not None and limits.comment_length is None:
+        problems["firstComment"] = f"{limits.name} takes no first comment"
+    elif first_comment is not None and limits.comment_length is not None:
+        texts.append(("firstComment", first_comment, limits.comment_length))
+    for field, text, most in texts:
+        why = _too_long(limits, text, most)
+        if why:
+            problems[field] = why
     media = media if media is not None else [MediaInfo(f"mediaUrls[{i}]")
                                              for i in range(len(media_urls))]
     if limits.needs_media and not media:
@@ -217,7 +237,23 @@ def check_post(platform: str, content: str, media_urls: list[str],
                                         "or videos")
     else:
         problems.update(check_media(limits, media))
+    if limits.video_alone and len(media) > 1 and any(map(is_video_url, media_urls)):
+        problems["mediaUrls"] = (f"{limits.name} takes one video alone, or photos only: split "
+                                 "it into two posts")
     return problems
+
+
+def _too_long(limits: Limits, text: str, most: int) -> str | None:
+    if not text.strip():
+        return "must not be empty"
+    length, size = COUNTERS[limits.counting](text), len(text.encode())
+    if length > most:
+        return (f"is {length} characters{UNITS.get(limits.counting, '')}; {limits.name} allows "
+                f"at most {most}")
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        return (f"is {size} bytes in UTF-8; {limits.name} allows at most {limits.max_bytes} "
+                "(emoji sequences take many)")
+    return None
 
 
 def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
@@ -237,7 +273,7 @@ def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
         problems[field] = f"{name} takes at most {rules.max_images} images in a post"
     if not rules.stored and any(m.field.startswith("mediaIds") for m in media):
         problems["mediaIds"] = (f"{name} posts take media by URL in this version: use mediaUrls "
-                                "(stored media is published to X and LinkedIn)")
+                                "(stored media is published to X, LinkedIn, Facebook and Instagram)")
     for item in media:
         why = _item_problem(rules, name, item)
         if why:

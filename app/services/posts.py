@@ -11,7 +11,7 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable, cast
+from typing import Callable, Sequence, cast
 
 from sqlalchemy import Row, Select, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -25,7 +25,7 @@ from app.models import (
 )
 from app.services import idempotency
 from app.services import media as media_store
-from app.services.limits import MAX_MEDIA, MediaInfo, check_media_url, check_post
+from app.services.limits import MAX_MEDIA, MAX_PARTS, MediaInfo, check_media_url, check_post
 from app.services.media import MediaRef
 from app.statuses import EDITABLE, RETRYABLE, AccountStatus, PostStatus, QueueStatus
 from app.timeutil import EARLIEST, LATEST, at_most, parse_instant
@@ -49,6 +49,8 @@ class NewPost:
     # Every media item in order (stored media, then URLs) with alt text; when empty,
     # `media_urls` are the items.
     media: tuple[MediaRef, ...] = ()
+    parts: tuple[str, ...] = ()        # a thread: replies after `content`, each to the previous
+    first_comment: str | None = None   # posted on the post right after it; "" is none
     # The API's "must be in the future": checked after the accounts are found, so a request
     # naming no account of this company is 404 whatever its time (the order the document states).
     not_before: datetime | None = None
@@ -124,15 +126,18 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
     refs = list(request.media) or [MediaRef(url=u) for u in request.media_urls]
     _check_media(request.media_urls)
     _check_count(refs)
+    _check_parts(request.parts)
     if not request.account_ids:
         raise InvalidInput("name at least one social account",
                            fields={"socialAccountIds": "name at least one account"})
     accounts = _accounts(session, company_id, request.account_ids)
     if request.not_before is not None:
         check_future(cast(datetime, request.run_at), request.not_before)  # read by _with_instant
+    first_comment = request.first_comment or None
     infos = _media_infos(session, company_id, refs)
     for account in accounts:
-        _check_for_platform(account, request.content, list(request.media_urls), infos)
+        _check_for_platform(account, request.content, list(request.media_urls), infos,
+                            list(request.parts), first_comment)
     if request.client_id is not None:
         _client(session, company_id, request.client_id)
     group_id = str(uuid.uuid4())
@@ -143,6 +148,7 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
                       client_id=request.client_id or account.client_id,
                       social_account_id=account.id, group_id=group_id, content=request.content,
                       media_urls=list(request.media_urls), timezone=request.timezone,
+                      parts=list(request.parts) or None, first_comment=first_comment,
                       status=PostStatus.PENDING, idempotency_key=idempotency_key, created_at=now,
                       updated_at=now, evergreen=request.evergreen,
                       evergreen_source_id=request.evergreen_source_id)
@@ -245,9 +251,17 @@ def _media_infos(session: Session, company_id: str, refs: list[MediaRef]) -> lis
     return infos
 
 
+def _check_parts(parts) -> None:
+    if len(parts) > MAX_PARTS:
+        raise InvalidInput(f"a thread takes at most {MAX_PARTS} parts after the post",
+                           fields={"parts": f"at most {MAX_PARTS}"})
+
+
 def _check_for_platform(account: SocialAccount, content: str, media_urls: list[str],
-                        media: list[MediaInfo] | None = None) -> None:
-    problems = check_post(account.platform, content, media_urls, account.auth_meta, media)
+                        media: list[MediaInfo] | None = None, parts: Sequence[str] = (),
+                        first_comment: str | None = None) -> None:
+    problems = check_post(account.platform, content, media_urls, account.auth_meta, media,
+                          parts, first_comment)
     if problems:
         name = account.display_name or account.external_id
         raise InvalidInput("; ".join(f"{k} {v} (account {name})" for k, v in problems.items()),
@@ -381,16 +395,18 @@ class PostChange:
     timezone: str | None = None
     media_urls: tuple[str, ...] | None = None
     media: tuple[MediaRef, ...] | None = None  # every item, replacing the post's (see NewPost)
+    parts: tuple[str, ...] | None = None     # () removes the thread
+    first_comment: str | None = None         # "" removes it
     evergreen: bool | None = None
 
 
 def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, change: PostChange,
               now: datetime) -> PostDetail:
-    """New content, media or time for a post the worker has not claimed yet; the evergreen
-    flag alone may change on a post in any state (a published post is the usual source)."""
+    """New content, media, parts or time for a post the worker has not claimed yet; what a
+    platform already has of it (a thread's first parts, published before a retry) stays."""
     if all(value is None for value in vars(change).values()):
-        what = "send content, mediaIds, mediaUrls, scheduledAt or evergreen"
-        raise InvalidInput(f"nothing to change: {what}", fields={"body": what})
+        what = "content, mediaIds, mediaUrls, parts, firstComment, scheduledAt or evergreen"
+        raise InvalidInput(f"nothing to change: send {what}", fields={"body": f"send {what}"})
     if change.evergreen is not None and all(
             value is None for name, value in vars(change).items() if name != "evergreen"):
         with sessions.begin() as session:
@@ -404,20 +420,35 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
         post = _post(session, company_id, post_id)
         content = post.content if change.content is None else change.content
         media = list(post.media_urls) if change.media_urls is None else list(change.media_urls)
+        parts = list(post.parts or ()) if change.parts is None else list(change.parts)
+        first_comment = post.first_comment if change.first_comment is None else (
+            change.first_comment or None)
         _check_media(media)
         if change.media is not None or change.media_urls is not None:
             refs = list(change.media or ()) or [MediaRef(url=u) for u in media]
         else:
             refs = media_store.refs_of(session, post) or [MediaRef(url=u) for u in media]
         _check_count(refs)
-        _check_for_platform(post.account, content, media, _media_infos(session, company_id, refs))
-        schedule_values = {"updated_at": now}
+        _check_parts(parts)
+        _check_for_platform(post.account, content, media, _media_infos(session, company_id, refs),
+                            parts, first_comment)
+        if post.published_parts and (change.media is not None or (content, media, parts, first_comment) != (
+                post.content, list(post.media_urls), list(post.parts or ()), post.first_comment)):
+            raise Conflict(f"{len(post.published_parts)} steps of this post are already on "
+                           f"{post.account.platform}: its text can no longer change (only its "
+                           "time); cancel it and schedule a new post instead")
+        schedule_values: dict[str, datetime | None] = {"updated_at": now}
+        if change.media is not None or (content, media) != (post.content, list(post.media_urls)):
+            # What an earlier attempt made on the platform (an Instagram container) holds the
+            # old caption or media: the next attempt makes its own.
+            schedule_values["platform_draft_id"] = None
         if change.scheduled_at is not None:
             tz_name = zone_for(change.scheduled_at, change.timezone,
                                lambda: company_zone(session, company_id))
             schedule_values["run_at"] = when(change.scheduled_at, tz_name, now)
         _hold_pending(session, post, "edited", **schedule_values)
         post.content, post.media_urls, post.updated_at = content, media, now
+        post.parts, post.first_comment = parts or None, first_comment
         if change.media is not None or change.media_urls is not None:
             session.execute(delete(PostMedia).where(PostMedia.post_detail_id == post.id))
             if change.media:

@@ -1,7 +1,8 @@
 """Meta's Graph API as the Facebook Page and Instagram publishers use it: versioned paths,
 form-encoded POSTs carrying access_token, Graph error objects with `code`, usage headers,
-Page feed/photos/videos/published_posts and Instagram media containers; and Facebook Login
-(tests/fakes/facebook_login.py), which connects the accounts."""
+Page feed/photos/videos/published_posts, Instagram media containers, and the comments edge of
+Page posts and Instagram media; and Facebook Login (tests/fakes/facebook_login.py), which
+connects the accounts."""
 from __future__ import annotations
 
 import json
@@ -26,6 +27,7 @@ class FakeGraph(FacebookLogin, FakePlatform):
     name = "graph"
     version = "v25.0"
     regain_minutes = 3
+    chunk = 1 << 20  # bytes a video upload's transfer takes at a time
     # The statuses a new container goes through, one per status check.
     container_states: tuple[str, ...] = ("IN_PROGRESS", "FINISHED")
 
@@ -34,6 +36,9 @@ class FakeGraph(FacebookLogin, FakePlatform):
         self.posts: list[dict] = []       # Page posts: {"id", "page", "message", ...}
         self.containers: dict[str, dict] = {}
         self.media: list[dict] = []       # published Instagram media
+        self.comments: list[dict] = []    # {"id", "on", "message", "created"}
+        self.photos: dict[str, dict] = {}  # photo id -> {"page", "url", "bytes", "alt_text"}
+        self.uploads: dict[str, dict] = {}  # a video upload session -> its bytes so far
         self.metrics: dict[str, dict] = {}  # post/media id -> counts (default: made up)
 
     def route(self, request: Received) -> Answer:
@@ -59,17 +64,58 @@ class FakeGraph(FacebookLogin, FakePlatform):
                           "OAuthException", 100)
         if any(p["page"] == page and p.get("message") == form.get("message") for p in self.posts):
             return self.failure("duplicate", request)
-        return Answer(200, {"id": self._page_post(page, form.get("message"))})
+        photos = [a["media_fbid"] for a in json.loads(form.get("attached_media") or "[]")]
+        if any(self.photos.get(p, {}).get("page") != page for p in photos):
+            return _error(400, "(#100) attached_media: a photo is not this Page's",
+                          "OAuthException", 100)
+        return Answer(200, {"id": self._page_post(page, form.get("message"), photos)})
 
     def _post_photos(self, page: str, request: Received) -> Answer:
-        form, photo = request.form, self.new_id()
+        form, source = request.form, request.files.get("source")
+        if not form.get("url") and source is None:
+            return _error(400, "(#324) Requires upload file", "OAuthException", 324)
+        photo = self.new_id()
+        self.photos[photo] = {"page": page, "url": form.get("url"),
+                              "bytes": source[2] if source else None,
+                              "alt_text": form.get("alt_text_custom")}
         if form.get("published") == "false":
             return Answer(200, {"id": photo})
-        return Answer(200, {"id": photo, "post_id": self._page_post(page, form.get("message"))})
+        return Answer(200, {"id": photo, "post_id": self._page_post(page, form.get("message"),
+                                                                    [photo])})
 
     def _post_videos(self, page: str, request: Received) -> Answer:
+        phase = request.form.get("upload_phase")
+        if phase:
+            return self._video_upload(page, phase, request)
         self._page_post(page, request.form.get("description"))
         return Answer(200, {"id": self.new_id()})
+
+    def _video_upload(self, page: str, phase: str, request: Received) -> Answer:
+        """Chunked upload: start (file_size) -> transfer (video_file_chunk at start_offset)
+        until start_offset == end_offset -> finish (the video is posted)."""
+        form = request.form
+        if phase == "start":
+            video, session = self.new_id(), self.new_id()
+            size = int(form["file_size"])
+            self.uploads[session] = {"page": page, "video": video, "size": size, "data": b""}
+            return Answer(200, {"video_id": video, "upload_session_id": session,
+                                "start_offset": "0", "end_offset": str(min(size, self.chunk))})
+        upload = self.uploads.get(form.get("upload_session_id", ""))
+        if upload is None or upload["page"] != page:
+            return _error(400, "(#100) Invalid upload session", "OAuthException", 100, 1363030)
+        if phase == "transfer":
+            chunk = request.files["video_file_chunk"][2]
+            if int(form["start_offset"]) != len(upload["data"]):
+                return _error(400, "(#100) Invalid start offset", "OAuthException", 100, 1363037)
+            upload["data"] += chunk
+            done = len(upload["data"])
+            return Answer(200, {"start_offset": str(done),
+                                "end_offset": str(min(upload["size"], done + self.chunk))})
+        if len(upload["data"]) != upload["size"]:
+            return _error(400, "(#100) The video file is incomplete", "OAuthException", 100,
+                          1363019)
+        self._page_post(page, form.get("description"), video=upload["video"])
+        return Answer(200, {"success": True})
 
     def _get_published_posts(self, page: str, request: Received) -> Answer:
         if not self.reads_allowed:
@@ -103,10 +149,11 @@ class FakeGraph(FacebookLogin, FakePlatform):
             else:
                 self._page_post(owner, text)
 
-    def _page_post(self, page: str, message: str | None) -> str:
+    def _page_post(self, page: str, message: str | None, photos: list[str] = (),
+                   video: str | None = None) -> str:
         post_id = f"{page}_{self.new_id()}"
-        self.posts.append({"id": post_id, "page": page, "message": message,
-                           "created": datetime.now(timezone.utc)})
+        self.posts.append({"id": post_id, "page": page, "message": message, "photos": list(photos),
+                           "video": video, "created": datetime.now(timezone.utc)})
         return post_id
 
     # -- Instagram ----------------------------------------------------------------------
@@ -115,10 +162,29 @@ class FakeGraph(FacebookLogin, FakePlatform):
         form = request.form
         if not (form.get("image_url") or form.get("video_url") or form.get("children")):
             return _error(400, "(#100) The parameter image_url is required.", "OAuthException", 100)
+        if form.get("children"):
+            refused = self._refused_children(user, form["children"].split(","))
+            if refused:
+                return _error(400, f"(#100) {refused}", "OAuthException", 100, 2207026)
         container = self.new_id()
         self.containers[container] = {"user": user, "caption": form.get("caption"),
-                                      "states": list(self.container_states), "published": False}
+                                      "states": list(self.container_states), "published": False,
+                                      "carousel_item": form.get("is_carousel_item") == "true",
+                                      "form": form}
         return Answer(200, {"id": container})
+
+    def _refused_children(self, user: str, children: list[str]) -> str | None:
+        """Why a carousel's children cannot make one: 2 to 10 carousel items of this user,
+        each FINISHED."""
+        if not 2 <= len(children) <= 10:
+            return "A carousel takes 2 to 10 children"
+        for child in children:
+            container = self.containers.get(child)
+            if container is None or container["user"] != user or not container["carousel_item"]:
+                return f"The child {child} is not a carousel item of this user"
+            if container["states"][0] != "FINISHED":
+                return f"The child {child} is not finished processing"
+        return None
 
     def _get_node(self, node: str, request: Received) -> Answer:
         if node == "" and "ids" in request.query:
@@ -188,6 +254,32 @@ class FakeGraph(FacebookLogin, FakePlatform):
                                                             "saved": counts["saves"],
                                                             "shares": counts["shares"]})}
         return Answer(200, out)
+    # -- comments (a Page post's, or Instagram media's) ---------------------------------
+
+    def _post_comments(self, node: str, request: Received) -> Answer:
+        if not self._commentable(node):
+            return _error(400, f"Unsupported post request. Object with ID '{node}' does not "
+                          "exist", "GraphMethodException", 100, 33)
+        message = request.form.get("message")
+        if not message:
+            return _error(400, "(#100) Missing message", "OAuthException", 100)
+        comment = {"id": f"{node}_{self.new_id()}" if "_" in node else self.new_id(), "on": node,
+                   "message": message, "created": datetime.now(timezone.utc)}
+        self.comments.append(comment)
+        return Answer(200, {"id": comment["id"]})
+
+    def _get_comments(self, node: str, request: Received) -> Answer:
+        if not self.reads_allowed:
+            return self._no_permission("pages_read_engagement")
+        since = datetime.fromtimestamp(int(request.query.get("since", 0)), timezone.utc)
+        # Instagram names a comment's text `text`, Facebook `message`.
+        field = "message" if "_" in node else "text"
+        return self._list(request, [
+            {"id": c["id"], field: c["message"], "timestamp": _stamp(c["created"])}
+            for c in self.comments if c["on"] == node and c["created"] >= since])
+
+    def _commentable(self, node: str) -> bool:
+        return any(p["id"] == node for p in self.posts) or any(m["id"] == node for m in self.media)
 
     # -- errors -------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """LinkedIn's versioned Posts API: POST /rest/posts (201 with x-restli-id) and the author
 finder GET /rest/posts?q=author, with the LinkedIn-Version and Rest.li headers enforced; the
-Images API (initializeUpload, PUT to the uploadUrl) and the Videos API (initializeUpload with
-one upload URL per 4 MB part, PUTs answered with ETags, finalizeUpload, GET for the status);
-a post's content.media / content.multiImage must name uploaded media of the same owner."""
+Comments API (POST and GET /rest/socialActions/{post urn}/comments); the Images API
+(initializeUpload, PUT to the uploadUrl) and the Videos API (initializeUpload with one upload URL
+per 4 MB part, PUTs answered with ETags, finalizeUpload, GET for the status); a post's
+content.media / content.multiImage must name uploaded media of the same owner."""
 from __future__ import annotations
 
 import hashlib
@@ -17,6 +18,7 @@ PART = 4 * 1024 * 1024  # LinkedIn's video parts: 4 MB each, the last one shorte
 _UPLOAD = re.compile(r"^/dms-uploads/(image|video)/(\d+)(?:/(\d+))?$")
 
 REQUIRED = ("author", "commentary", "visibility", "distribution", "lifecycleState")
+COMMENTS = re.compile(r"/rest/socialActions/([^/]+)/comments")
 
 
 def _error(status: int, message: str, code: str | None = None,
@@ -51,6 +53,7 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
         self.oauth_init()
         self.user.id = "abc123XYZ"
         self.posts: list[dict] = []
+        self.comments: list[dict] = []  # {"id", "commentUrn", "object", "actor", "text", ...}
         # urn -> {"owner", "kind", "size", "parts": {index: etag}, "status", "polls", "bytes"}
         self.assets: dict[str, dict] = {}
         self.metrics: dict[str, dict] = {}  # post URN -> counts (default: made up)
@@ -69,9 +72,11 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
         upload = _UPLOAD.match(request.path)
         if upload and request.method == "PUT":  # the upload URLs take no Rest.li headers
             return self._upload(request, *upload.groups())
+        comments = COMMENTS.fullmatch(request.path)
         if not request.path.startswith(("/rest/posts", "/rest/images", "/rest/videos",
-                                        "/rest/socialActions",
-                                        "/rest/organizationalEntityShareStatistics")):
+                                         "/rest/socialActions",
+                                         "/rest/organizationalEntityShareStatistics")) and \
+                not comments:
             return _error(404, f"No virtual resource found for {request.path}", "NOT_FOUND")
         if not request.headers.get("linkedin-version"):
             return _error(400, "A version must be present. Please specify a version by adding "
@@ -82,6 +87,13 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
             return self._social_actions(request)
         if request.path == "/rest/organizationalEntityShareStatistics":
             return self._share_statistics(request)
+        if comments:
+            target = unquote(comments.group(1))
+            if not any(p["id"] == target for p in self.posts):
+                return _error(404, f"Post {target} not found", "NOT_FOUND")
+            if request.method == "POST":
+                return self._comment(target, request)
+            return self._comments_of(target, request)
         if request.path != "/rest/posts":
             return self._assets(request)
         if request.method == "POST":
@@ -258,6 +270,26 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
                                      "shareCount": c["shares"], "uniqueImpressionsCount": c["impressions"] // 2,
                                      "engagement": 0.0}})
         return Answer(200, {"elements": elements, "paging": {"start": 0, "count": 10, "links": []}})
+    def _comment(self, target: str, request: Received) -> Answer:
+        body = request.json or {}
+        text = (body.get("message") or {}).get("text")
+        if not body.get("actor") or body.get("object") != target or not text:
+            return _error(422, "/message/text :: field is required but not found",
+                          "UNPROCESSABLE_ENTITY", 100)
+        number = self.new_id()
+        comment = {"id": number, "commentUrn": f"urn:li:comment:({target},{number})",
+                   "object": target, "actor": body["actor"], "message": {"text": text},
+                   "created": {"actor": body["actor"], "time": int(time.time() * 1000)}}
+        self.comments.append(comment)
+        return Answer(201, comment, {"x-restli-id": number})
+
+    def _comments_of(self, target: str, request: Received) -> Answer:
+        if not self.reads_allowed:
+            return _error(403, "Not enough permissions to access: socialActions.comments.GET",
+                          "ACCESS_DENIED", 100)
+        start, count = int(request.query.get("start", 0)), int(request.query.get("count", 10))
+        page, _ = page_of([c for c in self.comments if c["object"] == target], start, count)
+        return Answer(200, {"elements": page, "paging": {"start": start, "count": count}})
 
     def add_posts(self, author: str, commentaries: list[str]) -> None:
         """Posts made by the author with another tool, newest last."""

@@ -14,6 +14,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import cast
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -38,18 +40,38 @@ class Received:
 
     @property
     def form(self) -> dict[str, str]:
+        """The form's fields, url-encoded or multipart (files left out: see `files`)."""
+        if self.headers.get("content-type", "").startswith("multipart/form-data"):
+            return {name: data.decode(errors="replace")
+                    for name, (filename, _, data) in self._multipart().items() if filename is None}
         return {k: v[-1] for k, v in parse_qs(self.body.decode()).items()}
 
     @property
+    def files(self) -> dict[str, tuple[str, str, bytes]]:
+        """A multipart body's files: field name -> (file name, content type, bytes)."""
+        return {name: (filename, kind, data) for name, (filename, kind, data)
+                in self._multipart().items() if filename is not None}
+
+    @property
     def multipart(self) -> dict[str, bytes] | None:
-        """A multipart/form-data body's parts by name (None when the body is not one)."""
-        kind = self.headers.get("content-type", "")
-        if not kind.startswith("multipart/form-data"):
+        """A multipart/form-data body's parts by name, files or not (None when the body is not
+        one)."""
+        if not self.headers.get("content-type", "").startswith("multipart/form-data"):
             return None
+        return {name: data for name, (_, _, data) in self._multipart().items()}
+
+    def _multipart(self) -> dict[str, tuple[str | None, str, bytes]]:
+        if not self.headers.get("content-type", "").startswith("multipart/form-data"):
+            return {}
         message = BytesParser(policy=HTTP).parsebytes(
-            f"Content-Type: {kind}\r\n\r\n".encode() + self.body)
-        return {str(part.get_param("name", header="content-disposition")):
-                cast(bytes, part.get_payload(decode=True)) for part in message.iter_parts()}
+            f"Content-Type: {self.headers['content-type']}\r\n\r\n".encode() + self.body)
+        parts: dict[str, tuple[str | None, str, bytes]] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            data = part.get_payload(decode=True)
+            parts[str(name)] = (part.get_filename(), part.get_content_type(),
+                                data if isinstance(data, bytes) else b"")
+        return parts
 
     def token(self) -> str | None:
         """The access token, wherever this request carried it."""
@@ -57,7 +79,7 @@ class Received:
         if auth.startswith("Bearer "):
             return auth[len("Bearer "):]
         if self.method == "POST" and self.headers.get("content-type", "").startswith(
-                "application/x-www-form-urlencoded"):
+                ("application/x-www-form-urlencoded", "multipart/form-data")):
             return self.form.get("access_token")
         return self.query.get("access_token")
 
@@ -76,6 +98,7 @@ class Scripted:
     kind: str
     match: str | None  # substring of "METHOD /path"; None: the next POST
     options: dict
+    after: int = 0     # matching requests still to let through before this one applies
 
 
 class FakePlatform:
@@ -117,13 +140,15 @@ class FakePlatform:
         self._server.shutdown()
         self._server.server_close()
 
-    def fail_next(self, kind: str, times: int = 1, match: str | None = None, **options) -> None:
+    def fail_next(self, kind: str, times: int = 1, match: str | None = None, after: int = 0,
+                  **options) -> None:
         """The next `times` requests matching `match` (default: any POST) get a `kind` answer
-        (`status=` overrides its HTTP status)."""
+        (`status=` overrides its HTTP status); with `after`, once that many matching requests
+        have been answered normally (the second part of a thread, say)."""
         if kind not in KINDS:
             raise ValueError(f"unknown failure kind {kind!r}; one of {KINDS}")
         with self._lock:
-            self._script.extend(Scripted(kind, match, options) for _ in range(times))
+            self._script.extend(Scripted(kind, match, options, after) for _ in range(times))
 
     def requests(self, method: str | None = None, path_contains: str = "") -> list[Received]:
         with self._lock:
@@ -183,6 +208,9 @@ class FakePlatform:
         for scripted in self._script:
             if (scripted.match is None and request.method == "POST") or (
                     scripted.match is not None and scripted.match in line):
+                if scripted.after:
+                    scripted.after -= 1
+                    return None
                 self._script.remove(scripted)
                 return scripted
         return None

@@ -1,4 +1,4 @@
-"""X API v2 as the scheduler uses it: POST /2/tweets (with media.media_ids) and GET
+"""X API v2 as the scheduler uses it: POST /2/tweets (with media.media_ids, and replies) and GET
 /2/users/:id/tweets, with X's problem-JSON errors and x-rate-limit-* headers; media upload:
 POST /2/media/upload (one image, multipart), the chunked initialize / {id}/append /
 {id}/finalize with GET /2/media/upload?command=STATUS polling for video and GIF, and
@@ -109,12 +109,20 @@ class FakeX(OAuthServer, FakePlatform):
         refused = self._check_attached(request, media_ids)
         if refused is not None:
             return refused
+        replying_to = (body.get("reply") or {}).get("in_reply_to_tweet_id")
         with self._lock:
+            if replying_to is not None and not any(t["id"] == replying_to for t in self.tweets):
+                return Answer(400, {"errors": [{"message": "Invalid Request: the Tweet you are "
+                                                           "replying to does not exist"}],
+                                    "title": "Invalid Request",
+                                    "detail": "One or more parameters to your request was invalid.",
+                                    "type": "https://api.twitter.com/2/problems/invalid-request"})
             if (request.token(), text) in self._texts:
                 return self.failure("duplicate", request)
             self._texts.add((request.token(), text))
             tweet = {"id": self.new_id(), "text": text, "token": request.token(),
-                     "created_at": datetime.now(timezone.utc), "media_ids": list(media_ids)}
+                     "created_at": datetime.now(timezone.utc), "media_ids": list(media_ids),
+                     "in_reply_to": replying_to}
             self.tweets.append(tweet)
         return Answer(201, {"data": {"id": tweet["id"], "text": text,
                                      "edit_history_tweet_ids": [tweet["id"]]}})
@@ -253,9 +261,12 @@ class FakeX(OAuthServer, FakePlatform):
             return Answer(400, _problem(400, "Invalid Request",
                                         "The `max_results` query parameter value is not between "
                                         "5 and 100"))
+        fields = request.query.get("tweet.fields", "").split(",")
         data = [{"id": t["id"], "text": t["text"],
                  "created_at": t["created_at"].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                 "edit_history_tweet_ids": [t["id"]]}
+                 "edit_history_tweet_ids": [t["id"]],
+                 **({"referenced_tweets": [{"type": "replied_to", "id": t["in_reply_to"]}]}
+                    if t.get("in_reply_to") and "referenced_tweets" in fields else {})}
                 for t in reversed(self.tweets)
                 if t["token"] == request.token() and t["created_at"] >= since]
         data, following = page_of(data, offset_of(request.query.get("pagination_token")), size)

@@ -5,6 +5,12 @@ A publisher may also offer `find_existing(post, account, since)`: the id of the 
 already on the platform (published by an attempt whose outcome is unknown), else None; it raises
 LookupUnavailable where the platform gives no way to look.
 
+A post in parts (a thread, a first comment: worker/parts.py) asks two more of a publisher:
+`reply(post, account, part)` posts `part.text` as a reply to `part.to` (a thread; also the first
+comment where the platform's comments are replies, as on X), `comment(post, account, part)`
+comments on the post `part.to`; each with its finder, `find_reply` / `find_comment(post,
+account, part, since)`. A publisher without them refuses such a post.
+
 A publisher may also offer `fetch_metrics(platform_post_ids, account) -> {platform_post_id:
 app.services.metrics.Measured}` with `metrics_batch` (ids a call): worker/metrics.py measures its
 posts 1 h, 24 h and 7 d after publishing through it (a platform without it is not measured).
@@ -12,6 +18,7 @@ It raises the same taxonomy (a rate limit defers the collection).
 """
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -21,6 +28,10 @@ from typing import Callable, Iterator, Protocol
 
 def _forget(draft_id: str | None) -> None:
     """The default `keep_draft`: nowhere to keep it (a post published outside the queue)."""
+
+
+def _forget_part(position: int, platform_post_id: str) -> None:
+    """The default `keep_part`: nowhere to keep it (a post published outside the queue)."""
 
 
 def _forget_media(position: int, platform_media_id: str | None) -> None:
@@ -38,11 +49,51 @@ class PostToPublish:
     draft_id: str | None = None
     # Remember a new draft at once (in the queue row), so a retry after a crash reuses it.
     keep_draft: Callable[[str | None], object] = field(default=_forget, repr=False, compare=False)
+    parts: tuple[str, ...] = ()           # a thread: the replies after `content`, in order
+    first_comment: str | None = None      # posted on the post right after it (and its thread)
+    # The steps an earlier attempt published: position (0 the post) -> the platform's id.
+    published_parts: dict[int, str] = field(default_factory=dict, compare=False)
+    # Remember a step's id at once (post_parts, under the claim), so a retry never reposts it.
+    keep_part: Callable[[int, str], None] = field(default=_forget_part, repr=False, compare=False)
     # The post's media in order (worker/media.py: MediaItem), with alt text and earlier uploads.
     media: tuple = ()
     # Remember the platform's id of an upload of item `position` at once (crash safety).
     remember_media: Callable[[int, str | None], object] = field(default=_forget_media, repr=False,
                                                              compare=False)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One step after the post: a reply of a thread, or the first comment."""
+    position: int   # 1.. in the thread; the first comment comes after the last reply
+    text: str
+    to: str         # the platform id it answers: the previous part, or the post for a comment
+    root: str       # the post's own id (part 0): what Bluesky's reply.root names
+
+
+@dataclass(frozen=True)
+class Drafts:
+    """What a post's attempts made on a platform and the next attempt may reuse, kept in the
+    queue row's platform_draft_id: the items made one per media (Instagram's carousel children,
+    Facebook's unpublished photos), in the post's media order, and the one to publish (an
+    Instagram container). A lone draft is kept as its bare id (as rows written before)."""
+    children: list[str] = field(default_factory=list)
+    parent: str | None = None
+
+    @classmethod
+    def read(cls, draft_id: str | None) -> "Drafts":
+        if not draft_id:
+            return cls()
+        if not draft_id.startswith("{"):
+            return cls(parent=draft_id)
+        kept = json.loads(draft_id)
+        return cls([str(c) for c in kept.get("children") or []], kept.get("parent"))
+
+    def dump(self) -> str | None:
+        if not self.children:
+            return self.parent
+        return json.dumps({"children": self.children, "parent": self.parent},
+                          separators=(",", ":"))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 import requests
 
 from worker.publishers.base import (
-    Account, AuthError, PermanentError, PublishError, RateLimitedError, RetryableError,
+    Account, AuthError, Part, PermanentError, PublishError, PublishResult, RateLimitedError,
+    RetryableError,
 )
 from worker.publishers.http import (
     HttpClient, bearer, describe, find_in_pages, json_body, lookup_failure, same_text,
@@ -31,9 +32,13 @@ class GraphClient:
         self.http = http
         self.platform = platform
 
-    def post(self, path: str, account: Account, fields: dict, *, creates: bool = False) -> dict:
+    def post(self, path: str, account: Account, fields: dict, *, creates: bool = False,
+             files: dict | None = None) -> dict:
+        """A POST, form-encoded, or multipart with `files` (name -> (file name, bytes or a
+        file, content type))."""
         response = self.http.send(self.platform, "POST", f"{self.base}/{path}", creates=creates,
-                                  data={**fields, "access_token": account.access_token})
+                                  data={**fields, "access_token": account.access_token},
+                                  files=files)
         return self._answer(response, account)
 
     def get(self, path: str, account: Account, params: dict) -> dict:
@@ -67,6 +72,13 @@ class GraphClient:
         """`fields` of several objects in one call (GET /?ids=a,b,...), by id."""
         answer = self.get("", account, {"ids": ",".join(ids), "fields": fields})
         return {str(k): v for k, v in answer.items() if isinstance(v, dict)}
+
+    def comment(self, account: Account, part: Part) -> PublishResult:
+        """A comment, as the account, on the object `part.to` (POST /{object-id}/comments:
+        a Page post, or Instagram media)."""
+        answer = self.post(f"{part.to}/comments", account, creates=True,
+                           fields={"message": part.text})
+        return PublishResult(self.created_id(answer, "id"))
 
     def created_id(self, answer: dict, *keys: str) -> str:
         """The id of what a POST created; none in a success means it may exist unnamed."""

@@ -1,9 +1,12 @@
 """Instagram (a professional account, through the Graph API with Facebook Login).
 
-Two steps: `POST /{ig-user-id}/media` makes a container (image_url or video_url, caption),
+Two steps: `POST /{ig-user-id}/media` makes a container (image_url or video_url, caption; a
+carousel: one child container per item, then the parent naming them),
 `GET /{container-id}?fields=status_code` until FINISHED, then `POST /{ig-user-id}/media_publish`
-with `creation_id`. The container is remembered in the queue row as soon as it exists, so a
-retry (or the run after a crash) publishes it instead of making a second one.
+with `creation_id`. Every container is remembered in the queue row as soon as it exists, so a
+retry (or the run after a crash) reuses it instead of making a second one. Stored media go in by
+a signed URL (Instagram fetches every medium itself). The first comment goes to
+`/{ig-media-id}/comments`.
 external_id is the Instagram user id; the post id is the IG media id media_publish returns.
 Metrics: the media's like and comment counts and insights (views, reach, saved, shares), 50
 media a call (`GET /?ids=`).
@@ -15,10 +18,11 @@ from datetime import datetime, timedelta
 
 from app.services.metrics import Measured
 from app.statuses import Platform
+from worker import media as post_media
 from worker.publishers.base import (
-    Account, NotReadyError, PermanentError, PostToPublish, PublishResult,
+    Account, Drafts, NotReadyError, Part, PermanentError, PostToPublish, PublishResult,
 )
-from worker.publishers.facebook import is_video
+from worker.publishers.facebook import is_video_item
 from worker.publishers.graph import METRICS_BATCH, GraphClient, insight_values
 from worker.publishers.http import HttpClient
 
@@ -36,13 +40,14 @@ class InstagramPublisher:
 
     def __init__(self, settings, http: HttpClient, sleep=time.sleep):
         self.graph = GraphClient(settings, http, self.name)
+        self.settings = settings
         self.poll_interval = settings.instagram_poll_interval
         self.poll_attempts = settings.instagram_poll_attempts
         self.sleep = sleep
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        container = self._reusable(post, account) or self._create(post, account)
-        return self._publish_container(container, account)
+        container = self._alive(Drafts.read(post.draft_id).parent, account, published_fails=True)
+        return self._publish_container(container or self._create(post, account), account)
 
     def _publish_container(self, container: str, account: Account) -> PublishResult:
         """Once the container is FINISHED: published, the new post's id."""
@@ -71,37 +76,58 @@ class InstagramPublisher:
                 shares=insights.get("shares"), saves=insights.get("saved"), raw=node)
         return out
 
-    def _reusable(self, post: PostToPublish, account: Account) -> str | None:
-        """The container an earlier attempt made, unless it can no longer be published."""
-        if not post.draft_id:
+    def comment(self, post: PostToPublish, account: Account, part: Part) -> PublishResult:
+        return self.graph.comment(account, part)
+
+    def find_comment(self, post: PostToPublish, account: Account, part: Part,
+                     since: datetime) -> str | None:
+        """The comment with the part's text on the media (GET /{ig-media-id}/comments)."""
+        return self.graph.find(f"{part.to}/comments", account, since, "text", part.text)
+
+    def _alive(self, container: str | None, account: Account,
+               published_fails: bool = False) -> str | None:
+        """A container an earlier attempt made, unless it can no longer be published."""
+        if not container:
             return None
-        status = self._status(post.draft_id, account)
-        if status == "PUBLISHED":
+        status = self._status(container, account)
+        if status == "PUBLISHED" and published_fails:
             raise PermanentError(
-                f"{self.name}: the container {post.draft_id} of an earlier attempt is already "
+                f"{self.name}: the container {container} of an earlier attempt is already "
                 "published, but its media id is unknown: check the account", error_code="published")
-        if status in ("EXPIRED", "ERROR"):
-            post.keep_draft(None)  # dead: make a new one
-            return None
-        return post.draft_id
+        return None if status in ("EXPIRED", "ERROR") else container  # dead: make a new one
 
     def _create(self, post: PostToPublish, account: Account) -> str:
-        if not post.media_urls:
+        """The post's container: one for a single image or reel; for a carousel one per item
+        (each kept as soon as it exists, and reused by the next attempt while alive), then the
+        parent once every child is ready."""
+        if not post.media:
             raise PermanentError("Instagram needs an image or a video: add a media URL to the post",
                                  error_code="no_media")
-        user = account.external_id
-        if len(post.media_urls) == 1:
-            fields = {**_media_fields(post.media_urls[0]), "caption": post.content}
+        user, media = account.external_id, _media(post, self.settings)
+        children: list[str] = []
+        if len(media) == 1:
+            fields = {**media[0], "caption": post.content}
         else:
-            children = [self.graph.created_id(self.graph.post(f"{user}/media", account, fields={
-                **_media_fields(url, carousel_item=True), "is_carousel_item": "true"}), "id")
-                for url in post.media_urls]
+            kept = Drafts.read(post.draft_id).children
+            made: list[str | None] = list(kept[:len(media)]) + [None] * (len(media) - len(kept[:len(media)]))
+            for i, item in enumerate(media):
+                made[i] = self._alive(made[i], account) or self._child(user, item, account)
+                post.keep_draft(Drafts([c for c in made if c]).dump())
+            children = [c for c in made if c]  # every one made or kept by now
+            for child in children:
+                self._wait_until_finished(child, account)
             fields = {"media_type": "CAROUSEL", "children": ",".join(children),
                       "caption": post.content}
         container = self.graph.created_id(self.graph.post(f"{user}/media", account, fields=fields),
                                           "id")
-        post.keep_draft(container)
+        post.keep_draft(Drafts(children, container).dump())
         return container
+
+    def _child(self, user: str, item: dict[str, str], account: Account) -> str:
+        if item.get("media_type") == "REELS":  # a video inside a carousel
+            item = {**item, "media_type": "VIDEO"}
+        return self.graph.created_id(self.graph.post(f"{user}/media", account, fields={
+            **item, "is_carousel_item": "true"}), "id")
 
     def _wait_until_finished(self, container: str, account: Account) -> None:
         for check in range(self.poll_attempts):
@@ -123,9 +149,18 @@ class InstagramPublisher:
                    .get(self.status_field) or "")
 
 
-def _media_fields(url: str, carousel_item: bool = False) -> dict[str, str]:
-    """A video goes in as a reel (Instagram's only video type for the feed now), or as VIDEO
-    inside a carousel."""
-    if not is_video(url):
-        return {"image_url": url}
-    return {"media_type": "VIDEO" if carousel_item else "REELS", "video_url": url}
+def _media(post: PostToPublish, settings) -> list[dict[str, str]]:
+    """Each medium's container fields, in the post's order: stored media by a signed URL under
+    SCHEDULER_PUBLIC_URL (Instagram fetches every medium itself), URLs as given. A video goes in
+    as a reel (Instagram's only video type for the feed now), or as VIDEO inside a carousel."""
+    media = []
+    for item in post.media:
+        if item.path is not None and not settings.public_url:
+            raise PermanentError("Instagram fetches media by URL, and the media store has no "
+                                 "public address to sign one with: set SCHEDULER_PUBLIC_URL",
+                                 error_code="no_public_url")
+        url, video = post_media.public_url(item, settings), is_video_item(item)
+        alt = {"alt_text": item.alt_text} if item.alt_text and not video else {}
+        media.append(({"media_type": "REELS", "video_url": url} if video else {"image_url": url})
+                     | alt)
+    return media

@@ -1,4 +1,5 @@
-"""LinkedIn: `POST /rest/posts` (the versioned Posts API) as a member or an organization.
+"""LinkedIn: `POST /rest/posts` (the versioned Posts API) as a member or an organization; the
+first comment through the Comments API (`POST /rest/socialActions/{post urn}/comments`).
 
 external_id is the author URN (urn:li:person:... or urn:li:organization:...); the post id
 is the `x-restli-id` header of the 201 answer (urn:li:share:... or urn:li:ugcPost:...).
@@ -17,7 +18,7 @@ import requests
 from app.services.metrics import Measured
 from app.statuses import Platform
 from worker.publishers.base import (
-    Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
+    Account, Part, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
 )
 from worker.publishers.linkedin_media import LinkedInMedia
 from worker.publishers.http import (
@@ -146,6 +147,47 @@ class LinkedInPublisher:
         if response.status_code != 200:
             raise self._error(response, account)
         return json_body(response)
+
+    def comment(self, post: PostToPublish, account: Account, part: Part) -> PublishResult:
+        """The first comment, by the post's author, on the post `part.to`."""
+        response = self.http.send(
+            PLATFORM, "POST", self._comments(part.to), creates=True, headers=self.headers(account),
+            json={"actor": account.external_id, "object": part.to, "message": {"text": part.text}})
+        if response.status_code in (200, 201):
+            body = json_body(response)
+            comment_id = (body.get("commentUrn") or body.get("$URN")
+                          or response.headers.get("x-restli-id") or body.get("id"))
+            if comment_id:
+                return PublishResult(str(comment_id))
+            raise RetryableError("LinkedIn accepted the comment but sent no id back",
+                                 maybe_published=True, http_status=response.status_code,
+                                 error_code="no_id")
+        raise self._error(response, account)
+
+    def find_comment(self, post: PostToPublish, account: Account, part: Part,
+                     since: datetime) -> str | None:
+        """The author's comment with the part's text on the post (GET .../comments, oldest
+        first, page by page)."""
+        since_ms = since.timestamp() * 1000
+
+        def page(start: int | None) -> tuple[str | None, int | None]:
+            start = start or 0
+            response = self.http.send(PLATFORM, "GET", self._comments(part.to),
+                                      headers=self.headers(account),
+                                      params={"start": start, "count": PAGE_SIZE})
+            if response.status_code != 200:
+                raise lookup_failure(PLATFORM, response, self._error(response, account))
+            elements = json_body(response).get("elements") or []
+            found = next((str(e.get("commentUrn") or e.get("$URN") or e["id"]) for e in elements
+                          if e.get("actor") == account.external_id
+                          and ((e.get("created") or {}).get("time") or 0) >= since_ms
+                          and same_text((e.get("message") or {}).get("text"), part.text)), None)
+            return found, start + PAGE_SIZE if len(elements) == PAGE_SIZE else None
+
+        return find_in_pages(PLATFORM, page)
+
+    def _comments(self, post_urn: str) -> str:
+        return f"{self.base}/rest/socialActions/{quote(post_urn, safe='')}/comments"
 
     def _error(self, response: requests.Response, account: Account) -> PublishError:
         body = json_body(response)

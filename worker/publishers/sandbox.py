@@ -1,7 +1,8 @@
 """The `sandbox` platform: publishes nowhere, needs no network, so the whole flow runs anywhere.
 
 A post whose content contains `#sandbox-retry`, `#sandbox-fail`, `#sandbox-auth` or
-`#sandbox-ratelimit` raises that error class instead, to try the error paths by hand.
+`#sandbox-ratelimit` raises that error class instead, to try the error paths by hand; so does a
+part of a thread or a first comment (it takes both, as replies).
 Its metrics are synthetic: the same numbers for the same post id every time.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from app.services.metrics import Measured
 from app.statuses import Platform
 from worker.publishers.base import (
-    Account, AuthError, PermanentError, PostToPublish, PublishResult, RateLimitedError,
+    Account, AuthError, Part, PermanentError, PostToPublish, PublishResult, RateLimitedError,
     RetryableError,
 )
 
@@ -22,15 +23,21 @@ class SandboxPublisher:
     platform = Platform.SANDBOX
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        if "#sandbox-retry" in post.content:
+        return self._outcome(post.content)
+
+    def reply(self, post: PostToPublish, account: Account, part: Part) -> PublishResult:
+        return self._outcome(part.text)
+
+    def _outcome(self, text: str) -> PublishResult:
+        if "#sandbox-retry" in text:
             raise RetryableError("sandbox: simulated timeout", error_code="timeout")
-        if "#sandbox-fail" in post.content:
+        if "#sandbox-fail" in text:
             raise PermanentError("sandbox: simulated rejection of the content",
                                  http_status=400, error_code="rejected")
-        if "#sandbox-auth" in post.content:
+        if "#sandbox-auth" in text:
             raise AuthError("sandbox: simulated expired token", http_status=401,
                             error_code="auth")
-        if "#sandbox-ratelimit" in post.content:
+        if "#sandbox-ratelimit" in text:
             raise RateLimitedError(
                 "sandbox: simulated rate limit", http_status=429, error_code="rate_limited",
                 retry_at=datetime.now(timezone.utc) + timedelta(seconds=60))

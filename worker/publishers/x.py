@@ -1,4 +1,5 @@
-"""X (formerly Twitter): `POST /2/tweets` with the account's OAuth 2.0 user token.
+"""X (formerly Twitter): `POST /2/tweets` with the account's OAuth 2.0 user token; a thread's
+parts and the first comment are replies (`reply.in_reply_to_tweet_id`).
 
 external_id is the X user id (numeric); the post id is the answer's `data.id`. Metrics:
 `GET /2/tweets?ids=` (up to 100) with `tweet.fields=public_metrics`.
@@ -12,7 +13,7 @@ import requests
 from app.services.metrics import Measured
 from app.statuses import Platform
 from worker.publishers.base import (
-    Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
+    Account, Part, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
 )
 from worker.publishers.x_media import XMedia
 from worker.publishers.http import (
@@ -36,6 +37,14 @@ class XPublisher:
         media_ids = self.media.upload_all(post, account)
         if media_ids:
             body["media"] = {"media_ids": media_ids}
+        return self._tweet(body, account)
+
+    def reply(self, post: PostToPublish, account: Account, part: Part) -> PublishResult:
+        """A part of a thread, or the first comment: a reply to the tweet `part.to`."""
+        return self._tweet({"text": part.text, "reply": {"in_reply_to_tweet_id": part.to}},
+                           account)
+
+    def _tweet(self, body: dict, account: Account) -> PublishResult:
         response = self.http.send(PLATFORM, "POST", f"{self.base}/2/tweets", creates=True,
                                   json=body, headers=bearer(account.access_token))
         if response.status_code in (200, 201):
@@ -49,8 +58,18 @@ class XPublisher:
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
         """The account's posts since `since` (GET /2/users/:id/tweets, needs tweet.read), page
         by page (`pagination_token` from `meta.next_token`)."""
+        return self._find(account, since, lambda t: same_text(t.get("text"), post.content))
+
+    def find_reply(self, post: PostToPublish, account: Account, part: Part,
+                   since: datetime) -> str | None:
+        """The account's reply to `part.to` with the part's text (replies are in the timeline)."""
+        return self._find(account, since, lambda t: same_text(t.get("text"), part.text) and any(
+            r.get("type") == "replied_to" and str(r.get("id")) == part.to
+            for r in t.get("referenced_tweets") or []))
+
+    def _find(self, account: Account, since: datetime, ours) -> str | None:
         params = {"start_time": since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "max_results": 100, "tweet.fields": "created_at"}
+                  "max_results": 100, "tweet.fields": "created_at,referenced_tweets"}
 
         def page(cursor: str | None) -> tuple[str | None, str | None]:
             response = self.http.send(
@@ -60,8 +79,7 @@ class XPublisher:
             if response.status_code != 200:
                 raise lookup_failure(PLATFORM, response, self._error(response, account))
             body = json_body(response)
-            found = next((str(t["id"]) for t in body.get("data") or []
-                          if same_text(t.get("text"), post.content)), None)
+            found = next((str(t["id"]) for t in body.get("data") or [] if ours(t)), None)
             return found, (body.get("meta") or {}).get("next_token")
 
         return find_in_pages(PLATFORM, page)

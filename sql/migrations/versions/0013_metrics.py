@@ -6,14 +6,14 @@ rotation schedules name it in `evergreen_source_id`. `evergreen_rules` is a comp
 rotation ("N evergreen posts a week on these accounts"), run by weekly evergreen jobs.
 
 Revision ID: 0013_metrics
-Revises: 0010_media
+Revises: 0011_post_parts
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0013_metrics"
-down_revision = "0010_media"
+down_revision = "0011_post_parts"
 branch_labels = None
 depends_on = None
 
