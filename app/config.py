@@ -100,6 +100,7 @@ class Settings:
     bluesky_pds_url: str = "https://bsky.social"
     # Mastodon: the name this scheduler registers on each instance (POST /api/v1/apps)
     mastodon_app_name: str = "Post Scheduler"
+    evergreen_min_gap: int = 30  # days: evergreen rotation never repeats a text on an account sooner
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -155,6 +156,7 @@ class Settings:
         "threads_app_secret": "THREADS_APP_SECRET",
         "bluesky_pds_url": "BLUESKY_PDS_URL",
         "mastodon_app_name": "MASTODON_APP_NAME",
+        "evergreen_min_gap": "SCHEDULER_EVERGREEN_MIN_GAP",
     }
 
     @classmethod

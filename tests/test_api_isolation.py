@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from app.models import OAuthState
 from app.services.accounts import create_client
+from app.services.evergreen import create_rule
 from app.services.media import store as store_media
 from app.services.posts import NewPost, schedule_post
 from app.services.webhooks import create_webhook
@@ -43,11 +44,12 @@ def seeded(db: Db, name: str) -> dict:
                                company_id=tenant.company_id, platform="x", created_at=NOW,
                                expires_at=NOW + timedelta(minutes=10),
                                extras={"redirectUri": "https://s.example/connect/x/callback"}))
+    rule = create_rule(db.sessions, tenant.company_id, [tenant.account_id], 3, NOW).id
     media = store_media(db.sessions, tempfile.mkdtemp(prefix="isolation-media-"), 10 ** 6,
                         tenant.company_id, [image()], "photo.png", NOW).id
     return {"tenant": tenant, "company": tenant.company_id, "account": tenant.account_id,
             "client": client, "post": pending.id, "failed": failed.id, "webhook": webhook,
-            "state": state, "media": media}
+            "state": state, "media": media, "rule": rule}
 
 
 def body(mine: dict, **theirs) -> dict:
@@ -99,6 +101,20 @@ MATRIX = {
     "connect for their client": lambda m, t: ("POST", "/connect/x", {"clientId": t["client"]}),
     "finish their connect flow": lambda m, t: (
         "GET", f"/connect/x/callback?code=c&state={t['state']}", None),
+    "best times of their account": lambda m, t: ("GET", f"/optimal-times?accountId={t['account']}", None),
+    "best times as their company": lambda m, t: ("GET", f"/optimal-times?companyId={t['company']}", None),
+    "their post's metrics": lambda m, t: ("GET", f"/scheduled-posts/{t['post']}/metrics", None),
+    "rotate their account": lambda m, t: (
+        "POST", "/evergreen/rotate", {"count": 1, "accountIds": [t["account"]]}),
+    "rotate as their company": lambda m, t: (
+        "POST", "/evergreen/rotate", {"count": 1, "companyId": t["company"]}),
+    "rule on their account": lambda m, t: (
+        "POST", "/evergreen/rules", {"accountIds": [t["account"]], "postsPerWeek": 1}),
+    "rule as their company": lambda m, t: (
+        "POST", "/evergreen/rules", {"accountIds": [m["account"]], "postsPerWeek": 1,
+                                     "companyId": t["company"]}),
+    "list rules as their company": lambda m, t: ("GET", f"/evergreen/rules?companyId={t['company']}", None),
+    "delete their rule": lambda m, t: ("DELETE", f"/evergreen/rules/{t['rule']}", None),
     "list media as their company": lambda m, t: ("GET", f"/media?companyId={t['company']}", None),
     "delete their media": lambda m, t: ("DELETE", f"/media/{t['media']}", None),
     "schedule with their media": lambda m, t: (
@@ -119,6 +135,7 @@ def snapshot(db: Db, company_id: str) -> dict:
         for table, where in [
             ("post_details", "company_id = :c"), ("social_accounts", "company_id = :c"),
             ("clients", "company_id = :c"), ("webhooks", "company_id = :c"),
+            ("evergreen_rules", "company_id = :c"),
             ("oauth_states", "company_id = :c"),
             ("post_schedule", "post_detail_id IN (SELECT id FROM post_details WHERE company_id = :c)"),
         ]}
@@ -151,11 +168,12 @@ def test_another_companys_ids_are_404(db, two, case):
 
 def test_lists_show_only_the_callers_own(db, two):
     mine, theirs, api = two
-    for path in ("/scheduled-posts", "/social-accounts", "/clients", "/webhooks", "/api/queue/health"):
+    for path in ("/scheduled-posts", "/social-accounts", "/clients", "/webhooks", "/api/queue/health",
+                 "/evergreen/rules", "/optimal-times"):
         response = api.get(path)
         assert response.status_code == 200
         text_ = response.get_data(as_text=True)
-        for key in ("company", "account", "client", "post", "failed", "webhook"):
+        for key in ("company", "account", "client", "post", "failed", "webhook", "rule"):
             assert theirs[key] not in text_, (path, key)
     assert {p["id"] for p in api.get("/scheduled-posts").get_json()["items"]} == {
         mine["post"], mine["failed"]}
@@ -170,6 +188,7 @@ def test_the_matrix_covers_every_operation(db, two):
     as_template = {_ids("t")["post"]: "{post_id}", _ids("t")["failed"]: "{post_id}",
                    _ids("t")["account"]: "{account_id}", _ids("m")["account"]: "{account_id}",
                    _ids("t")["webhook"]: "{webhook_id}", _ids("t")["media"]: "{media_id}",
+                   _ids("t")["rule"]: "{rule_id}",
                    "/connect/x": "/connect/{platform}"}
     for concrete, template in as_template.items():
         covered = {(m, p.replace(concrete, template)) for m, p in covered}
@@ -181,4 +200,4 @@ def test_the_matrix_covers_every_operation(db, two):
 
 def _ids(side: str) -> dict:
     return {k: f"{side}-{k}" for k in ("company", "account", "client", "post", "failed", "webhook",
-                                       "state", "media")}
+                                       "state", "media", "rule")}

@@ -64,6 +64,7 @@ EVERY_VARIABLE = [
     ("MASTODON_APP_NAME", "mastodon_app_name", "Acme Scheduler", "Acme Scheduler"),
     ("SCHEDULER_LOG_LEVEL", "log_level", "DEBUG", "DEBUG"),
     ("SCHEDULER_SQL_DIR", "sql_dir", "/opt/scheduler/sql", "/opt/scheduler/sql"),
+    ("SCHEDULER_EVERGREEN_MIN_GAP", "evergreen_min_gap", "14", 14),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]

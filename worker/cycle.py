@@ -88,7 +88,7 @@ class Worker:
         self.clock = clock
         self.policy = RetryPolicy.of(settings)
         self._run = _RunState(settings)
-        self.jobs = JobRunner(JobContext(settings, sessions, clock))
+        self.jobs = JobRunner(JobContext(settings, sessions, clock, self.publishers))
         self._providers = self.jobs.ctx.providers()  # for just-in-time token refreshes
         self._leases = Leases(settings, sessions, clock)
 

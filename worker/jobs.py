@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -19,6 +19,7 @@ from app.oauth.base import ProviderContext
 from app.oauth.schedule import REFRESH_KIND
 from app.queue import jobs as job_queue
 from app.queue.jobs import ClaimedJob
+from app.services import evergreen
 from app.services.retention import prune
 from worker.publishers.base import AuthError
 from worker.publishers.http import HttpClient
@@ -43,11 +44,17 @@ class RetryAt(Exception):
         self.when = when
 
 
+class Defer(RetryAt):
+    """A handler's way to say: not now (a rate limit), try again at `when` without spending an
+    attempt. The handler bounds how long it defers."""
+
+
 @dataclass(frozen=True)
 class JobContext:
     settings: Settings
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
+    publishers: dict = field(default_factory=dict)  # platform -> publisher, as the worker's
 
     def providers(self) -> ProviderContext:
         """What the OAuth providers are built with (a refresh_token job's refresh)."""
@@ -67,6 +74,22 @@ def run_deliver_webhook(ctx: JobContext, job: ClaimedJob) -> dict:
     return deliver(ctx, job)
 
 
+def run_collect_metrics(ctx: JobContext, job: ClaimedJob) -> dict:
+    from worker.metrics import collect  # imported here: it raises this module's exceptions
+
+    return collect(ctx, job)
+
+
+def run_evergreen(ctx: JobContext, job: ClaimedJob) -> dict:
+    """One week of a company's evergreen rule (app/services/evergreen.py)."""
+    s = ctx.settings
+    result = evergreen.run_rule(ctx.sessions, str(job.payload["rule_id"]), ctx.clock(),
+                                s.evergreen_min_gap, s.max_attempts)
+    if result is None:
+        return {"skipped": "the rule was deleted"}
+    return {"scheduled": [p.id for p in result.scheduled], "skipped": len(result.skipped)}
+
+
 def run_refresh_token(ctx: JobContext, job: ClaimedJob) -> dict:
     """Refresh the token the job was queued for (or warn that it will expire); a refusal leaves
     the account needs_reconnect and ends the job, a platform that cannot answer is retried."""
@@ -81,7 +104,8 @@ def run_refresh_token(ctx: JobContext, job: ClaimedJob) -> dict:
 
 
 HANDLERS: dict[str, Callable[[JobContext, ClaimedJob], dict | None]] = {
-    "prune": run_prune, "deliver_webhook": run_deliver_webhook, REFRESH_KIND: run_refresh_token}
+    "prune": run_prune, "deliver_webhook": run_deliver_webhook, REFRESH_KIND: run_refresh_token,
+    "collect_metrics": run_collect_metrics, evergreen.ROTATE_KIND: run_evergreen}
 
 
 def enqueue_daily_prune(settings: Settings, sessions: sessionmaker[Session],
@@ -106,12 +130,14 @@ class JobRunner:
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
-        """At the start of a run: stale job locks back to pending, today's prune enqueued."""
+        """At the start of a run: stale job locks back to pending, today's prune and this
+        week's evergreen rotations enqueued."""
         ctx = self.ctx
         recovered = job_queue.recover_stale_jobs(ctx.sessions, ctx.clock(), ctx.settings.lock_timeout)
         if recovered:
             event(log, "jobs_recovered", logging.WARNING, count=recovered)
         enqueue_daily_prune(ctx.settings, ctx.sessions, ctx.clock())
+        evergreen.enqueue_weekly_rotations(ctx.sessions, ctx.clock())
 
     def submit(self, pool: Executor, spare: int) -> set[Future]:
         with self._lock:
@@ -141,6 +167,9 @@ class JobRunner:
             if handler is None:
                 raise JobFailed(f"no handler for job kind {job.kind!r} in this worker")
             result = handler(ctx, job)
+        except Defer as exc:
+            return self._outcome(job, "deferred", job_queue.defer_job(
+                ctx.sessions, job, str(exc), ctx.clock(), exc.when), error=str(exc))
         except RetryAt as exc:
             return self._outcome(job, "retry", job_queue.retry_job(
                 ctx.sessions, job, str(exc), ctx.clock(), JOB_BACKOFF, run_at=exc.when),

@@ -27,7 +27,8 @@ def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
                              timezone=body.timezone, media_urls=plain_urls(body.mediaUrls) or (),
                              media=media_refs(body.mediaIds, body.mediaUrls) or (),
                              client_id=_str(body.clientId), not_before=now,
-                             parts=tuple(body.parts), first_comment=body.firstComment)
+                             parts=tuple(body.parts), first_comment=body.firstComment,
+                             evergreen=body.evergreen)
     done = posts.schedule_post(db, company_id, new_post, now, settings.max_attempts,
                                idempotency_key=request.headers.get("Idempotency-Key"),
                                render=_created)
@@ -70,7 +71,7 @@ def edit_post(company_id: str, post_id: str, body: EditPostIn):
                               else []),
         media=media_refs(body.mediaIds, body.mediaUrls),
         parts=tuple(body.parts) if body.parts is not None else None,
-        first_comment=body.firstComment)
+        first_comment=body.firstComment, evergreen=body.evergreen)
     return PostOut.of(posts.edit_post(sessions(), company_id, post_id, change, utcnow()))
 
 

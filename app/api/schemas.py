@@ -226,6 +226,7 @@ class SchedulePostIn(Strict):
     parts: list[PartText] = Field(default_factory=list, max_length=MAX_PARTS,
                                   description=PARTS_DOC)
     firstComment: str | None = Field(None, max_length=65536, description=FIRST_COMMENT_DOC)
+    evergreen: bool = Field(False, description="Publish it again later by evergreen rotation")
 
     @model_validator(mode="after")
     def _one_way_to_name_accounts(self) -> "SchedulePostIn":
@@ -247,7 +248,8 @@ class EditPostIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
         {"anyOf": [_given("content", "string"), _given("mediaUrls", "array"),
                    _given("mediaIds", "array"), _given("scheduledAt", "string"),
-                   _given("parts", "array"), _given("firstComment", "string")]},
+                   _given("parts", "array"), _given("firstComment", "string"),
+                   _given("evergreen", "boolean")]},
         {"anyOf": [{"not": _given("timezone", "string")}, _given("scheduledAt", "string")]},
     ]})
 
@@ -261,6 +263,7 @@ class EditPostIn(Strict):
                                          description=f"{PARTS_DOC}; [] removes the thread")
     firstComment: str | None = Field(None, max_length=65536,
                                      description=f"{FIRST_COMMENT_DOC}; \"\" removes it")
+    evergreen: bool | None = Field(None, description="Alone, it may change in any state")
 
 
 # The platforms an account may be added for: those with limits and a publisher in this build.
@@ -400,6 +403,8 @@ class PostOut(Out):
     publishedAt: datetime | None
     createdAt: datetime
     updatedAt: datetime
+    evergreen: bool = Field(description="Published again by evergreen rotation")
+    evergreenSourceId: str | None = Field(description="The evergreen post this is a rotation's copy of")
 
     @classmethod
     def fields_of(cls, p: PostDetail) -> dict:
@@ -414,7 +419,8 @@ class PostOut(Out):
                     queueStatus=s.status, scheduledAt=s.run_at, timezone=p.timezone,
                     scheduledAtLocal=local, attempts=s.attempts, maxAttempts=s.max_attempts,
                     platformPostId=p.platform_post_id, errorMessage=p.error_message,
-                    publishedAt=p.published_at, createdAt=p.created_at, updatedAt=p.updated_at)
+                    publishedAt=p.published_at, createdAt=p.created_at, updatedAt=p.updated_at,
+                    evergreen=bool(p.evergreen), evergreenSourceId=p.evergreen_source_id)
 
     @classmethod
     def of(cls, p: PostDetail) -> "PostOut":

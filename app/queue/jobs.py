@@ -7,7 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Executable, insert, select, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -77,6 +78,30 @@ def insert_jobs(conn: Connection | Session, kind: str, jobs: list[tuple[dict, st
                                             max_attempts) for payload, company_id in jobs])
 
 
+def insert_jobs_once(conn: Connection | Session, kind: str,
+                     jobs: list[tuple[dict, str | None, datetime, str]], now: datetime,
+                     max_attempts: int = 3) -> None:
+    """Jobs of one kind, (payload, company_id, run_at, dedupe_key) each, in one multi-row INSERT
+    inside the caller's transaction, skipping those whose dedupe_key exists: the caller's
+    transaction goes on either way (ON DUPLICATE KEY UPDATE as a no-op / ON CONFLICT DO
+    NOTHING). Keys are inserted
+    in sorted order, so two such transactions wait for each other rather than deadlock."""
+    if not jobs:
+        return
+    rows = [_job_row(kind, payload, run_at, now, key, company_id, max_attempts)
+            for payload, company_id, run_at, key in sorted(jobs, key=lambda j: j[3])]
+    dialect = (conn.connection() if isinstance(conn, Session) else conn).dialect.name
+    statement: Executable
+    if dialect in ("mysql", "mariadb"):  # a no-op update: unlike INSERT IGNORE, other errors stay errors
+        upsert = mysql.insert(Job)
+        statement = upsert.on_duplicate_key_update(dedupe_key=upsert.inserted.dedupe_key)
+    elif dialect == "postgresql":
+        statement = postgresql.insert(Job).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    else:
+        statement = sqlite.insert(Job).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    conn.execute(statement, rows)
+
+
 def _exists(sessions: sessionmaker[Session], dedupe_key: str) -> bool:
     with sessions() as session:
         return session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key)) is not None
@@ -110,6 +135,15 @@ def retry_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now:
     run_at = run_at or now + timedelta(seconds=backoff * 2 ** (job.attempt - 1))
     return in_transaction(sessions, lambda conn: JOBS.release(
         conn, job.id, job.lock_token, now, status=JobStatus.PENDING, run_at=run_at, last_error=error))
+
+
+def defer_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now: datetime,
+              run_at: datetime) -> bool:
+    """Pending again at `run_at`, the attempt given back: the platform said "not now" (a rate
+    limit), which is no failure of the job. The caller bounds how long it keeps deferring."""
+    return in_transaction(sessions, lambda conn: JOBS.release(
+        conn, job.id, job.lock_token, now, status=JobStatus.PENDING, run_at=run_at,
+        last_error=error, attempts=Job.attempts - 1))
 
 
 def fail_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now: datetime) -> bool:

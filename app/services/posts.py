@@ -54,6 +54,8 @@ class NewPost:
     # The API's "must be in the future": checked after the accounts are found, so a request
     # naming no account of this company is 404 whatever its time (the order the document states).
     not_before: datetime | None = None
+    evergreen: bool = False                 # to be published again by evergreen rotation
+    evergreen_source_id: str | None = None  # the evergreen post this one is a rotation's copy of
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,8 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
                       media_urls=list(request.media_urls), timezone=request.timezone,
                       parts=list(request.parts) or None, first_comment=first_comment,
                       status=PostStatus.PENDING, idempotency_key=idempotency_key, created_at=now,
-                      updated_at=now)
+                      updated_at=now, evergreen=request.evergreen,
+                      evergreen_source_id=request.evergreen_source_id)
         schedule = dict(post_detail_id=detail["id"], run_at=request.run_at,
                         status=QueueStatus.PENDING, attempts=0, max_attempts=max_attempts,
                         deferrals=0, created_at=now, updated_at=now)
@@ -394,6 +397,7 @@ class PostChange:
     media: tuple[MediaRef, ...] | None = None  # every item, replacing the post's (see NewPost)
     parts: tuple[str, ...] | None = None     # () removes the thread
     first_comment: str | None = None         # "" removes it
+    evergreen: bool | None = None
 
 
 def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, change: PostChange,
@@ -401,8 +405,14 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
     """New content, media, parts or time for a post the worker has not claimed yet; what a
     platform already has of it (a thread's first parts, published before a retry) stays."""
     if all(value is None for value in vars(change).values()):
-        what = "content, mediaIds, mediaUrls, parts, firstComment or scheduledAt"
+        what = "content, mediaIds, mediaUrls, parts, firstComment, scheduledAt or evergreen"
         raise InvalidInput(f"nothing to change: send {what}", fields={"body": f"send {what}"})
+    if change.evergreen is not None and all(
+            value is None for name, value in vars(change).items() if name != "evergreen"):
+        with sessions.begin() as session:
+            post = _post(session, company_id, post_id)
+            post.evergreen, post.updated_at = change.evergreen, now
+        return post
     if change.timezone is not None and change.scheduled_at is None:
         raise InvalidInput("timezone only says how to read scheduledAt: send both",
                            fields={"timezone": "send scheduledAt with it"})
@@ -446,6 +456,8 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
             session.flush()
             session.expire(post, ["media_items"])
             post.media_items  # loaded now: the caller reads it after the session ends
+        if change.evergreen is not None:
+            post.evergreen = change.evergreen
         if change.scheduled_at is not None:
             post.timezone = tz_name
         session.flush()

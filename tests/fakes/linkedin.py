@@ -56,6 +56,7 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
         self.comments: list[dict] = []  # {"id", "commentUrn", "object", "actor", "text", ...}
         # urn -> {"owner", "kind", "size", "parts": {index: etag}, "status", "polls", "bytes"}
         self.assets: dict[str, dict] = {}
+        self.metrics: dict[str, dict] = {}  # post URN -> counts (default: made up)
 
     @property
     def oauth_base_url(self) -> str:
@@ -72,7 +73,9 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
         if upload and request.method == "PUT":  # the upload URLs take no Rest.li headers
             return self._upload(request, *upload.groups())
         comments = COMMENTS.fullmatch(request.path)
-        if not request.path.startswith(("/rest/posts", "/rest/images", "/rest/videos")) and \
+        if not request.path.startswith(("/rest/posts", "/rest/images", "/rest/videos",
+                                         "/rest/socialActions",
+                                         "/rest/organizationalEntityShareStatistics")) and \
                 not comments:
             return _error(404, f"No virtual resource found for {request.path}", "NOT_FOUND")
         if not request.headers.get("linkedin-version"):
@@ -80,6 +83,10 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
                           "the LinkedIn-Version header.", "VERSION_MISSING")
         if request.headers.get("x-restli-protocol-version") != "2.0.0":
             return _error(400, "Rest.li protocol version 2.0.0 is required", "ILLEGAL_ARGUMENT")
+        if request.path == "/rest/socialActions":
+            return self._social_actions(request)
+        if request.path == "/rest/organizationalEntityShareStatistics":
+            return self._share_statistics(request)
         if comments:
             target = unquote(comments.group(1))
             if not any(p["id"] == target for p in self.posts):
@@ -224,6 +231,45 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
         return Answer(200, {"elements": page, "paging": {"start": start, "count": count,
                                                          "links": links}})
 
+    def _counts(self, urn: str) -> dict:
+        n = int(urn.rpartition(":")[2]) % 83
+        return self.metrics.get(urn) or {"impressions": 600 + 10 * n, "likes": 4 + n,
+                                         "comments": n % 5, "shares": n % 3, "clicks": n % 7}
+
+    def _social_actions(self, request: Received) -> Answer:
+        """BATCH_GET /rest/socialActions?ids=List(urn,...): `results` by URN, `errors` for the
+        unknown ones."""
+        urns = _list(request.query.get("ids", ""))
+        if urns is None:
+            return _error(400, "ids must be List(...) of URNs", "ILLEGAL_ARGUMENT", 100)
+        known = {p["id"] for p in self.posts}
+        results = {urn: {"$URN": f"urn:li:socialActions:{urn}", "target": urn,
+                         "likesSummary": {"totalLikes": self._counts(urn)["likes"],
+                                          "likedByCurrentUser": False},
+                         "commentsSummary": {"aggregatedTotalComments": self._counts(urn)["comments"],
+                                             "totalFirstLevelComments": self._counts(urn)["comments"]}}
+                   for urn in urns if urn in known}
+        errors = {urn: {"status": 404, "message": "Not found"} for urn in urns if urn not in known}
+        return Answer(200, {"results": results, "statuses": {}, "errors": errors})
+
+    def _share_statistics(self, request: Received) -> Answer:
+        org = request.query.get("organizationalEntity", "")
+        if request.query.get("q") != "organizationalEntity" or not org.startswith("urn:li:organization:"):
+            return _error(400, "organizationalEntity must be an organization URN", "ILLEGAL_ARGUMENT", 100)
+        urns = (_list(request.query.get("shares", "List()")) or []) + \
+            (_list(request.query.get("ugcPosts", "List()")) or [])
+        elements = []
+        for post in self.posts:
+            if post["id"] in urns and post["author"] == org:
+                c = self._counts(post["id"])
+                key = "share" if post["id"].startswith("urn:li:share:") else "ugcPost"
+                elements.append({key: post["id"], "organizationalEntity": org,
+                                 "totalShareStatistics": {
+                                     "impressionCount": c["impressions"], "clickCount": c["clicks"],
+                                     "likeCount": c["likes"], "commentCount": c["comments"],
+                                     "shareCount": c["shares"], "uniqueImpressionsCount": c["impressions"] // 2,
+                                     "engagement": 0.0}})
+        return Answer(200, {"elements": elements, "paging": {"start": 0, "count": 10, "links": []}})
     def _comment(self, target: str, request: Received) -> Answer:
         body = request.json or {}
         text = (body.get("message") or {}).get("text")
@@ -264,3 +310,11 @@ class FakeLinkedIn(OAuthServer, FakePlatform):
         if kind == "duplicate":
             return _error(422, "Content is a duplicate of urn:li:share:1000", "DUPLICATE_POST")
         return _error(400, "/commentary :: text length exceeds 3000", "ILLEGAL_ARGUMENT", 100)
+
+
+def _list(value: str) -> list[str] | None:
+    """The URNs of a Rest.li List(a,b) (already unescaped by the query parser)."""
+    if not (value.startswith("List(") and value.endswith(")")):
+        return None
+    inner = value[len("List("):-1]
+    return [u for u in inner.split(",") if u]

@@ -10,6 +10,11 @@ A post in parts (a thread, a first comment: worker/parts.py) asks two more of a 
 comment where the platform's comments are replies, as on X), `comment(post, account, part)`
 comments on the post `part.to`; each with its finder, `find_reply` / `find_comment(post,
 account, part, since)`. A publisher without them refuses such a post.
+
+A publisher may also offer `fetch_metrics(platform_post_ids, account) -> {platform_post_id:
+app.services.metrics.Measured}` with `metrics_batch` (ids a call): worker/metrics.py measures its
+posts 1 h, 24 h and 7 d after publishing through it (a platform without it is not measured).
+It raises the same taxonomy (a rate limit defers the collection).
 """
 from __future__ import annotations
 

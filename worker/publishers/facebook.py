@@ -5,7 +5,8 @@ are uploaded unpublished (each id kept for a retry) and attached to one feed pos
 to `/{page-id}/videos`. Media come by URL (Facebook fetches them) or from the media store (the
 worker uploads the file: a photo as `source`, a video in the chunks Facebook asks for).
 The first comment goes to `/{post-id}/comments`, as the Page.
-external_id is the Page id; the post id is the answer's `post_id` (photos) or `id`.
+external_id is the Page id; the post id is the answer's `post_id` (photos) or `id`; metrics: the
+posts' insights, reactions, comments and shares, 50 posts a call (`GET /?ids=`).
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from datetime import datetime
 from pathlib import Path
 
 from app.services.limits import is_video_url
+from app.services.metrics import Measured
 from app.statuses import Platform
 from worker.publishers.base import (
     Account, Drafts, Part, PermanentError, PostToPublish, PublishResult,
 )
-from worker.publishers.graph import GraphClient
+from worker.publishers.graph import METRICS_BATCH, GraphClient, insight_values
 from worker.publishers.http import HttpClient
 
 LINK = re.compile(r"https?://\S+")
@@ -128,3 +130,23 @@ class FacebookPublisher:
                      since: datetime) -> str | None:
         """The comment with the part's text on the Page post (GET /{post-id}/comments)."""
         return self.graph.find(f"{part.to}/comments", account, since, "message", part.text)
+
+    metrics_batch = METRICS_BATCH
+    METRIC_FIELDS = ("insights.metric(post_impressions,post_clicks),"
+                     "reactions.summary(total_count).limit(0),"
+                     "comments.summary(total_count).limit(0),shares")
+
+    def fetch_metrics(self, post_ids: list[str], account: Account) -> dict[str, Measured]:
+        """Impressions and clicks from the post's insights; reactions count as likes."""
+        out = {}
+        for post_id, node in self.graph.many(post_ids, account, self.METRIC_FIELDS).items():
+            insights = insight_values(node)
+            out[post_id] = Measured(
+                impressions=insights.get("post_impressions"), clicks=insights.get("post_clicks"),
+                likes=_total(node, "reactions"), comments=_total(node, "comments"),
+                shares=(node.get("shares") or {}).get("count", 0), raw=node)
+        return out
+
+
+def _total(node: dict, edge: str) -> int | None:
+    return ((node.get(edge) or {}).get("summary") or {}).get("total_count")

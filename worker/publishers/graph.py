@@ -68,6 +68,11 @@ class GraphClient:
 
         return find_in_pages(self.platform, page)
 
+    def many(self, ids: list[str], account: Account, fields: str) -> dict[str, dict]:
+        """`fields` of several objects in one call (GET /?ids=a,b,...), by id."""
+        answer = self.get("", account, {"ids": ",".join(ids), "fields": fields})
+        return {str(k): v for k, v in answer.items() if isinstance(v, dict)}
+
     def comment(self, account: Account, part: Part) -> PublishResult:
         """A comment, as the account, on the object `part.to` (POST /{object-id}/comments:
         a Page post, or Instagram media)."""
@@ -134,3 +139,17 @@ def _entries(usage) -> list[dict]:
     if all(isinstance(v, list) for v in usage.values()) and usage:
         return [e for entries in usage.values() for e in entries if isinstance(e, dict)]
     return [usage]
+
+
+METRICS_BATCH = 50  # ids per multi-id read (Graph's own limit)
+
+
+def insight_values(node: dict) -> dict[str, int]:
+    """{metric name: value} of a node's `insights` edge (a lifetime metric has one value)."""
+    out = {}
+    for metric in (node.get("insights") or {}).get("data") or []:
+        values = metric.get("values") or [{}]
+        value = values[-1].get("value", metric.get("value"))
+        if isinstance(value, int):
+            out[metric.get("name")] = value
+    return out
