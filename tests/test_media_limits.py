@@ -79,6 +79,13 @@ CASES = [
     ("instagram", [video(size=300 * MB + 1)], "mediaIds[0]", "at most 300 MB"),
     ("instagram", [video(0), image(1)], None, ""),  # a carousel mixes them
     ("instagram", [], "mediaUrls", "needs at least one image or video"),
+    # app.bsky.embed.images: 4 images of at most 1,000,000 bytes, JPEG/PNG/WebP, no video
+    ("bluesky", [image(i, size=1_000_000) for i in range(4)], None, ""),
+    ("bluesky", [image(i) for i in range(5)], "mediaIds", "at most 4 images"),
+    ("bluesky", [image(0, size=1_000_001)], "mediaIds[0]", "at most 1,000,000 bytes"),
+    ("bluesky", [image(0, mime=GIF)], "mediaIds[0]", "is image/gif"),
+    ("bluesky", [image(0, mime=WEBP)], None, ""),
+    ("bluesky", [video(0)], "mediaIds", "at most 0 video(s)"),
 ]
 
 
@@ -91,10 +98,11 @@ def test_each_documented_limit(platform, media, field, words):
         assert words in found.get(field, ""), found
 
 
-def test_facebook_and_instagram_take_stored_media_and_bluesky_not_yet():
+def test_facebook_instagram_and_bluesky_take_stored_media_and_mastodon_not_yet():
     assert check_post("instagram", "Hi", [], media=[image(0)]) == {}
     assert check_post("facebook", "Hi", [], media=[image(0), image(1)]) == {}
-    assert "use mediaUrls" in check_post("bluesky", "Hi", [], media=[image(0)])["mediaIds"]
+    assert check_post("bluesky", "Hi", [], media=[image(0), image(1)]) == {}
+    assert "use mediaUrls" in check_post("mastodon", "Hi", [], media=[image(0)])["mediaIds"]
     assert check_post("bluesky", "Hi", ["https://example.com/a.jpg"]) == {}
 
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from app import safeurl
+from app.errors import InvalidInput
 from app.models import PostMedia, PostSchedule, PublishAttempt
 from app.services import media as store
 from app.services.accounts import add_account, create_company
@@ -32,7 +33,8 @@ class Rig:
         self.db, self.fakes = db, fakes
         self.settings = replace(
             db.settings, x_api_base_url=fakes.x.base_url, linkedin_api_base_url=fakes.linkedin.base_url,
-            graph_api_base_url=fakes.graph.base_url, media_dir=str(tmp_path / "media"),
+            graph_api_base_url=fakes.graph.base_url, bluesky_pds_url=fakes.bluesky.base_url,
+            media_dir=str(tmp_path / "media"),
             media_allow_private=1, media_fetch_timeout=0.5, http_read_timeout=2.0,
             instagram_poll_interval=0.01, concurrency=2)
         self.company_id = create_company(db.sessions, "Acme", T0)[0].id
@@ -256,3 +258,48 @@ def test_a_refused_token_on_upload_flags_the_account(rig):
     assert rig.run().failed == 1
     assert "Reconnect the linkedin account" in rig.state(post_id)["error"]
     assert "linkedin-token-secret" not in rig.state(post_id)["error"]
+
+
+BLUESKY_DID = "did:plc:acme7x2k4q"  # the fake's acme.bsky.social
+
+
+def test_bluesky_post_with_a_link_a_mention_and_two_images(rig):
+    account = rig.account("bluesky", BLUESKY_DID)
+    rig.fakes.bluesky.access["bluesky-token-secret"] = BLUESKY_DID  # the account's session
+    refs = [MediaRef(rig.stored(files.image("PNG", (120, 80))), alt_text="the launch"),
+            MediaRef(rig.stored(files.image("JPEG", (90, 90))))]
+    text = "Launch with @alice.bsky.social: https://example.com/launch"
+    post_id = rig.post(account, text, refs)
+    assert rig.run().published == 1, rig.state(post_id)
+    (record,) = [r["value"] for r in rig.fakes.bluesky.records]
+    kinds = sorted(f["features"][0]["$type"].rsplit("#")[1] for f in record["facets"])
+    assert kinds == ["link", "mention"]
+    images = record["embed"]["images"]
+    assert record["embed"]["$type"] == "app.bsky.embed.images" and len(images) == 2
+    assert [i["alt"] for i in images] == ["the launch", ""]
+    assert [i["aspectRatio"] for i in images] == [{"width": 120, "height": 80},
+                                                 {"width": 90, "height": 90}]
+    blobs = [rig.fakes.bluesky.blobs[i["image"]["ref"]["$link"]] for i in images]
+    assert [b["mimeType"] for b in blobs] == ["image/png", "image/jpeg"]
+    assert len(rig.fakes.bluesky.requests("POST", "uploadBlob")) == 2
+
+
+def test_bluesky_retry_reuses_the_uploaded_blobs(rig):
+    account = rig.account("bluesky", BLUESKY_DID)
+    rig.fakes.bluesky.access["bluesky-token-secret"] = BLUESKY_DID
+    refs = [MediaRef(rig.stored(files.image("PNG", (50 + i, 50)))) for i in range(2)]
+    post_id = rig.post(account, "Two pictures", refs)
+    rig.fakes.bluesky.fail_next("retryable", match="createRecord")
+    assert rig.run().retried == 1, rig.state(post_id)
+    assert rig.run(later=600).published == 1, rig.state(post_id)
+    assert len(rig.fakes.bluesky.requests("POST", "uploadBlob")) == 2  # not again
+    (record,) = [r["value"] for r in rig.fakes.bluesky.records]
+    assert len(record["embed"]["images"]) == 2
+
+
+def test_bluesky_refuses_an_image_over_a_million_bytes_at_schedule_time(rig):
+    account = rig.account("bluesky", BLUESKY_DID)
+    big = rig.stored(files.image("PNG", (10, 10)) + b"\0" * 1_000_001)
+    with pytest.raises(InvalidInput) as refused:
+        rig.post(account, "Too big", [MediaRef(big)])
+    assert "Bluesky takes at most 1,000,000 bytes" in str(refused.value.fields)

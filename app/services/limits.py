@@ -92,9 +92,12 @@ LIMITS = {
     Platform.SANDBOX: Limits("the sandbox", 63206, threads=True, comment_length=63206,
                              media=MediaRules(max_images=MAX_MEDIA, max_videos=MAX_MEDIA, mixed=True)),
     # Their publishers reply (worker/parts.py): threads, and the first comment as a reply.
-    # app.bsky.feed.post's text: maxGraphemes 300 and maxLength 3000 (UTF-8 bytes)
+    # app.bsky.feed.post's text: maxGraphemes 300 and maxLength 3000 (UTF-8 bytes);
+    # app.bsky.embed.images: at most 4 images (JPEG/PNG/WebP) of at most 1,000,000 bytes each.
     Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4, max_bytes=3000,
-                             media=_BY_URL, threads=True, comment_length=300),
+                             threads=True, comment_length=300, media=MediaRules(
+        max_images=4, max_videos=0, image_types=("image/jpeg", "image/png", "image/webp"),
+        video_types=(), max_image_bytes=1_000_000)),
     # An instance may allow more (its /api/v2/instance): the account's own limit, read at
     # connect, replaces these two (see check_post).
     Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, media=_BY_URL,
@@ -273,7 +276,7 @@ def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
         problems[field] = f"{name} takes at most {rules.max_images} images in a post"
     if not rules.stored and any(m.field.startswith("mediaIds") for m in media):
         problems["mediaIds"] = (f"{name} posts take media by URL in this version: use mediaUrls "
-                                "(stored media is published to X, LinkedIn, Facebook and Instagram)")
+                                "(stored media is published to X, LinkedIn, Facebook, Instagram and Bluesky)")
     for item in media:
         why = _item_problem(rules, name, item)
         if why:
@@ -298,7 +301,8 @@ def _item_problem(rules: MediaRules, name: str, m: MediaInfo) -> str | None:
            rules.max_gif_bytes if m.mime_type == "image/gif" and rules.max_gif_bytes else
            rules.max_image_bytes)
     if cap is not None and m.bytes is not None and m.bytes > cap:
-        return f"is {m.bytes} bytes; {name} takes at most {cap // MB} MB for this type"
+        most = f"{cap // MB} MB" if cap % MB == 0 else f"{cap:,} bytes"
+        return f"is {m.bytes:,} bytes; {name} takes at most {most} for this type"
     if video and rules.video_seconds and m.duration_seconds is not None:
         low, high = rules.video_seconds
         if not low <= m.duration_seconds <= high:

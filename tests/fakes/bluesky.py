@@ -1,6 +1,7 @@
 """A Bluesky PDS as the scheduler uses it, over XRPC: createSession (handle or email + app
 password), refreshSession (the refresh JWT is single use), resolveHandle, createRecord and
-listRecords and getRecord of app.bsky.feed.post; errors as `{"error", "message"}` with the ratelimit-*
+listRecords and getRecord of app.bsky.feed.post, uploadBlob (raw bytes, at most 1,000,000;
+a record's app.bsky.embed.images must name uploaded blobs, at most 4); errors as `{"error", "message"}` with the ratelimit-*
 headers. Access tokens expire when a test says so (`expire_access`).
 """
 from __future__ import annotations
@@ -47,6 +48,7 @@ class FakeBluesky(FakePlatform):
         self.access: dict[str, str] = {}    # live access JWT -> did
         self.refresh: dict[str, str] = {}   # unspent refresh JWT -> did
         self.records: list[dict] = []       # {"uri", "cid", "did", "value"}
+        self.blobs: dict[str, dict] = {}    # cid -> {"mimeType", "size", "data"}
 
     def route(self, request: Received) -> Answer:
         nsid = request.path.removeprefix(X)
@@ -54,6 +56,7 @@ class FakeBluesky(FakePlatform):
                    "com.atproto.server.refreshSession": self._refresh_session,
                    "com.atproto.identity.resolveHandle": self._resolve,
                    "com.atproto.repo.createRecord": self._create_record,
+                   "com.atproto.repo.uploadBlob": self._upload_blob,
                    "com.atproto.repo.listRecords": self._list,
                    "com.atproto.repo.getRecord": self._get}.get(nsid)
         if handler is None or not request.path.startswith(X):
@@ -116,6 +119,9 @@ class FakeBluesky(FakePlatform):
         if len(record["text"].encode()) > 3000:
             return _error(400, "InvalidRequest", "Invalid app.bsky.feed.post record: Record/text "
                           "must not be longer than 300 graphemes")
+        refused = self._embed_problem(record.get("embed"))
+        if refused:
+            return _error(400, "InvalidRequest", f"Invalid app.bsky.feed.post record: {refused}")
         rkey = f"3l{secrets.token_hex(6)}"
         entry = {"uri": f"at://{did}/app.bsky.feed.post/{rkey}", "cid": "bafyrei" + rkey,
                  "did": did, "value": record}
@@ -124,6 +130,33 @@ class FakeBluesky(FakePlatform):
         return Answer(200, {"uri": entry["uri"], "cid": entry["cid"],
                             "commit": {"cid": "bafyreicommit", "rev": rkey},
                             "validationStatus": "valid"}, self._ratelimit(remaining=1000))
+
+    def _upload_blob(self, request: Received) -> Answer:
+        if self._did_of(request) is None:
+            return _error(400, "ExpiredToken", "Token has expired")
+        kind = request.headers.get("content-type", "")
+        if not request.body or not kind.startswith("image/"):
+            return _error(400, "InvalidRequest", "Expected an image body with its Content-Type")
+        if len(request.body) > 1_000_000:
+            return _error(413, "PayloadTooLarge", "request entity too large")
+        cid = f"bafkrei{secrets.token_hex(8)}"
+        with self._lock:
+            self.blobs[cid] = {"mimeType": kind, "size": len(request.body), "data": request.body}
+        return Answer(200, {"blob": {"$type": "blob", "ref": {"$link": cid}, "mimeType": kind,
+                                     "size": len(request.body)}})
+
+    def _embed_problem(self, embed) -> str | None:
+        """Why an app.bsky.embed.images embed is invalid (None: it is valid, or absent)."""
+        if embed is None:
+            return None
+        images = embed.get("images") if embed.get("$type") == "app.bsky.embed.images" else None
+        if not isinstance(images, list) or not 1 <= len(images) <= 4:
+            return "Record/embed must be app.bsky.embed.images with 1 to 4 images"
+        for image in images:
+            ref = ((image.get("image") or {}).get("ref") or {}).get("$link")
+            if ref not in self.blobs or not isinstance(image.get("alt"), str):
+                return f"Record/embed/images: unknown blob {ref} or no alt"
+        return None
 
     def _list(self, request: Received) -> Answer:
         repo, query = request.query.get("repo"), request.query

@@ -1,6 +1,8 @@
 """Bluesky (the AT Protocol, on the account's PDS: BLUESKY_PDS_URL unless connect learned
 another): `com.atproto.repo.createRecord` with an `app.bsky.feed.post` record whose links,
-mentions (resolved to DIDs) and hashtags are facets over UTF-8 byte offsets.
+mentions (resolved to DIDs) and hashtags are facets over UTF-8 byte offsets; images go up
+first through `com.atproto.repo.uploadBlob` (raw bytes) and the record embeds their blobs
+(`app.bsky.embed.images`, with alt text).
 
 external_id is the account's DID; the post id is the record's `at://` URI. The access token
 is the session's accessJwt: on `ExpiredToken` the session is refreshed once (refreshSession,
@@ -8,13 +10,15 @@ through `account.refresh`) and the request sent again; `createSession` is never 
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import regex
 import requests
 
 from app.statuses import Platform
+from worker import media as post_media
 from worker.publishers.base import (
     Account, AuthError, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
 )
@@ -34,12 +38,18 @@ _MENTION = regex.compile(r"(?:^|(?<=[\s(]))@([a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+)"
 _TAG = regex.compile(r"(?:^|(?<=\s))[#＃]((?!\ufe0f)[^\s\u00ad\u2060\u200a-\u200d\u20e2]*"
                      r"[^\d\s\p{P}\u00ad\u2060\u200a-\u200d\u20e2][^\s\u00ad\u2060\u200a-\u200d\u20e2]*)")
 _TRAILING = ".,;:!?\"'"
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+MAX_BLOB = 1_000_000  # app.bsky.embed.images#image: maxSize of the image blob
+# A blob no record references is removed by the PDS after a while (about an hour): an earlier
+# attempt's blob is reused within this margin, uploaded again after it.
+REUSE_FOR = timedelta(minutes=45)
 
 
 class Xrpc:
     """XRPC calls on an account's PDS, errors mapped into the taxonomy."""
 
     def __init__(self, settings, http: HttpClient):
+        self.settings = settings
         self.default_pds = settings.bluesky_pds_url.rstrip("/")
         self.http = http
 
@@ -47,9 +57,10 @@ class Xrpc:
         return str((account_meta or {}).get("pds") or self.default_pds).rstrip("/")
 
     def call(self, method: str, nsid: str, token: str | None, *, pds: str,
-             creates: bool = False, **kwargs) -> requests.Response:
+             creates: bool = False, headers: dict | None = None, **kwargs) -> requests.Response:
         return self.http.send(PLATFORM, method, f"{pds}/xrpc/{nsid}", creates=creates,
-                              headers=bearer(token) if token else {}, **kwargs)
+                              headers={**(bearer(token) if token else {}), **(headers or {})},
+                              **kwargs)
 
     def error(self, response: requests.Response, secret: str = "") -> PublishError:
         body = json_body(response)
@@ -75,10 +86,49 @@ class BlueskyPublisher:
         self.clock = clock
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        if post.media_urls:
-            raise PermanentError("Bluesky: this worker cannot attach images to a Bluesky post "
-                                 "yet; schedule it without media", error_code="media_unsupported")
-        return self._post(post.content, account)
+        embed = None
+        if post.media:
+            pds = self.xrpc.pds(account.meta)
+            embed = {"$type": "app.bsky.embed.images",
+                     "images": [self._image(post, item, account, pds) for item in post.media]}
+        return self._post(post.content, account, embed=embed)
+
+    def _image(self, post: PostToPublish, item: post_media.MediaItem, account: Account,
+               pds: str) -> dict:
+        """One image of the embed: its blob (uploaded now, or an earlier attempt's), alt text
+        and aspect ratio."""
+        blob, size = None, None
+        if (item.platform_media_id and item.uploaded_at
+                and item.uploaded_at > datetime.now(timezone.utc) - REUSE_FOR):
+            kept = json.loads(item.platform_media_id)
+            blob, size = kept.get("blob"), kept.get("size")
+        if blob is None:
+            with post_media.opened(item, self.xrpc.settings) as local:
+                if local.mime_type not in IMAGE_TYPES:
+                    raise PermanentError(f"Bluesky takes {', '.join(IMAGE_TYPES)} images, not "
+                                         f"{local.mime_type} (media item {item.position + 1})",
+                                         error_code="media_type")
+                if local.size > MAX_BLOB:
+                    raise PermanentError(f"Bluesky takes images of at most {MAX_BLOB:,} bytes; "
+                                         f"media item {item.position + 1} has {local.size:,}",
+                                         error_code="media_too_large")
+                with open(local.path, "rb") as file:
+                    response = self._send(account, "POST", "com.atproto.repo.uploadBlob",
+                                          pds=pds, data=file.read(),
+                                          headers={"Content-Type": local.mime_type})
+                blob = json_body(response).get("blob") if response.status_code == 200 else None
+                if response.status_code != 200:
+                    raise self.xrpc.error(response, account.access_token)
+                if not isinstance(blob, dict):
+                    raise RetryableError("Bluesky: uploadBlob sent no blob back",
+                                         http_status=200, error_code="no_blob")
+                width, height = local.probe.width, local.probe.height
+                size = {"width": width, "height": height} if width and height else None
+            post.remember_media(item.position, json.dumps({"blob": blob, "size": size}, separators=(",", ":")))
+        image: dict[str, Any] = {"image": blob, "alt": item.alt_text or ""}
+        if size:
+            image["aspectRatio"] = size
+        return image
 
     def reply(self, post: PostToPublish, account: Account, part) -> PublishResult:
         """A part of a thread (or the first comment): a post whose `reply` names the thread's
@@ -93,7 +143,8 @@ class BlueskyPublisher:
         return self._find(account, since, lambda value: same_text(value.get("text"), part.text)
                           and ((value.get("reply") or {}).get("parent") or {}).get("uri") == part.to)
 
-    def _post(self, text: str, account: Account, reply: dict | None = None) -> PublishResult:
+    def _post(self, text: str, account: Account, reply: dict | None = None,
+              embed: dict | None = None) -> PublishResult:
         pds = self.xrpc.pds(account.meta)
         facets, unknown = self._facets(text, account, pds)
         record = {"$type": POST, "text": text,
@@ -103,6 +154,8 @@ class BlueskyPublisher:
             record["facets"] = facets
         if reply:
             record["reply"] = reply
+        if embed:
+            record["embed"] = embed
         response = self._send(account, "POST", "com.atproto.repo.createRecord", pds=pds,
                               creates=True, json={"repo": account.external_id,
                                                   "collection": POST, "record": record})
