@@ -86,6 +86,12 @@ CASES = [
     ("bluesky", [image(0, mime=GIF)], "mediaIds[0]", "is image/gif"),
     ("bluesky", [image(0, mime=WEBP)], None, ""),
     ("bluesky", [video(0)], "mediaIds", "at most 0 video(s)"),
+    # Mastodon's defaults: 4 images (16 MB) or 1 video (99 MB), no mix
+    ("mastodon", [image(i, size=16 * MB) for i in range(4)], None, ""),
+    ("mastodon", [image(i) for i in range(5)], "mediaIds", "at most 4 images"),
+    ("mastodon", [image(0, size=16 * MB + 1)], "mediaIds[0]", "at most 16 MB"),
+    ("mastodon", [video(0, size=100 * MB)], "mediaIds[0]", "at most 99 MB"),
+    ("mastodon", [video(0), image(1)], "mediaIds", "does not take images and a video"),
 ]
 
 
@@ -98,11 +104,12 @@ def test_each_documented_limit(platform, media, field, words):
         assert words in found.get(field, ""), found
 
 
-def test_facebook_instagram_and_bluesky_take_stored_media_and_mastodon_not_yet():
+def test_facebook_instagram_bluesky_and_mastodon_take_stored_media_and_threads_not_yet():
     assert check_post("instagram", "Hi", [], media=[image(0)]) == {}
     assert check_post("facebook", "Hi", [], media=[image(0), image(1)]) == {}
     assert check_post("bluesky", "Hi", [], media=[image(0), image(1)]) == {}
-    assert "use mediaUrls" in check_post("mastodon", "Hi", [], media=[image(0)])["mediaIds"]
+    assert check_post("mastodon", "Hi", [], media=[image(0), image(1)]) == {}
+    assert "use mediaUrls" in check_post("threads", "Hi", [], media=[image(0)])["mediaIds"]
     assert check_post("bluesky", "Hi", ["https://example.com/a.jpg"]) == {}
 
 

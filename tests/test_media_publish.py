@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app import safeurl
 from app.errors import InvalidInput
-from app.models import PostMedia, PostSchedule, PublishAttempt
+from app.models import PostMedia, SocialAccount, PostSchedule, PublishAttempt
 from app.services import media as store
 from app.services.accounts import add_account, create_company
 from app.services.posts import NewPost, schedule_post
@@ -48,10 +48,11 @@ class Rig:
         return store.store(self.db.sessions, self.settings.media_dir, 10 ** 9, self.company_id,
                            [data], name, self.now).id
 
-    def post(self, account_id: str, content: str, refs: list[MediaRef], urls=()) -> str:
+    def post(self, account_id: str, content: str, refs: list[MediaRef], urls=(),
+             parts=()) -> str:
         (post,) = schedule_post(self.db.sessions, self.company_id, NewPost(
             [account_id], content, self.now + timedelta(seconds=1), media=tuple(refs),
-            media_urls=tuple(urls)), self.now).posts
+            media_urls=tuple(urls), parts=tuple(parts)), self.now).posts
         return post.id
 
     def run(self, later: float = 5):
@@ -303,3 +304,23 @@ def test_bluesky_refuses_an_image_over_a_million_bytes_at_schedule_time(rig):
     with pytest.raises(InvalidInput) as refused:
         rig.post(account, "Too big", [MediaRef(big)])
     assert "Bluesky takes at most 1,000,000 bytes" in str(refused.value.fields)
+
+
+def test_mastodon_thread_of_three_with_an_image_on_the_first(rig):
+    account = rig.account("mastodon", "@acme@mastodon.example")
+    with rig.db.sessions.begin() as session:  # what connect keeps
+        session.get(SocialAccount, account).auth_meta = {
+            "instance": rig.fakes.mastodon.base_url, "account_id": rig.fakes.mastodon.user["id"]}
+    rig.fakes.mastodon.processing_polls = 2
+    refs = [MediaRef(rig.stored(files.image("PNG", (64, 64))), alt_text="our new oven")]
+    post_id = rig.post(account, "A thread, 1/3", refs, parts=["2/3", "3/3"])
+    assert rig.run().published == 1, rig.state(post_id)
+    first, second, third = rig.fakes.mastodon.statuses
+    (upload,) = rig.fakes.mastodon.requests("POST", "/api/v2/media")
+    assert upload.form == {"description": "our new oven"}
+    assert upload.files["file"][1] == "image/png"
+    (attached,) = first["media_attachments"]
+    assert attached["description"] == "our new oven" and attached["url"]
+    assert len(rig.fakes.mastodon.requests("GET", "/api/v1/media/")) == 3  # 206, 206, 200
+    assert second["in_reply_to_id"] == first["id"] and third["in_reply_to_id"] == second["id"]
+    assert second["media_attachments"] == [] and third["media_attachments"] == []

@@ -100,8 +100,11 @@ LIMITS = {
         video_types=(), max_image_bytes=1_000_000)),
     # An instance may allow more (its /api/v2/instance): the account's own limit, read at
     # connect, replaces these two (see check_post).
-    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, media=_BY_URL,
-                              threads=True, comment_length=500),
+    # Mastodon 4.x defaults: 4 images (16 MB) or 1 video (99 MB); JPEG/PNG/GIF/WebP, MP4/MOV/WebM.
+    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4, threads=True,
+                              comment_length=500, media=MediaRules(
+        max_images=4, max_image_bytes=16 * MB, max_video_bytes=99 * MB,
+        video_types=("video/mp4", "video/quicktime", "video/webm"))),
     Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20, media=_BY_URL,
                              threads=True, comment_length=500),
 }
@@ -276,7 +279,7 @@ def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
         problems[field] = f"{name} takes at most {rules.max_images} images in a post"
     if not rules.stored and any(m.field.startswith("mediaIds") for m in media):
         problems["mediaIds"] = (f"{name} posts take media by URL in this version: use mediaUrls "
-                                "(stored media is published to X, LinkedIn, Facebook, Instagram and Bluesky)")
+                                "(stored media is published to X, LinkedIn, Facebook, Instagram, Bluesky and Mastodon)")
     for item in media:
         why = _item_problem(rules, name, item)
         if why:

@@ -1,6 +1,8 @@
 """A Mastodon instance as the scheduler uses it: `/api/v2/instance` (its limits), app
 registration (`POST /api/v1/apps`), the authorization dialog and `POST /oauth/token`,
-`verify_credentials`, `POST /api/v1/statuses` honouring `Idempotency-Key` (kept an hour, as
+`verify_credentials`, `POST /api/v2/media` (202, then `GET /api/v1/media/:id` answers 206 for
+`processing_polls` polls before its `url` is set), `POST /api/v1/statuses` (`media_ids` must be
+processed uploads, at most 4) honouring `Idempotency-Key` (kept an hour, as
 Mastodon keeps it) and the account's statuses newest first; errors as `{"error"}` with the
 X-RateLimit-* headers (the reset an ISO 8601 time).
 """
@@ -37,6 +39,8 @@ class FakeMastodon(FakePlatform):
         self.user = {"id": "109384", "username": "acme", "acct": "acme",
                      "display_name": "Acme Inc."}
         self.statuses: list[dict] = []
+        self.media: dict[str, dict] = {}  # id -> {"description", "type", "data", "polls_left"}
+        self.processing_polls = 1  # 206 answers before an upload's url is set
         self._keys: dict[tuple[str, str], tuple[float, dict]] = {}  # (token, key) -> status
 
     @property
@@ -59,6 +63,10 @@ class FakeMastodon(FakePlatform):
             return Answer(200, {**self.user, "url": f"{self.base_url}/@acme"})
         if path == "/api/v1/statuses" and method == "POST":
             return self._post(request)
+        if path == "/api/v2/media" and method == "POST":
+            return self._upload(request)
+        if path.startswith("/api/v1/media/") and method == "GET":
+            return self._media(path.rsplit("/", 1)[1])
         if path == f"/api/v1/accounts/{self.user['id']}/statuses" and method == "GET":
             return self._timeline(request)
         return Answer(404, {"error": "Record not found"})
@@ -101,8 +109,42 @@ class FakeMastodon(FakePlatform):
         return Answer(200, {"access_token": token, "token_type": "Bearer",
                             "scope": " ".join(grant.scopes), "created_at": int(time.time())})
 
+    def _attachment(self, media_id: str) -> dict:
+        item = self.media[media_id]
+        ready = item["polls_left"] <= 0
+        return {"id": media_id, "type": item["type"], "description": item["description"],
+                "url": f"{self.base_url}/system/media/{media_id}.bin" if ready else None,
+                "preview_url": None}
+
+    def _upload(self, request: Received) -> Answer:
+        upload = request.files.get("file")
+        if upload is None or not upload[2]:
+            return Answer(422, {"error": "Validation failed: File can't be blank"})
+        kind = "video" if upload[1].startswith("video/") else "image"
+        media_id = self.new_id()
+        with self._lock:
+            self.media[media_id] = {"description": request.form.get("description"),
+                                    "type": kind, "mime": upload[1], "data": upload[2],
+                                    "polls_left": self.processing_polls}
+        return Answer(202, self._attachment(media_id))
+
+    def _media(self, media_id: str) -> Answer:
+        with self._lock:
+            item = self.media.get(media_id)
+            if item is None:
+                return Answer(404, {"error": "Record not found"})
+            answer = self._attachment(media_id)
+            item["polls_left"] -= 1
+        return Answer(206 if answer["url"] is None else 200, answer)
+
     def _post(self, request: Received) -> Answer:
         body = request.json or {}
+        media_ids = [str(m) for m in body.get("media_ids") or []]
+        if len(media_ids) > 4:
+            return Answer(422, {"error": "Validation failed: You can attach at most 4 files"})
+        if any(m not in self.media or self.media[m]["polls_left"] > 0 for m in media_ids):
+            return Answer(422, {"error": "Validation failed: Cannot attach files that have not "
+                                         "finished processing. Try again in a moment!"})
         text = body.get("status")
         if not isinstance(text, str) or not text.strip():
             return Answer(422, {"error": "Validation failed: Text can't be blank"})
@@ -117,6 +159,7 @@ class FakeMastodon(FakePlatform):
             status = {"id": self.new_id(), "created_at": _iso(datetime.now(timezone.utc)),
                       "visibility": body.get("visibility", "public"),
                       "in_reply_to_id": body.get("in_reply_to_id"),
+                      "media_attachments": [self._attachment(m) for m in media_ids],
                       "content": "<p>" + html.escape(text).replace("\n", "<br />") + "</p>",
                       "url": f"{self.base_url}/@acme/{len(self.statuses) + 1}",
                       "account": self.user}

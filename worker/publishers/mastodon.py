@@ -4,19 +4,25 @@ after a lost answer gets the first status back instead of a second one (instance
 for an hour; past that, the lookup of the account's statuses applies).
 
 external_id is `@user@instance`; the instance's URL and the account's numeric id are in
-auth_meta (from connect); the post id is the status id.
+auth_meta (from connect); the post id is the status id. Media go up first (`POST
+/api/v2/media`, multipart `file` and `description` = alt text): 200 is ready, 202 is processed
+in the background and `GET /api/v1/media/:id` is polled until its `url` is set; the status
+names them in `media_ids`. An upload's id is kept on the post, so a retry reuses it.
 """
 from __future__ import annotations
 
 import html
 import re
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 
 import requests
 
 from app.statuses import Platform
+from worker import media as post_media
 from worker.publishers.base import (
-    Account, AuthError, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
+    Account, AuthError, NotReadyError, PermanentError, PostToPublish, PublishError, PublishResult,
+    RetryableError,
 )
 from worker.publishers.http import (
     HttpClient, bearer, by_status, describe, find_in_pages, json_body, lookup_failure, same_text,
@@ -25,6 +31,10 @@ from worker.publishers.http import (
 PLATFORM = "Mastodon"
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 PAGE = 40  # statuses per page, Mastodon's maximum
+# Mastodon removes media no status uses after a day: an earlier attempt's upload is reused
+# within this margin, uploaded again after it.
+REUSE_FOR = timedelta(hours=20)
+NOT_READY_WAIT = timedelta(seconds=30)
 
 
 def instance_url(account: Account) -> str:
@@ -43,14 +53,55 @@ def idempotency_key(post_id: str, part: int = 0) -> str:
 class MastodonPublisher:
     platform = Platform.MASTODON
 
-    def __init__(self, settings, http: HttpClient):
-        self.http = http
+    def __init__(self, settings, http: HttpClient, sleep=time.sleep):
+        self.settings, self.http, self.sleep = settings, http, sleep
+        self.poll_interval = settings.instagram_poll_interval
+        self.poll_attempts = settings.instagram_poll_attempts
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        if post.media_urls:
-            raise PermanentError("Mastodon: this worker cannot attach media to a Mastodon post "
-                                 "yet; schedule it without media", error_code="media_unsupported")
-        return self._status({"status": post.content}, account, idempotency_key(post.id))
+        body: dict[str, object] = {"status": post.content}
+        if post.media:
+            body["media_ids"] = [self._media(post, item, account) for item in post.media]
+        return self._status(body, account, idempotency_key(post.id))
+
+    def _media(self, post: PostToPublish, item: post_media.MediaItem, account: Account) -> str:
+        """The id of one item uploaded and processed: an earlier attempt's, or uploaded now."""
+        earlier = item.platform_media_id
+        if earlier and item.uploaded_at and item.uploaded_at > datetime.now(timezone.utc) - REUSE_FOR:
+            return self._wait(earlier, account)
+        with post_media.opened(item, self.settings) as local, open(local.path, "rb") as file:
+            response = self.http.send(
+                PLATFORM, "POST", f"{instance_url(account)}/api/v2/media",
+                headers=bearer(account.access_token),
+                files={"file": (f"media-{item.position + 1}", file, local.mime_type)},
+                data={"description": item.alt_text} if item.alt_text else {})
+        if response.status_code not in (200, 202):
+            raise error(response, account.access_token)
+        media_id = json_body(response).get("id")
+        if not media_id:
+            raise RetryableError("Mastodon accepted the upload but sent no media id back",
+                                 http_status=response.status_code, error_code="no_media_id")
+        post.remember_media(item.position, str(media_id))
+        if response.status_code == 200 and json_body(response).get("url"):
+            return str(media_id)
+        return self._wait(str(media_id), account)
+
+    def _wait(self, media_id: str, account: Account) -> str:
+        """Poll GET /api/v1/media/:id until its `url` is set (206 while processing);
+        NotReadyError, the id kept, when it takes longer than this attempt may wait."""
+        for check in range(self.poll_attempts):
+            response = self.http.send(PLATFORM, "GET",
+                                      f"{instance_url(account)}/api/v1/media/{media_id}",
+                                      headers=bearer(account.access_token))
+            if response.status_code == 200 and json_body(response).get("url"):
+                return media_id
+            if response.status_code not in (200, 206):
+                raise error(response, account.access_token)
+            if check + 1 < self.poll_attempts:
+                self.sleep(self.poll_interval)
+        raise NotReadyError(f"Mastodon is still processing media {media_id}; the post will be "
+                            "tried again shortly", retry_after=NOT_READY_WAIT,
+                            error_code="media_in_progress")
 
     def reply(self, post: PostToPublish, account: Account, part) -> PublishResult:
         """A part of a thread, or the first comment: a status `in_reply_to_id` the previous."""
