@@ -1,7 +1,9 @@
 """A Mastodon instance as the scheduler uses it: `/api/v2/instance` (its limits), app
 registration (`POST /api/v1/apps`), the authorization dialog and `POST /oauth/token`,
 `verify_credentials`, `POST /api/v1/statuses` honouring `Idempotency-Key` (kept an hour, as
-Mastodon keeps it) and the account's statuses newest first; errors as `{"error"}` with the
+Mastodon keeps it), the account's statuses newest first, and statuses read back with their
+counts (`GET /api/v1/statuses/:id`, and `?id[]=` up to 20 unless `batch_read` is off, as before
+Mastodon 4.3); errors as `{"error"}` with the
 X-RateLimit-* headers (the reset an ISO 8601 time).
 """
 from __future__ import annotations
@@ -37,6 +39,8 @@ class FakeMastodon(FakePlatform):
         self.user = {"id": "109384", "username": "acme", "acct": "acme",
                      "display_name": "Acme Inc."}
         self.statuses: list[dict] = []
+        self.metrics: dict[str, dict] = {}  # status id -> {"favourites_count", ...} (or made up)
+        self.batch_read = True  # False: an instance before 4.3 (no GET /api/v1/statuses?id[]=)
         self._keys: dict[tuple[str, str], tuple[float, dict]] = {}  # (token, key) -> status
 
     @property
@@ -59,6 +63,10 @@ class FakeMastodon(FakePlatform):
             return Answer(200, {**self.user, "url": f"{self.base_url}/@acme"})
         if path == "/api/v1/statuses" and method == "POST":
             return self._post(request)
+        if path == "/api/v1/statuses" and method == "GET" and self.batch_read:
+            return self._read_many(request)
+        if path.startswith("/api/v1/statuses/") and method == "GET":
+            return self._read_one(path.rsplit("/", 1)[-1])
         if path == f"/api/v1/accounts/{self.user['id']}/statuses" and method == "GET":
             return self._timeline(request)
         return Answer(404, {"error": "Record not found"})
@@ -147,6 +155,24 @@ class FakeMastodon(FakePlatform):
             newest_first = [s for s in newest_first if int(s["id"]) < int(max_id)]
         return Answer(200, newest_first[:int(request.query.get("limit", 20))])
 
+    def _counted(self, status: dict) -> dict:
+        counts = self.metrics.get(status["id"]) or _made_up(status["id"])
+        return {**status, **counts}
+
+    def _read_many(self, request: Received) -> Answer:
+        ids = request.query_list("id[]")
+        if len(ids) > 20:
+            return Answer(422, {"error": "Validation failed: too many ids (at most 20)"})
+        known = {s["id"]: s for s in self.statuses}
+        return Answer(200, [self._counted(known[i]) for i in ids if i in known],
+                      self._ratelimit(298))
+
+    def _read_one(self, status_id: str) -> Answer:
+        found = next((s for s in self.statuses if s["id"] == status_id), None)
+        if found is None:
+            return Answer(404, {"error": "Record not found"})
+        return Answer(200, self._counted(found), self._ratelimit(298))
+
     def _ratelimit(self, remaining: int, reset_in: int | None = None) -> dict:
         reset = datetime.now(timezone.utc) + timedelta(seconds=reset_in or self.reset_in)
         return {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": str(remaining),
@@ -161,3 +187,8 @@ class FakeMastodon(FakePlatform):
         if kind == "retryable":
             return Answer(503, {"error": "Service Unavailable"})
         return Answer(422, {"error": "Validation failed: Text character limit of 500 exceeded"})
+
+
+def _made_up(status_id: str) -> dict:
+    n = int(status_id) % 97
+    return {"replies_count": n % 7, "reblogs_count": n % 5, "favourites_count": 10 + n}
