@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import insert, select
 
-from app.models import Job, PostDetail, PostMetrics, PostSchedule
+from app.models import Job, PostDetail, PostMetrics, PostSchedule, SocialAccount
 from app.services import metrics
 from app.services.accounts import add_account
 from tests.fakes import running_fakes
@@ -19,9 +19,11 @@ from worker.cycle import Worker
 from conftest import T0, ApiClient, add_due_posts
 
 TOKEN = {"x": "x-user-token-metrics", "facebook": "EAAGpage-metrics", "instagram": "EAAGig-metrics",
-         "linkedin": "AQVlinkedin-metrics"}
+         "linkedin": "AQVlinkedin-metrics", "mastodon": "mastodon-token-metrics",
+         "threads": "THAAthreads-metrics"}
 EXTERNAL_ID = {"x": "2244994945", "facebook": "104532118866342", "instagram": "17841405822304914",
-               "linkedin": "urn:li:organization:5515715"}
+               "linkedin": "urn:li:organization:5515715", "bluesky": "did:plc:acme7x2k4q",
+               "mastodon": "@acme@mastodon.test", "threads": "25001"}
 
 
 def run(db, at: datetime, settings=None):
@@ -89,7 +91,9 @@ def fakes():
 def fake_settings(db, fakes):
     return replace(db.settings, x_api_base_url=fakes.x.base_url,
                    graph_api_base_url=fakes.graph.base_url,
-                   linkedin_api_base_url=fakes.linkedin.base_url, http_read_timeout=2.0,
+                   linkedin_api_base_url=fakes.linkedin.base_url,
+                   bluesky_pds_url=fakes.bluesky.base_url,
+                   threads_api_base_url=fakes.threads.base_url, http_read_timeout=2.0,
                    instagram_poll_interval=0.01, concurrency=4)
 
 
@@ -109,13 +113,35 @@ def due_post(db, tenant, account: str, content: str, now: datetime,
 
 
 def published_on(db, tenant, platform: str, content: str, now: datetime,
-                 media: list[str] | None = None, settings=None) -> str:
+                 media: list[str] | None = None, settings=None, fakes=None) -> str:
     """A post published on `platform` through the worker; its id."""
     account = add_account(db.sessions, tenant.company_id, platform, EXTERNAL_ID[platform],
-                          TOKEN[platform], T0, display_name=f"metrics {platform}").id
+                          token_for(platform, fakes), T0, display_name=f"metrics {platform}").id
+    if platform == "mastodon":  # the instance, as connect stores it
+        with db.sessions.begin() as session:
+            session.get(SocialAccount, account).auth_meta = {"instance": fakes.mastodon.base_url}
     post_id = due_post(db, tenant, account, content, now, media)
     assert run(db, now, settings).published == 1
     return post_id
+
+
+def token_for(platform: str, fakes) -> str:
+    if platform == "bluesky":  # a live session's access JWT
+        return fakes.bluesky._session(EXTERNAL_ID["bluesky"], "acme.bsky.social")["accessJwt"]
+    return TOKEN[platform]
+
+
+def plant_published(db, tenant, first: str, platform_ids: list[str], now: datetime) -> list[str]:
+    """More published posts of `first`'s account, one per platform id; their ids."""
+    with db.sessions() as session:
+        account = session.scalar(select(PostDetail.social_account_id).where(PostDetail.id == first))
+    planted = [dict(id=str(uuid.uuid4()), company_id=tenant.company_id, social_account_id=account,
+                    group_id=str(uuid.uuid4()), content=f"older {n}", media_urls=[],
+                    status="published", platform_post_id=platform_id, published_at=now,
+                    created_at=now, updated_at=now) for n, platform_id in enumerate(platform_ids)]
+    with db.sessions.begin() as session:
+        session.execute(insert(PostDetail), planted)
+    return [p["id"] for p in planted]
 
 
 def one_metrics_row(db, post_id: str) -> PostMetrics:
@@ -129,19 +155,14 @@ def test_x_reads_public_metrics_100_ids_a_call(sqlite, tenant, fakes):
     # 149 more posts of the account, published by the worker one transaction at a time would
     # make many jobs: plant them published, then raise one collection for all 150.
     fakes.x.add_posts(TOKEN["x"], [f"older {i}" for i in range(149)])
-    with sqlite.sessions() as session:
-        account = session.scalar(select(PostDetail.social_account_id).where(PostDetail.id == first))
-    planted = [dict(id=str(uuid.uuid4()), company_id=tenant.company_id, social_account_id=account,
-                    group_id=str(uuid.uuid4()), content=t["text"], media_urls=[], status="published",
-                    platform_post_id=t["id"], published_at=now, created_at=now, updated_at=now)
-               for t in fakes.x.tweets if t["text"].startswith("older")]
+    planted = plant_published(sqlite, tenant, first, [t["id"] for t in fakes.x.tweets
+                                                      if t["text"].startswith("older")], now)
     fakes.x.metrics[fakes.x.tweets[0]["id"]] = {
         "retweet_count": 3, "reply_count": 4, "like_count": 50, "quote_count": 2,
         "bookmark_count": 6, "impression_count": 2000}
     with sqlite.sessions.begin() as session:
-        session.execute(insert(PostDetail), planted)
         session.execute(Job.__table__.delete())
-        metrics.schedule_collection(session, [first] + [p["id"] for p in planted], now)
+        metrics.schedule_collection(session, [first] + planted, now)
     run(sqlite, metrics.bucket_end(now + timedelta(hours=1)), settings)
     calls = fakes.x.requests("GET", "/2/tweets")
     calls = [c for c in calls if c.path == "/2/tweets"]
@@ -198,14 +219,17 @@ def test_a_collection_still_rate_limited_a_day_after_it_was_due_is_given_up(sqli
 
 LATEST = {"facebook": lambda f: (f.graph, f.graph.posts[-1]["id"]),
           "instagram": lambda f: (f.graph, f.graph.media[-1]["id"]),
-          "linkedin": lambda f: (f.linkedin, f.linkedin.posts[-1]["id"])}
+          "linkedin": lambda f: (f.linkedin, f.linkedin.posts[-1]["id"]),
+          "bluesky": lambda f: (f.bluesky, f.bluesky.records[-1]["uri"]),
+          "mastodon": lambda f: (f.mastodon, f.mastodon.statuses[-1]["id"]),
+          "threads": lambda f: (f.threads, f.threads.threads[-1]["id"])}
 
 
 def collected(db, tenant, fakes, platform: str, counts: dict, media=None) -> PostMetrics:
     """A post published on `platform` whose counts on the fake are `counts`, measured at +1 h."""
     settings, now = fake_settings(db, fakes), datetime.now(timezone.utc)
     post_id = published_on(db, tenant, platform, f"metrics on {platform}", now, media=media,
-                           settings=settings)
+                           settings=settings, fakes=fakes)
     fake, platform_id = LATEST[platform](fakes)
     fake.metrics[platform_id] = counts
     run(db, metrics.bucket_end(now + timedelta(hours=1)), settings)
@@ -243,6 +267,84 @@ def test_linkedin_reads_social_actions_and_the_organizations_share_statistics(sq
     assert len(actions) == len(stats) == 1 and actions[0].query["ids"] == f"List({urn})"
     assert stats[0].query["shares"] == f"List({urn})"
     assert counts_of(row) == (700, 21, 3, 1, None, 14)
+
+
+def test_bluesky_reads_get_posts_25_uris_a_call(sqlite, tenant, fakes):
+    settings, now = fake_settings(sqlite, fakes), datetime.now(timezone.utc)
+    first = published_on(sqlite, tenant, "bluesky", "metrics on Bluesky", now, settings=settings,
+                         fakes=fakes)
+    uri = fakes.bluesky.records[-1]["uri"]
+    fakes.bluesky.add_posts(EXTERNAL_ID["bluesky"], [f"older {i}" for i in range(29)])
+    fakes.bluesky.metrics[uri] = {"likeCount": 40, "replyCount": 6, "repostCount": 3,
+                                  "quoteCount": 2}
+    planted = plant_published(sqlite, tenant, first, [r["uri"] for r in fakes.bluesky.records
+                                                      if r["value"]["text"].startswith("older")],
+                              now)
+    with sqlite.sessions.begin() as session:
+        session.execute(Job.__table__.delete())
+        metrics.schedule_collection(session, [first] + planted, now)
+    run(sqlite, metrics.bucket_end(now + timedelta(hours=1)), settings)
+    calls = fakes.bluesky.requests("GET", "app.bsky.feed.getPosts")
+    assert sorted(len(c.query_list("uris")) for c in calls) == [5, 25]
+    assert len([m for m in stored(sqlite) if m.checkpoint == "1h"]) == 30
+    row = one_metrics_row(sqlite, first)
+    assert counts_of(row) == (None, 40, 6, 5, None, None) and row.raw["uri"] == uri
+
+
+def test_mastodon_reads_status_counts_in_one_call_or_one_each_before_4_3(sqlite, tenant, fakes):
+    counts = {"favourites_count": 17, "replies_count": 2, "reblogs_count": 4}
+    row = collected(sqlite, tenant, fakes, "mastodon", counts)
+    (call,) = fakes.mastodon.requests("GET", "/api/v1/statuses")
+    assert call.path == "/api/v1/statuses"
+    assert call.query_list("id[]") == [fakes.mastodon.statuses[-1]["id"]]
+    assert call.headers["authorization"] == f"Bearer {TOKEN['mastodon']}"
+    assert counts_of(row) == (None, 17, 2, 4, None, None)
+
+    fakes.mastodon.batch_read = False  # an older instance: 404 on the batch, then one by one
+    fakes.mastodon.add_posts(["older 0", "older 1"])
+    gone, kept = (s["id"] for s in fakes.mastodon.statuses[-2:])
+    fakes.mastodon.metrics[kept] = counts
+    later = datetime.now(timezone.utc) + timedelta(minutes=30)  # a bucket of its own
+    older = plant_published(sqlite, tenant, row.post_detail_id, [gone, kept], later)
+    fakes.mastodon.statuses.pop(-2)  # deleted since: left out, the other still measured
+    with sqlite.sessions.begin() as session:
+        metrics.schedule_collection(session, older, later)
+    before = len(fakes.mastodon.requests("GET", "/api/v1/statuses"))
+    run(sqlite, metrics.bucket_end(later + timedelta(hours=1)), fake_settings(sqlite, fakes))
+    reads = [c.path for c in fakes.mastodon.requests("GET", "/api/v1/statuses")][before:]
+    assert reads[0] == "/api/v1/statuses" and sorted(reads[1:]) == sorted(
+        f"/api/v1/statuses/{i}" for i in (gone, kept))
+    measured = {m.post_detail_id: m for m in stored(sqlite) if m.post_detail_id in older}
+    assert list(measured) == [older[1]]
+    assert counts_of(measured[older[1]]) == (None, 17, 2, 4, None, None)
+
+
+def test_threads_reads_each_post_s_insights(sqlite, tenant, fakes):
+    row = collected(sqlite, tenant, fakes, "threads", {"views": 640, "likes": 33, "replies": 7,
+                                                       "reposts": 2, "quotes": 1})
+    media = fakes.threads.threads[-1]["id"]
+    (call,) = fakes.threads.requests("GET", "/insights")
+    assert call.path == f"/v1.0/{media}/insights"
+    assert call.query["metric"] == "views,likes,replies,reposts,quotes"
+    assert counts_of(row) == (640, 33, 7, 3, None, None)
+
+
+@pytest.mark.parametrize("platform,match", [("bluesky", "app.bsky.feed.getPosts"),
+                                            ("mastodon", "GET /api/v1/statuses"),
+                                            ("threads", "/insights")])
+def test_a_rate_limit_on_bluesky_mastodon_or_threads_defers_the_collection(
+        sqlite, tenant, fakes, platform, match):
+    settings, now = fake_settings(sqlite, fakes), datetime.now(timezone.utc)
+    post_id = published_on(sqlite, tenant, platform, "rate limited", now, settings=settings,
+                           fakes=fakes)
+    getattr(fakes, platform).fail_next("rate_limited", match=match, reset_in=7200)
+    at = metrics.bucket_end(now + timedelta(hours=1))
+    run(sqlite, at, settings)
+    job = next(j for j in collect_jobs(sqlite) if j.payload["checkpoint"] == "1h")
+    assert job.status == "pending" and job.attempts == 0 and job.run_at > at and job.last_error
+    assert stored(sqlite) == []
+    run(sqlite, job.run_at + timedelta(seconds=1), settings)
+    assert one_metrics_row(sqlite, post_id).checkpoint == "1h"
 
 
 # -- reading them back ------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """A Bluesky PDS as the scheduler uses it, over XRPC: createSession (handle or email + app
 password), refreshSession (the refresh JWT is single use), resolveHandle, createRecord and
-listRecords and getRecord of app.bsky.feed.post, uploadBlob (raw bytes, at most 1,000,000;
-a record's app.bsky.embed.images must name uploaded blobs, at most 4); errors as `{"error", "message"}` with the ratelimit-*
+listRecords and getRecord of app.bsky.feed.post, app.bsky.feed.getPosts (the posts' counts,
+at most 25 uris), uploadBlob (raw bytes, at most 1,000,000; a record's app.bsky.embed.images
+must name uploaded blobs, at most 4); errors as `{"error", "message"}` with the ratelimit-*
 headers. Access tokens expire when a test says so (`expire_access`).
 """
 from __future__ import annotations
@@ -49,6 +50,7 @@ class FakeBluesky(FakePlatform):
         self.refresh: dict[str, str] = {}   # unspent refresh JWT -> did
         self.records: list[dict] = []       # {"uri", "cid", "did", "value"}
         self.blobs: dict[str, dict] = {}    # cid -> {"mimeType", "size", "data"}
+        self.metrics: dict[str, dict] = {}  # uri -> {"likeCount", ...} (default: made up)
 
     def route(self, request: Received) -> Answer:
         nsid = request.path.removeprefix(X)
@@ -58,7 +60,8 @@ class FakeBluesky(FakePlatform):
                    "com.atproto.repo.createRecord": self._create_record,
                    "com.atproto.repo.uploadBlob": self._upload_blob,
                    "com.atproto.repo.listRecords": self._list,
-                   "com.atproto.repo.getRecord": self._get}.get(nsid)
+                   "com.atproto.repo.getRecord": self._get,
+                   "app.bsky.feed.getPosts": self._get_posts}.get(nsid)
         if handler is None or not request.path.startswith(X):
             return _error(501, "MethodNotImplemented", f"Method Not Implemented: {nsid}")
         return handler(request)
@@ -178,6 +181,21 @@ class FakeBluesky(FakePlatform):
             return _error(400, "RecordNotFound", f"Could not locate record: {uri}")
         return Answer(200, {"uri": uri, "cid": found["cid"], "value": found["value"]})
 
+    def _get_posts(self, request: Received) -> Answer:
+        """Post views of the uris asked (`uris` repeated, 25 at most); unknown ones left out."""
+        if self._did_of(request) is None:
+            return _error(400, "ExpiredToken", "Token has expired")
+        uris = request.query_list("uris")
+        if len(uris) > 25:
+            return _error(400, "InvalidRequest", "Error: uris must not have more than 25 elements")
+        known = {r["uri"]: r for r in self.records}
+        views = [{"uri": uri, "cid": known[uri]["cid"],
+                  "author": {"did": known[uri]["did"]}, "record": known[uri]["value"],
+                  **(self.metrics.get(uri) or _made_up(uri)),
+                  "indexedAt": known[uri]["value"].get("createdAt")}
+                 for uri in uris if uri in known]
+        return Answer(200, {"posts": views})
+
     def add_posts(self, did: str, texts: list[str]) -> None:
         """Posts made by someone else on the account, newest last."""
         now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
@@ -201,3 +219,9 @@ class FakeBluesky(FakePlatform):
         if kind == "retryable":
             return _error(502, "UpstreamFailure", "Upstream Failure")
         return _error(400, "InvalidRequest", "Invalid app.bsky.feed.post record")
+
+
+def _made_up(uri: str) -> dict:
+    n = sum(uri.encode()) % 97
+    return {"replyCount": n % 7, "repostCount": n % 5, "likeCount": 10 + n, "quoteCount": 1,
+            "bookmarkCount": n % 3}

@@ -3,7 +3,9 @@ registration (`POST /api/v1/apps`), the authorization dialog and `POST /oauth/to
 `verify_credentials`, `POST /api/v2/media` (202, then `GET /api/v1/media/:id` answers 206 for
 `processing_polls` polls before its `url` is set), `POST /api/v1/statuses` (`media_ids` must be
 processed uploads, at most 4) honouring `Idempotency-Key` (kept an hour, as
-Mastodon keeps it) and the account's statuses newest first; errors as `{"error"}` with the
+Mastodon keeps it), the account's statuses newest first, and statuses read back with their
+counts (`GET /api/v1/statuses/:id`, and `?id[]=` up to 20 unless `batch_read` is off, as before
+Mastodon 4.3); errors as `{"error"}` with the
 X-RateLimit-* headers (the reset an ISO 8601 time).
 """
 from __future__ import annotations
@@ -41,6 +43,8 @@ class FakeMastodon(FakePlatform):
         self.statuses: list[dict] = []
         self.media: dict[str, dict] = {}  # id -> {"description", "type", "data", "polls_left"}
         self.processing_polls = 1  # 206 answers before an upload's url is set
+        self.metrics: dict[str, dict] = {}  # status id -> {"favourites_count", ...} (or made up)
+        self.batch_read = True  # False: an instance before 4.3 (no GET /api/v1/statuses?id[]=)
         self._keys: dict[tuple[str, str], tuple[float, dict]] = {}  # (token, key) -> status
 
     @property
@@ -67,6 +71,10 @@ class FakeMastodon(FakePlatform):
             return self._upload(request)
         if path.startswith("/api/v1/media/") and method == "GET":
             return self._media(path.rsplit("/", 1)[1])
+        if path == "/api/v1/statuses" and method == "GET" and self.batch_read:
+            return self._read_many(request)
+        if path.startswith("/api/v1/statuses/") and method == "GET":
+            return self._read_one(path.rsplit("/", 1)[-1])
         if path == f"/api/v1/accounts/{self.user['id']}/statuses" and method == "GET":
             return self._timeline(request)
         return Answer(404, {"error": "Record not found"})
@@ -190,6 +198,24 @@ class FakeMastodon(FakePlatform):
             newest_first = [s for s in newest_first if int(s["id"]) < int(max_id)]
         return Answer(200, newest_first[:int(request.query.get("limit", 20))])
 
+    def _counted(self, status: dict) -> dict:
+        counts = self.metrics.get(status["id"]) or _made_up(status["id"])
+        return {**status, **counts}
+
+    def _read_many(self, request: Received) -> Answer:
+        ids = request.query_list("id[]")
+        if len(ids) > 20:
+            return Answer(422, {"error": "Validation failed: too many ids (at most 20)"})
+        known = {s["id"]: s for s in self.statuses}
+        return Answer(200, [self._counted(known[i]) for i in ids if i in known],
+                      self._ratelimit(298))
+
+    def _read_one(self, status_id: str) -> Answer:
+        found = next((s for s in self.statuses if s["id"] == status_id), None)
+        if found is None:
+            return Answer(404, {"error": "Record not found"})
+        return Answer(200, self._counted(found), self._ratelimit(298))
+
     def _ratelimit(self, remaining: int, reset_in: int | None = None) -> dict:
         reset = datetime.now(timezone.utc) + timedelta(seconds=reset_in or self.reset_in)
         return {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": str(remaining),
@@ -204,3 +230,8 @@ class FakeMastodon(FakePlatform):
         if kind == "retryable":
             return Answer(503, {"error": "Service Unavailable"})
         return Answer(422, {"error": "Validation failed: Text character limit of 500 exceeded"})
+
+
+def _made_up(status_id: str) -> dict:
+    n = int(status_id) % 97
+    return {"replies_count": n % 7, "reblogs_count": n % 5, "favourites_count": 10 + n}

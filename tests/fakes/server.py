@@ -33,6 +33,11 @@ class Received:
     headers: dict[str, str]  # names lower-cased
     body: bytes
     at: float = field(default_factory=time.time)  # when it arrived (Unix seconds)
+    query_string: str = ""  # as sent: `query` keeps the last of a repeated name
+
+    def query_list(self, name: str) -> list[str]:
+        """Every value of a repeated query parameter (`a=1&a=2`), in order."""
+        return parse_qs(self.query_string).get(name, [])
 
     @property
     def json(self):
@@ -273,6 +278,7 @@ def _handler(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
             request = Received(
                 method=self.command, path=parts.path,
                 query={k: v[-1] for k, v in parse_qs(parts.query).items()},
+                query_string=parts.query,
                 headers={k.lower(): v for k, v in self.headers.items()}, body=body)
             answer = platform.answer(request)
             if answer.hang:

@@ -1,6 +1,7 @@
 """Threads as the scheduler publishes to it (besides its login, `ThreadsLogin`): containers
 (`POST /v1.0/{user-id}/threads`, TEXT), their `status`, `threads_publish`, the account's threads
-and `threads_publishing_limit` (250 posts in a moving 24 hours); Graph-style errors.
+`threads_publishing_limit` (250 posts in a moving 24 hours) and a post's insights (views,
+likes, replies, reposts, quotes); Graph-style errors.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.fakes.threads_login import FakeThreadsLogin, _graph_error
 
 QUOTA = 250
 WINDOW = 86400
+METRICS = ("views", "likes", "replies", "reposts", "quotes", "shares")
 
 
 class FakeThreads(FakeThreadsLogin):
@@ -23,6 +25,7 @@ class FakeThreads(FakeThreadsLogin):
         super().__init__(*args, **kwargs)
         self.containers: dict[str, dict] = {}  # id -> {"text", "status", "checks"}
         self.threads: list[dict] = []          # {"id", "text", "timestamp" (epoch), "user"}
+        self.metrics: dict[str, dict] = {}     # thread id -> {"views", ...} (default: made up)
 
     def route(self, request: Received) -> Answer:
         answer = self.login_route(request)
@@ -38,6 +41,8 @@ class FakeThreads(FakeThreadsLogin):
             return self._publish(parts[0], request.form)
         if len(parts) == 2 and parts[1] in ("threads", "replies") and request.method == "GET":
             return self._list(parts[0], request.query, replies=parts[1] == "replies")
+        if len(parts) == 2 and parts[1] == "insights" and request.method == "GET":
+            return self._insights(parts[0], request.query)
         if len(parts) == 2 and parts[1] == "threads_publishing_limit":
             return self._quota(parts[0])
         if len(parts) == 1 and parts[0] in self.containers:
@@ -93,6 +98,22 @@ class FakeThreads(FakeThreadsLogin):
         return Answer(200, {"data": [{"quota_usage": self._used(user),
                                       "config": {"quota_total": QUOTA,
                                                  "quota_duration": WINDOW}}]})
+
+    def _insights(self, media: str, query: dict) -> Answer:
+        if not any(t["id"] == media for t in self.threads):
+            return _graph_error(f"Unsupported get request. Object with ID '{media}' does not "
+                                "exist", 100)
+        names = [n for n in query.get("metric", "").split(",") if n]
+        unknown = [n for n in names if n not in METRICS]
+        if not names or unknown:
+            return _graph_error(f"(#100) The value must be one of {', '.join(METRICS)}", 100)
+        n = int(media) % 97
+        counts = self.metrics.get(media) or {"views": 500 + n, "likes": 10 + n,
+                                             "replies": n % 7, "reposts": n % 5, "quotes": 1}
+        return Answer(200, {"data": [
+            {"name": name, "period": "lifetime", "values": [{"value": counts[name]}],
+             "title": name.title(), "id": f"{media}/insights/{name}/lifetime"}
+            for name in names]})
 
     def _list(self, user: str, query: dict, replies: bool = False) -> Answer:
         if not self.reads_allowed:

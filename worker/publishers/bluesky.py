@@ -7,6 +7,7 @@ first through `com.atproto.repo.uploadBlob` (raw bytes) and the record embeds th
 external_id is the account's DID; the post id is the record's `at://` URI. The access token
 is the session's accessJwt: on `ExpiredToken` the session is refreshed once (refreshSession,
 through `account.refresh`) and the request sent again; `createSession` is never called here.
+Metrics: `app.bsky.feed.getPosts?uris=` (25 a call): likes, reposts and quotes, replies.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 import regex
 import requests
 
+from app.services.metrics import Measured
 from app.statuses import Platform
 from worker import media as post_media
 from worker.publishers.base import (
@@ -193,6 +195,26 @@ class BlueskyPublisher:
             return found, None if older or not records else body.get("cursor")
 
         return find_in_pages(PLATFORM, page)
+
+    metrics_batch = 25  # uris per app.bsky.feed.getPosts, its maximum
+
+    def fetch_metrics(self, post_ids: list[str], account: Account) -> dict[str, Measured]:
+        """The posts' counts (app.bsky.feed.getPosts on the account's PDS, which serves the
+        AppView's answer): reposts and quotes count as shares; Bluesky gives no impressions,
+        saves or clicks. A deleted post is absent from `posts` and left out."""
+        response = self._send(account, "GET", "app.bsky.feed.getPosts",
+                              pds=self.xrpc.pds(account.meta), params={"uris": post_ids})
+        if response.status_code != 200:
+            raise self.xrpc.error(response, account.access_token)
+        out = {}
+        for view in json_body(response).get("posts") or []:
+            if not isinstance(view, dict) or not view.get("uri"):
+                continue
+            shares = [view[k] for k in ("repostCount", "quoteCount") if isinstance(view.get(k), int)]
+            out[str(view["uri"])] = Measured(
+                likes=view.get("likeCount"), comments=view.get("replyCount"),
+                shares=sum(shares) if shares else None, raw=view)
+        return out
 
     def _send(self, account: Account, method: str, nsid: str, *, pds: str,
               creates: bool = False, **kwargs) -> requests.Response:

@@ -5,22 +5,25 @@ TEXT for now), its `status` polled until FINISHED, then `POST /{user-id}/threads
 Threads allows 250 API posts in a moving 24 hours: `threads_publishing_limit` is read before a
 new container is made, and a spent quota defers the post to when its oldest post leaves the
 window. external_id is the Threads user id; the post id is what threads_publish returns.
+Metrics: `GET /{media-id}/insights` per post (Threads reads no insights for several ids at once).
 """
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
 
+from app.services.metrics import Measured
 from app.statuses import Platform
 from worker.publishers.base import (
     Account, PermanentError, PostToPublish, PublishResult, RateLimitedError,
 )
 from worker.publishers.instagram import InstagramPublisher
-from worker.publishers.graph import GraphClient
+from worker.publishers.graph import GraphClient, insight_values
 from worker.publishers.http import LOOKUP_PAGES
 
 VERSION = "v1.0"
 QUOTA_WAIT = timedelta(hours=1)  # when the window's oldest post cannot be read
+METRICS = "views,likes,replies,reposts,quotes"
 
 
 class ThreadsPublisher(InstagramPublisher):
@@ -59,6 +62,21 @@ class ThreadsPublisher(InstagramPublisher):
         """The account's threads since `since` with the same text (GET /{user-id}/threads)."""
         return self.graph.find(f"{account.external_id}/threads", account, since, "text",
                                post.content)
+
+    metrics_batch = 1  # one media's insights a call
+
+    def fetch_metrics(self, post_ids: list[str], account: Account) -> dict[str, Measured]:
+        """Views stand for impressions; reposts and quotes count as shares (not Instagram's
+        batched read, which Threads does not serve)."""
+        out = {}
+        for media_id in post_ids:
+            answer = self.graph.get(f"{media_id}/insights", account, {"metric": METRICS})
+            insights = insight_values({"insights": answer})
+            shares = [insights[k] for k in ("reposts", "quotes") if k in insights]
+            out[media_id] = Measured(impressions=insights.get("views"),
+                                     likes=insights.get("likes"), comments=insights.get("replies"),
+                                     shares=sum(shares) if shares else None, raw=answer)
+        return out
 
     def _create(self, post: PostToPublish, account: Account) -> str:
         if post.media_urls:
