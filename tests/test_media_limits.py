@@ -92,6 +92,12 @@ CASES = [
     ("mastodon", [image(0, size=16 * MB + 1)], "mediaIds[0]", "at most 16 MB"),
     ("mastodon", [video(0, size=100 * MB)], "mediaIds[0]", "at most 99 MB"),
     ("mastodon", [video(0), image(1)], "mediaIds", "does not take images and a video"),
+    # Threads: a carousel of up to 20 mixed; JPEG/PNG 8 MB; MP4/MOV 1 GB, 5 min
+    ("threads", [image(i) for i in range(10)] + [video(i) for i in range(10, 20)], None, ""),
+    ("threads", [image(i) for i in range(21)], "mediaIds", "at most 20 images"),
+    ("threads", [image(0, mime=WEBP)], "mediaIds[0]", "is image/webp"),
+    ("threads", [image(0, size=8 * MB + 1)], "mediaIds[0]", "at most 8 MB"),
+    ("threads", [video(0, seconds=301)], "mediaIds[0]", "0 to 300 s"),
 ]
 
 
@@ -104,12 +110,12 @@ def test_each_documented_limit(platform, media, field, words):
         assert words in found.get(field, ""), found
 
 
-def test_facebook_instagram_bluesky_and_mastodon_take_stored_media_and_threads_not_yet():
+def test_facebook_instagram_bluesky_mastodon_and_threads_take_stored_media():
     assert check_post("instagram", "Hi", [], media=[image(0)]) == {}
     assert check_post("facebook", "Hi", [], media=[image(0), image(1)]) == {}
     assert check_post("bluesky", "Hi", [], media=[image(0), image(1)]) == {}
     assert check_post("mastodon", "Hi", [], media=[image(0), image(1)]) == {}
-    assert "use mediaUrls" in check_post("threads", "Hi", [], media=[image(0)])["mediaIds"]
+    assert check_post("threads", "Hi", [], media=[image(0), video(1)]) == {}
     assert check_post("bluesky", "Hi", ["https://example.com/a.jpg"]) == {}
 
 

@@ -34,6 +34,7 @@ class Rig:
         self.settings = replace(
             db.settings, x_api_base_url=fakes.x.base_url, linkedin_api_base_url=fakes.linkedin.base_url,
             graph_api_base_url=fakes.graph.base_url, bluesky_pds_url=fakes.bluesky.base_url,
+            threads_api_base_url=fakes.threads.base_url, public_url="https://scheduler.example",
             media_dir=str(tmp_path / "media"),
             media_allow_private=1, media_fetch_timeout=0.5, http_read_timeout=2.0,
             instagram_poll_interval=0.01, concurrency=2)
@@ -324,3 +325,37 @@ def test_mastodon_thread_of_three_with_an_image_on_the_first(rig):
     assert len(rig.fakes.mastodon.requests("GET", "/api/v1/media/")) == 3  # 206, 206, 200
     assert second["in_reply_to_id"] == first["id"] and third["in_reply_to_id"] == second["id"]
     assert second["media_attachments"] == [] and third["media_attachments"] == []
+
+
+def test_threads_carousel_of_an_image_a_video_and_a_url(rig):
+    account = rig.account("threads", "17841400008460056")
+    rig.fakes.threads.checks_until_finished = 0
+    refs = [MediaRef(rig.stored(files.image("JPEG", (80, 80))), alt_text="the shop"),
+            MediaRef(rig.stored(files.mp4(10, 720, 1280))),
+            MediaRef(url="https://cdn.example.com/c.jpg")]
+    post_id = rig.post(account, "A carousel", refs, urls=["https://cdn.example.com/c.jpg"])
+    assert rig.run().published == 1, rig.state(post_id)
+    (thread,) = rig.fakes.threads.threads
+    assert thread["type"] == "CAROUSEL" and thread["text"] == "A carousel"
+    kinds = [(m["type"], m["item"]) for m in thread["media"]]
+    assert kinds == [("IMAGE", True), ("VIDEO", True), ("IMAGE", True)]
+    assert thread["media"][0]["url"].startswith("https://scheduler.example/")
+    assert thread["media"][0]["alt_text"] == "the shop"
+    assert thread["media"][2]["url"] == "https://cdn.example.com/c.jpg"
+
+
+def test_threads_carousel_children_are_kept_and_reused_by_the_retry(rig):
+    user = "17841400008460056"
+    account = rig.account("threads", user)
+    rig.fakes.threads.checks_until_finished = 0
+    refs = [MediaRef(url=f"https://cdn.example.com/{i}.jpg") for i in range(2)]
+    post_id = rig.post(account, "Kept", refs)
+    # the parent (the third container) fails once: its two children are kept on the row
+    rig.fakes.threads.fail_next("retryable", match=f"POST /v1.0/{user}/threads", after=2)
+    assert rig.run().retried == 1, rig.state(post_id)
+    assert rig.run(later=600).published == 1, rig.state(post_id)
+    made = [c for c in rig.fakes.threads.containers.values() if c["item"]]
+    assert len(made) == 2  # not made again
+    (thread,) = rig.fakes.threads.threads
+    assert [m["url"] for m in thread["media"]] == [f"https://cdn.example.com/{i}.jpg"
+                                                  for i in range(2)]

@@ -105,8 +105,12 @@ LIMITS = {
                               comment_length=500, media=MediaRules(
         max_images=4, max_image_bytes=16 * MB, max_video_bytes=99 * MB,
         video_types=("video/mp4", "video/quicktime", "video/webm"))),
-    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20, media=_BY_URL,
-                             threads=True, comment_length=500),
+    # Threads API: JPEG/PNG images (8 MB), MP4/MOV videos (1 GB, at most 5 min); one, or a
+    # carousel of 2-20 mixed; every medium by URL (stored media by a signed one).
+    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20, threads=True,
+                             comment_length=500, media=MediaRules(
+        max_images=20, max_videos=20, mixed=True, image_types=("image/jpeg", "image/png"),
+        max_image_bytes=8 * MB, max_video_bytes=1024 * MB, video_seconds=(0, 300))),
 }
 
 # twitter-text v3: these code point ranges weigh 1, everything else 2 (out of 280);
@@ -279,7 +283,7 @@ def check_media(limits: Limits, media: list[MediaInfo]) -> dict[str, str]:
         problems[field] = f"{name} takes at most {rules.max_images} images in a post"
     if not rules.stored and any(m.field.startswith("mediaIds") for m in media):
         problems["mediaIds"] = (f"{name} posts take media by URL in this version: use mediaUrls "
-                                "(stored media is published to X, LinkedIn, Facebook, Instagram, Bluesky and Mastodon)")
+                                "(stored media is published to every platform)")
     for item in media:
         why = _item_problem(rules, name, item)
         if why:

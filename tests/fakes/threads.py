@@ -1,5 +1,6 @@
 """Threads as the scheduler publishes to it (besides its login, `ThreadsLogin`): containers
-(`POST /v1.0/{user-id}/threads`, TEXT), their `status`, `threads_publish`, the account's threads
+(`POST /v1.0/{user-id}/threads`: TEXT, IMAGE and VIDEO by URL, a CAROUSEL of 2-20 finished
+children made `is_carousel_item`), their `status`, `threads_publish`, the account's threads
 `threads_publishing_limit` (250 posts in a moving 24 hours) and a post's insights (views,
 likes, replies, reposts, quotes); Graph-style errors.
 """
@@ -51,8 +52,25 @@ class FakeThreads(FakeThreadsLogin):
                             "exist", 100)
 
     def _container(self, user: str, form: dict) -> Answer:
-        if form.get("media_type") != "TEXT" or not form.get("text"):
+        kind, item = form.get("media_type"), form.get("is_carousel_item") == "true"
+        url = {"IMAGE": "image_url", "VIDEO": "video_url"}.get(str(kind))
+        if url and not form.get(url):
+            return _graph_error(f"(#100) The parameter {url} is required", 100)
+        if kind == "CAROUSEL":
+            children = [c for c in form.get("children", "").split(",") if c]
+            if not 2 <= len(children) <= 20 or any(
+                    self.containers.get(c, {}).get("status") != "FINISHED"
+                    or not self.containers[c].get("item") for c in children):
+                return _graph_error("(#100) Param children must name 2 to 20 finished carousel "
+                                    "item containers", 100)
+        elif kind not in ("TEXT", "IMAGE", "VIDEO"):
+            return _graph_error("(#100) Param media_type must be one of TEXT, IMAGE, VIDEO, "
+                                "CAROUSEL", 100)
+        if item and kind not in ("IMAGE", "VIDEO"):
+            return _graph_error("(#100) A carousel item must be an IMAGE or a VIDEO", 100)
+        if kind == "TEXT" and not form.get("text"):
             return _graph_error("(#100) The parameter text is required", 100)
+        form = {**form, "text": form.get("text", "")}
         if len(form["text"]) > 500:
             return _graph_error("(#100) Param text must be at most 500 characters long.", 100)
         parent = form.get("reply_to_id")
@@ -61,7 +79,11 @@ class FakeThreads(FakeThreadsLogin):
         container = self.new_id()
         with self._lock:
             self.containers[container] = {"text": form["text"], "user": user, "reply_to": parent,
-                                          "status": "IN_PROGRESS", "checks": 0}
+                                          "status": "IN_PROGRESS", "checks": 0, "type": kind,
+                                          "item": item, "url": form.get(url or "", None),
+                                          "alt_text": form.get("alt_text"),
+                                          "children": form.get("children", "").split(",")
+                                          if kind == "CAROUSEL" else []}
         return Answer(200, {"id": container})
 
     def _status(self, container: str) -> Answer:
@@ -82,11 +104,15 @@ class FakeThreads(FakeThreadsLogin):
             if entry["status"] != "FINISHED":
                 return _graph_error("The media is not ready to be published, please wait",
                                     9007, 400)
+            if entry["item"]:
+                return _graph_error("(#100) A carousel item cannot be published alone", 100)
             if self._used(user) >= QUOTA:
                 return _graph_error("The user has reached the publishing limit", 9, 400)
             entry["status"] = "PUBLISHED"
             thread = {"id": self.new_id(), "text": entry["text"], "timestamp": time.time(),
-                      "user": user, "reply_to": entry["reply_to"]}
+                      "user": user, "reply_to": entry["reply_to"], "type": entry["type"],
+                      "media": [self.containers[c] for c in entry["children"]] or
+                      ([entry] if entry["url"] else [])}
             self.threads.append(thread)
         return Answer(200, {"id": thread["id"]})
 

@@ -37,6 +37,7 @@ class InstagramPublisher:
     name = "Instagram"
     publish_edge = "media_publish"
     status_field, status_fields = "status_code", "status_code,status"
+    container_edge, text_field = "media", "caption"  # Threads: threads, text
 
     def __init__(self, settings, http: HttpClient, sleep=time.sleep):
         self.graph = GraphClient(settings, http, self.name)
@@ -103,10 +104,10 @@ class InstagramPublisher:
         if not post.media:
             raise PermanentError("Instagram needs an image or a video: add a media URL to the post",
                                  error_code="no_media")
-        user, media = account.external_id, _media(post, self.settings)
+        user, media = account.external_id, [self._typed(m) for m in _media(post, self.settings, self.name)]
         children: list[str] = []
         if len(media) == 1:
-            fields = {**media[0], "caption": post.content}
+            fields = {**media[0], self.text_field: post.content}
         else:
             kept = Drafts.read(post.draft_id).children
             made: list[str | None] = list(kept[:len(media)]) + [None] * (len(media) - len(kept[:len(media)]))
@@ -117,17 +118,22 @@ class InstagramPublisher:
             for child in children:
                 self._wait_until_finished(child, account)
             fields = {"media_type": "CAROUSEL", "children": ",".join(children),
-                      "caption": post.content}
-        container = self.graph.created_id(self.graph.post(f"{user}/media", account, fields=fields),
-                                          "id")
+                      self.text_field: post.content}
+        container = self.graph.created_id(self.graph.post(f"{user}/{self.container_edge}", account,
+                                                          fields=fields), "id")
         post.keep_draft(Drafts(children, container).dump())
         return container
+
+    def _typed(self, item: dict[str, str]) -> dict[str, str]:
+        """A medium's container fields as this platform wants them (Instagram: as made)."""
+        return item
 
     def _child(self, user: str, item: dict[str, str], account: Account) -> str:
         if item.get("media_type") == "REELS":  # a video inside a carousel
             item = {**item, "media_type": "VIDEO"}
-        return self.graph.created_id(self.graph.post(f"{user}/media", account, fields={
-            **item, "is_carousel_item": "true"}), "id")
+        return self.graph.created_id(self.graph.post(f"{user}/{self.container_edge}", account,
+                                                     fields={**item, "is_carousel_item": "true"}),
+                                     "id")
 
     def _wait_until_finished(self, container: str, account: Account) -> None:
         for check in range(self.poll_attempts):
@@ -149,14 +155,14 @@ class InstagramPublisher:
                    .get(self.status_field) or "")
 
 
-def _media(post: PostToPublish, settings) -> list[dict[str, str]]:
+def _media(post: PostToPublish, settings, name: str = "Instagram") -> list[dict[str, str]]:
     """Each medium's container fields, in the post's order: stored media by a signed URL under
     SCHEDULER_PUBLIC_URL (Instagram fetches every medium itself), URLs as given. A video goes in
     as a reel (Instagram's only video type for the feed now), or as VIDEO inside a carousel."""
     media = []
     for item in post.media:
         if item.path is not None and not settings.public_url:
-            raise PermanentError("Instagram fetches media by URL, and the media store has no "
+            raise PermanentError(f"{name} fetches media by URL, and the media store has no "
                                  "public address to sign one with: set SCHEDULER_PUBLIC_URL",
                                  error_code="no_public_url")
         url, video = post_media.public_url(item, settings), is_video_item(item)

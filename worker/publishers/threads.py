@@ -1,6 +1,7 @@
-"""Threads (THREADS_API_BASE_URL, Graph-style errors): a container (`POST /{user-id}/threads`,
-TEXT for now), its `status` polled until FINISHED, then `POST /{user-id}/threads_publish` with
-`creation_id`; the container is kept in the queue row across attempts, as Instagram's is.
+"""Threads (THREADS_API_BASE_URL, Graph-style errors): a container (`POST /{user-id}/threads`:
+TEXT, or IMAGE / VIDEO by URL, or a CAROUSEL of 2-20 children each `is_carousel_item`, made by
+Instagram's code; stored media by a signed URL), its `status` polled until FINISHED, then
+`POST /{user-id}/threads_publish` with `creation_id`; the container is kept in the queue row across attempts, as Instagram's is.
 
 Threads allows 250 API posts in a moving 24 hours: `threads_publishing_limit` is read before a
 new container is made, and a spent quota defers the post to when its oldest post leaves the
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from app.services.metrics import Measured
 from app.statuses import Platform
 from worker.publishers.base import (
-    Account, PermanentError, PostToPublish, PublishResult, RateLimitedError,
+    Account, PostToPublish, PublishResult, RateLimitedError,
 )
 from worker.publishers.instagram import InstagramPublisher
 from worker.publishers.graph import GraphClient, insight_values
@@ -78,16 +79,22 @@ class ThreadsPublisher(InstagramPublisher):
                                      shares=sum(shares) if shares else None, raw=answer)
         return out
 
+    container_edge, text_field = "threads", "text"
+
     def _create(self, post: PostToPublish, account: Account) -> str:
-        if post.media_urls:
-            raise PermanentError("Threads: this worker cannot attach images or videos to a "
-                                 "Threads post yet; schedule it without media",
-                                 error_code="media_unsupported")
+        """Instagram's containers (IMAGE or VIDEO, or a CAROUSEL of 2-20 children, kept across
+        attempts) when the post has media; a TEXT container when it has none."""
+        if post.media:
+            return super()._create(post, account)
         container = self.graph.created_id(self.graph.post(
             f"{account.external_id}/threads", account,
             fields={"media_type": "TEXT", "text": post.content}), "id")
         post.keep_draft(container)
         return container
+
+    def _typed(self, item: dict[str, str]) -> dict[str, str]:
+        """Threads names every container's type: IMAGE, or VIDEO (no reels)."""
+        return {**item, "media_type": "VIDEO" if "video_url" in item else "IMAGE"}
 
     def _check_quota(self, account: Account) -> None:
         usage = (self.graph.get(f"{account.external_id}/threads_publishing_limit", account,
