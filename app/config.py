@@ -68,6 +68,7 @@ class Settings:
     retention_days: int = 90  # history older than this is pruned once a day by a worker; 0: never
     webhook_timeout: float = 10.0  # seconds to connect to, and then to wait for, a webhook receiver
     webhook_allow_private: int = 0  # 1: webhook URLs may resolve to private/loopback addresses
+    evergreen_min_gap: int = 30  # days: evergreen rotation never repeats a text on an account sooner
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -100,6 +101,7 @@ class Settings:
         "retention_days": "SCHEDULER_RETENTION_DAYS",
         "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
+        "evergreen_min_gap": "SCHEDULER_EVERGREEN_MIN_GAP",
     }
 
     @classmethod

@@ -16,7 +16,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from app.api.spec import session_company, sessions
 from app.errors import NotFound, Unauthorized
 from app.security import same_origin, tokens_match
-from app.services import accounts, health, posts
+from app.services import accounts, best_times, health, metrics, posts
 from app.services.accounts import hash_key
 from app.statuses import EDITABLE, RETRYABLE, QueueStatus
 from app.timeutil import utcnow, zone
@@ -129,9 +129,32 @@ def post_detail(post_id: str):
     except NotFound:
         abort(404)
     return render_template("dashboard/post.html", company=company, post=post, attempts=attempts,
-                           tz=zone(company.timezone),
+                           tz=zone(company.timezone), rate=metrics.engagement_rate,
+                           post_metrics=metrics.post_metrics(sessions(), company.id, post.id),
                            can_cancel=post.schedule.status in EDITABLE,
                            can_retry=post.schedule.status in RETRYABLE)
+
+
+@bp.get("/best-times")
+def best_times_page():
+    """A 7 x 24 heatmap of an account's best-time scores (GET /optimal-times, every slot)."""
+    company = _company_or_login()
+    if company is None:
+        return redirect(url_for("dashboard.overview"))
+    account_list = accounts.list_accounts(sessions(), company.id)
+    chosen = request.args.get("account") or (account_list[0].id if account_list else None)
+    if chosen is not None and chosen not in {a.id for a in account_list}:
+        abort(404)
+    grid, basis, top = None, None, set()
+    if chosen is not None:
+        _, slots = best_times.optimal_times(sessions(), company.id, utcnow(), account_id=chosen,
+                                            top=7 * 24)  # every slot, best first
+        by_slot = {(s.weekday, s.hour): s for s in slots}
+        grid = [[by_slot[(d, h)] for h in range(24)] for d in range(7)]
+        basis, top = slots[0].basis, {(s.weekday, s.hour) for s in slots[:best_times.TOP]}
+    return render_template("dashboard/best_times.html", company=company, accounts=account_list,
+                           chosen=chosen, grid=grid, basis=basis, top=top,
+                           weekdays=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
 
 
 def _chart(values: list[int], now: datetime, width: int = 600, height: int = 120,

@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from enum import StrEnum
 
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, Enum, ForeignKey, Index, Integer, MetaData, String, Text,
-    TypeDecorator, text,
+    JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, Index, Integer, MetaData, String, Text,
+    TypeDecorator, false, text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -155,6 +155,10 @@ class PostDetail(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Published again by evergreen rotation; the copies a rotation makes name their source.
+    evergreen: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    evergreen_source_id: Mapped[str | None] = mapped_column(
+        ForeignKey("post_details.id", ondelete="SET NULL"), index=True)
 
     schedule: Mapped["PostSchedule"] = relationship(back_populates="post", uselist=False)
     account: Mapped[SocialAccount] = relationship()
@@ -309,3 +313,38 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+
+
+class PostMetrics(Base):
+    """A published post's engagement at one checkpoint (1h, 24h, 7d after publishing), as its
+    platform counted it; a count the platform does not give is NULL. `raw` is its answer."""
+
+    __tablename__ = "post_metrics"
+    __table_args__ = (Index("uq_post_metrics_checkpoint", "post_detail_id", "checkpoint",
+                            unique=True), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_detail_id: Mapped[str] = mapped_column(ForeignKey("post_details.id", ondelete="CASCADE"))
+    checkpoint: Mapped[str] = mapped_column(String(8))
+    collected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    impressions: Mapped[int | None] = mapped_column(BigInteger)
+    likes: Mapped[int | None] = mapped_column(BigInteger)
+    comments: Mapped[int | None] = mapped_column(BigInteger)
+    shares: Mapped[int | None] = mapped_column(BigInteger)
+    saves: Mapped[int | None] = mapped_column(BigInteger)
+    clicks: Mapped[int | None] = mapped_column(BigInteger)
+    raw: Mapped[dict] = mapped_column(JSON)
+
+
+class EvergreenRule(Base):
+    """A company's standing rotation: `per_week` evergreen posts a week on these accounts,
+    scheduled by a weekly evergreen job."""
+
+    __tablename__ = "evergreen_rules"
+    __table_args__ = MYSQL_TABLE
+
+    id: Mapped[str] = mapped_column(Uuid36, primary_key=True, default=new_uuid)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    account_ids: Mapped[list] = mapped_column(JSON)
+    per_week: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -282,3 +282,45 @@ ALTER TYPE post_status ADD VALUE IF NOT EXISTS 'draft';
 
 UPDATE alembic_version SET version_num='0008_more_values' WHERE alembic_version.version_num = '0007_webhooks';
 
+-- Running upgrade 0008_more_values -> 0013_metrics
+
+CREATE TABLE post_metrics (
+    id BIGSERIAL NOT NULL, 
+    post_detail_id VARCHAR(36) NOT NULL, 
+    checkpoint VARCHAR(8) NOT NULL, 
+    collected_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    impressions BIGINT, 
+    likes BIGINT, 
+    comments BIGINT, 
+    shares BIGINT, 
+    saves BIGINT, 
+    clicks BIGINT, 
+    raw JSON NOT NULL, 
+    CONSTRAINT pk_post_metrics PRIMARY KEY (id), 
+    CONSTRAINT fk_post_metrics_post_detail_id FOREIGN KEY(post_detail_id) REFERENCES post_details (id) ON DELETE CASCADE
+);
+
+CREATE UNIQUE INDEX uq_post_metrics_checkpoint ON post_metrics (post_detail_id, checkpoint);
+
+ALTER TABLE post_details ADD COLUMN evergreen BOOLEAN DEFAULT false NOT NULL;
+
+ALTER TABLE post_details ADD COLUMN evergreen_source_id VARCHAR(36);
+
+CREATE INDEX ix_post_details_evergreen_source_id ON post_details (evergreen_source_id);
+
+ALTER TABLE post_details ADD CONSTRAINT fk_post_details_evergreen_source_id FOREIGN KEY(evergreen_source_id) REFERENCES post_details (id) ON DELETE SET NULL;
+
+CREATE TABLE evergreen_rules (
+    id VARCHAR(36) NOT NULL, 
+    company_id VARCHAR(36) NOT NULL, 
+    account_ids JSON NOT NULL, 
+    per_week INTEGER NOT NULL, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    CONSTRAINT pk_evergreen_rules PRIMARY KEY (id), 
+    CONSTRAINT fk_evergreen_rules_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_evergreen_rules_company_id ON evergreen_rules (company_id);
+
+UPDATE alembic_version SET version_num='0013_metrics' WHERE alembic_version.version_num = '0008_more_values';
+

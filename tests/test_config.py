@@ -41,6 +41,7 @@ EVERY_VARIABLE = [
     ("SCHEDULER_OLD_SECRET_KEYS", "old_secret_keys", "a" * 44 + "," + "b" * 44, "a" * 44 + "," + "b" * 44),
     ("SCHEDULER_WEBHOOK_TIMEOUT", "webhook_timeout", "3", 3.0),
     ("SCHEDULER_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private", "1", 1),
+    ("SCHEDULER_EVERGREEN_MIN_GAP", "evergreen_min_gap", "14", 14),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]

@@ -87,7 +87,7 @@ class Worker:
         self.publishers = default_publishers(settings) if publishers is None else publishers
         self.clock = clock
         self._run = _RunState()
-        self.jobs = JobRunner(JobContext(settings, sessions, clock))
+        self.jobs = JobRunner(JobContext(settings, sessions, clock, self.publishers))
         self._leases = Leases(settings, sessions, clock)
 
     def run(self, loop: bool = False) -> RunSummary:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -34,11 +34,17 @@ class RetryAt(Exception):
         self.when = when
 
 
+class Defer(RetryAt):
+    """A handler's way to say: not now (a rate limit), try again at `when` without spending an
+    attempt. The handler bounds how long it defers."""
+
+
 @dataclass(frozen=True)
 class JobContext:
     settings: Settings
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
+    publishers: dict = field(default_factory=dict)  # platform -> publisher, as the worker's
 
 
 def run_prune(ctx: JobContext, job: ClaimedJob) -> dict:
@@ -53,8 +59,15 @@ def run_deliver_webhook(ctx: JobContext, job: ClaimedJob) -> dict:
     return deliver(ctx, job)
 
 
+def run_collect_metrics(ctx: JobContext, job: ClaimedJob) -> dict:
+    from worker.metrics import collect  # imported here: it raises this module's exceptions
+
+    return collect(ctx, job)
+
+
 HANDLERS: dict[str, Callable[[JobContext, ClaimedJob], dict | None]] = {
-    "prune": run_prune, "deliver_webhook": run_deliver_webhook}
+    "prune": run_prune, "deliver_webhook": run_deliver_webhook,
+    "collect_metrics": run_collect_metrics}
 
 
 def enqueue_daily_prune(settings: Settings, sessions: sessionmaker[Session],
@@ -100,6 +113,9 @@ class JobRunner:
             if handler is None:
                 raise JobFailed(f"no handler for job kind {job.kind!r} in this worker")
             result = handler(ctx, job)
+        except Defer as exc:
+            return self._outcome(job, "deferred", job_queue.defer_job(
+                ctx.sessions, job, str(exc), ctx.clock(), exc.when), error=str(exc))
         except RetryAt as exc:
             return self._outcome(job, "retry", job_queue.retry_job(
                 ctx.sessions, job, str(exc), ctx.clock(), JOB_BACKOFF, run_at=exc.when),

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models import PostDetail, PostSchedule, PublishAttempt, WorkerRun
 from app.queue.locked import LockedTable
 from app.queue.tx import LockConflict, in_transaction  # noqa: F401  (re-exported: the queue's API)
+from app.services.metrics import schedule_collection
 from app.services.webhooks import post_events
 from app.statuses import RETRYABLE, Outcome, PostStatus, QueueStatus
 
@@ -162,7 +163,8 @@ def mark_published_many(sessions: sessionmaker[Session], published: list[Publish
                         now: datetime) -> set[int]:
     """mark_published for many posts in one transaction, set-based: the fenced UPDATE matches
     only the rows still ours under their claim's lock_token, and only those rows' post_details
-    and attempts are written. Returns the schedule ids written."""
+    and attempts are written, with their post.published events and collect_metrics jobs.
+    Returns the schedule ids written."""
     if not published:
         return set()
     by_token: dict[str, list[int]] = {}
@@ -175,6 +177,7 @@ def mark_published_many(sessions: sessionmaker[Session], published: list[Publish
         if mine:
             _finish_published(conn, mine, now)
             post_events(conn, "post.published", [i.job.post_detail_id for i in mine], now)
+            schedule_collection(conn, [i.job.post_detail_id for i in mine], now)
         return ours
 
     return in_transaction(sessions, work)

@@ -111,6 +111,15 @@ def retry_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now:
         conn, job.id, job.lock_token, now, status=JobStatus.PENDING, run_at=run_at, last_error=error))
 
 
+def defer_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now: datetime,
+              run_at: datetime) -> bool:
+    """Pending again at `run_at`, the attempt given back: the platform said "not now" (a rate
+    limit), which is no failure of the job. The caller bounds how long it keeps deferring."""
+    return in_transaction(sessions, lambda conn: JOBS.release(
+        conn, job.id, job.lock_token, now, status=JobStatus.PENDING, run_at=run_at,
+        last_error=error, attempts=Job.attempts - 1))
+
+
 def fail_job(sessions: sessionmaker[Session], job: ClaimedJob, error: str, now: datetime) -> bool:
     return in_transaction(sessions, lambda conn: JOBS.release(
         conn, job.id, job.lock_token, now, status=JobStatus.FAILED, last_error=error))

@@ -31,6 +31,7 @@ class FakeGraph(FakePlatform):
         self.posts: list[dict] = []       # Page posts: {"id", "page", "message", ...}
         self.containers: dict[str, dict] = {}
         self.media: list[dict] = []       # published Instagram media
+        self.metrics: dict[str, dict] = {}  # post/media id -> counts (default: made up)
 
     def route(self, request: Received) -> Answer:
         prefix = f"/{self.version}/"
@@ -114,6 +115,8 @@ class FakeGraph(FakePlatform):
         return Answer(200, {"id": container})
 
     def _get_node(self, node: str, request: Received) -> Answer:
+        if node == "" and "ids" in request.query:
+            return self._get_many(request)
         container = self.containers.get(node)
         if container is None:
             return _error(400, f"Unsupported get request. Object with ID '{node}' does not exist",
@@ -149,6 +152,37 @@ class FakeGraph(FakePlatform):
             {"id": m["id"], "caption": m["caption"], "timestamp": _stamp(m["created"])}
             for m in reversed(self.media) if m["user"] == user and m["created"] >= since])
 
+    # -- metrics (GET /?ids=a,b&fields=...) ----------------------------------------------
+
+    def _get_many(self, request: Received) -> Answer:
+        """Several Page posts or Instagram media at once, with the metric fields asked for."""
+        ids = request.query["ids"].split(",")
+        if len(ids) > 50:
+            return _error(400, "(#100) Too many IDs. Maximum: 50", "OAuthException", 100)
+        fields = request.query.get("fields", "")
+        posts = {p["id"]: p for p in self.posts}
+        media = {m["id"]: m for m in self.media}
+        out = {}
+        for node in ids:
+            if node not in posts and node not in media:
+                return _error(400, f"(#803) Some of the aliases you requested do not exist: {node}",
+                              "OAuthException", 803)
+            counts = self.metrics.get(node) or _made_up(node)
+            if node in posts:
+                out[node] = {"id": node, "shares": {"count": counts["shares"]},
+                             "reactions": {"data": [], "summary": {"total_count": counts["likes"]}},
+                             "comments": {"data": [], "summary": {"total_count": counts["comments"]}},
+                             "insights": _insights(fields, {"post_impressions": counts["impressions"],
+                                                            "post_clicks": counts["clicks"]})}
+            else:
+                out[node] = {"id": node, "like_count": counts["likes"],
+                             "comments_count": counts["comments"],
+                             "insights": _insights(fields, {"views": counts["impressions"],
+                                                            "reach": counts["impressions"] // 2,
+                                                            "saved": counts["saves"],
+                                                            "shares": counts["shares"]})}
+        return Answer(200, out)
+
     # -- errors -------------------------------------------------------------------------
 
     def _no_permission(self, permission: str) -> Answer:
@@ -177,3 +211,16 @@ class FakeGraph(FakePlatform):
 
 def _stamp(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def _made_up(node: str) -> dict:
+    n = int(node.rpartition("_")[2]) % 89
+    return {"impressions": 800 + 10 * n, "likes": 5 + n, "comments": n % 6, "shares": n % 4,
+            "saves": n % 5, "clicks": n % 9}
+
+
+def _insights(fields: str, values: dict[str, int]) -> dict:
+    """The `insights` edge for the metrics named in `fields` (insights.metric(a,b))."""
+    asked = fields.partition("insights.metric(")[2].partition(")")[0].split(",")
+    return {"data": [{"name": name, "period": "lifetime", "values": [{"value": values[name]}],
+                      "id": f"x/insights/{name}/lifetime"} for name in asked if name in values]}

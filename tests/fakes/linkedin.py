@@ -26,15 +26,21 @@ class FakeLinkedIn(FakePlatform):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.posts: list[dict] = []
+        self.metrics: dict[str, dict] = {}  # post URN -> counts (default: made up)
 
     def route(self, request: Received) -> Answer:
-        if request.path != "/rest/posts":
+        if request.path not in ("/rest/posts", "/rest/socialActions",
+                                "/rest/organizationalEntityShareStatistics"):
             return _error(404, f"No virtual resource found for {request.path}", "NOT_FOUND")
         if not request.headers.get("linkedin-version"):
             return _error(400, "A version must be present. Please specify a version by adding "
                           "the LinkedIn-Version header.", "VERSION_MISSING")
         if request.headers.get("x-restli-protocol-version") != "2.0.0":
             return _error(400, "Rest.li protocol version 2.0.0 is required", "ILLEGAL_ARGUMENT")
+        if request.path == "/rest/socialActions":
+            return self._social_actions(request)
+        if request.path == "/rest/organizationalEntityShareStatistics":
+            return self._share_statistics(request)
         if request.method == "POST":
             return self._create(request)
         if request.query.get("q") == "author":
@@ -76,6 +82,46 @@ class FakeLinkedIn(FakePlatform):
         return Answer(200, {"elements": page, "paging": {"start": start, "count": count,
                                                          "links": links}})
 
+    def _counts(self, urn: str) -> dict:
+        n = int(urn.rpartition(":")[2]) % 83
+        return self.metrics.get(urn) or {"impressions": 600 + 10 * n, "likes": 4 + n,
+                                         "comments": n % 5, "shares": n % 3, "clicks": n % 7}
+
+    def _social_actions(self, request: Received) -> Answer:
+        """BATCH_GET /rest/socialActions?ids=List(urn,...): `results` by URN, `errors` for the
+        unknown ones."""
+        urns = _list(request.query.get("ids", ""))
+        if urns is None:
+            return _error(400, "ids must be List(...) of URNs", "ILLEGAL_ARGUMENT", 100)
+        known = {p["id"] for p in self.posts}
+        results = {urn: {"$URN": f"urn:li:socialActions:{urn}", "target": urn,
+                         "likesSummary": {"totalLikes": self._counts(urn)["likes"],
+                                          "likedByCurrentUser": False},
+                         "commentsSummary": {"aggregatedTotalComments": self._counts(urn)["comments"],
+                                             "totalFirstLevelComments": self._counts(urn)["comments"]}}
+                   for urn in urns if urn in known}
+        errors = {urn: {"status": 404, "message": "Not found"} for urn in urns if urn not in known}
+        return Answer(200, {"results": results, "statuses": {}, "errors": errors})
+
+    def _share_statistics(self, request: Received) -> Answer:
+        org = request.query.get("organizationalEntity", "")
+        if request.query.get("q") != "organizationalEntity" or not org.startswith("urn:li:organization:"):
+            return _error(400, "organizationalEntity must be an organization URN", "ILLEGAL_ARGUMENT", 100)
+        urns = (_list(request.query.get("shares", "List()")) or []) + \
+            (_list(request.query.get("ugcPosts", "List()")) or [])
+        elements = []
+        for post in self.posts:
+            if post["id"] in urns and post["author"] == org:
+                c = self._counts(post["id"])
+                key = "share" if post["id"].startswith("urn:li:share:") else "ugcPost"
+                elements.append({key: post["id"], "organizationalEntity": org,
+                                 "totalShareStatistics": {
+                                     "impressionCount": c["impressions"], "clickCount": c["clicks"],
+                                     "likeCount": c["likes"], "commentCount": c["comments"],
+                                     "shareCount": c["shares"], "uniqueImpressionsCount": c["impressions"] // 2,
+                                     "engagement": 0.0}})
+        return Answer(200, {"elements": elements, "paging": {"start": 0, "count": 10, "links": []}})
+
     def add_posts(self, author: str, commentaries: list[str]) -> None:
         """Posts made by the author with another tool, newest last."""
         with self._lock:
@@ -95,3 +141,11 @@ class FakeLinkedIn(FakePlatform):
         if kind == "duplicate":
             return _error(422, "Content is a duplicate of urn:li:share:1000", "DUPLICATE_POST")
         return _error(400, "/commentary :: text length exceeds 3000", "ILLEGAL_ARGUMENT", 100)
+
+
+def _list(value: str) -> list[str] | None:
+    """The URNs of a Rest.li List(a,b) (already unescaped by the query parser)."""
+    if not (value.startswith("List(") and value.endswith(")")):
+        return None
+    inner = value[len("List("):-1]
+    return [u for u in inner.split(",") if u]

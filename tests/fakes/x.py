@@ -1,5 +1,5 @@
-"""X API v2 as the scheduler uses it: POST /2/tweets and GET /2/users/:id/tweets, with X's
-problem-JSON errors and x-rate-limit-* headers."""
+"""X API v2 as the scheduler uses it: POST /2/tweets, GET /2/users/:id/tweets and GET
+/2/tweets?ids= (public_metrics), with X's problem-JSON errors and x-rate-limit-* headers."""
 from __future__ import annotations
 
 import time
@@ -20,6 +20,7 @@ class FakeX(FakePlatform):
         super().__init__(*args, **kwargs)
         self.tweets: list[dict] = []  # {"id", "text", "token", "created_at"}
         self._texts: set[tuple[str | None, str]] = set()  # (token, text): X refuses a repeat
+        self.metrics: dict[str, dict] = {}  # tweet id -> public_metrics (default: made up)
 
     def route(self, request: Received) -> Answer:
         if request.method == "POST" and request.path == "/2/tweets":
@@ -27,7 +28,34 @@ class FakeX(FakePlatform):
         if request.method == "GET" and request.path.startswith("/2/users/") and \
                 request.path.endswith("/tweets"):
             return self._timeline(request)
+        if request.method == "GET" and request.path == "/2/tweets":
+            return self._lookup(request)
         return Answer(404, _problem(404, "Not Found Error", f"no route {request.path}"))
+
+    def _lookup(self, request: Received) -> Answer:
+        """GET /2/tweets?ids=: 1 to 100 ids; unknown ones come back in `errors`."""
+        ids = [i for i in request.query.get("ids", "").split(",") if i]
+        if not 1 <= len(ids) <= 100:
+            return Answer(400, _problem(400, "Invalid Request",
+                                        "The `ids` query parameter value must have 1 to 100 items"))
+        known = {t["id"]: t for t in self.tweets}
+        fields = request.query.get("tweet.fields", "").split(",")
+        data, errors = [], []
+        for tweet_id in ids:
+            tweet = known.get(tweet_id)
+            if tweet is None:
+                errors.append({"value": tweet_id, "detail": f"Could not find tweet with ids: [{tweet_id}].",
+                               "title": "Not Found Error", "resource_type": "tweet",
+                               "type": "https://api.twitter.com/2/problems/resource-not-found"})
+                continue
+            item = {"id": tweet_id, "text": tweet["text"], "edit_history_tweet_ids": [tweet_id]}
+            if "public_metrics" in fields:
+                item["public_metrics"] = self.metrics.get(tweet_id) or made_up(tweet_id)
+            data.append(item)
+        body = {"data": data} if data else {}
+        if errors:
+            body["errors"] = errors
+        return Answer(200, body)
 
     def _create(self, request: Received) -> Answer:
         body = request.json or {}
@@ -94,3 +122,9 @@ class FakeX(FakePlatform):
                             "title": "Invalid Request",
                             "detail": "One or more parameters to your request was invalid.",
                             "type": "https://api.twitter.com/2/problems/invalid-request"})
+
+
+def made_up(tweet_id: str) -> dict:
+    n = int(tweet_id) % 97
+    return {"retweet_count": n % 5, "reply_count": n % 7, "like_count": 10 + n, "quote_count": 1,
+            "bookmark_count": n % 3, "impression_count": 1000 + 10 * n}

@@ -62,6 +62,11 @@ class GraphClient:
 
         return find_in_pages(self.platform, page)
 
+    def many(self, ids: list[str], account: Account, fields: str) -> dict[str, dict]:
+        """`fields` of several objects in one call (GET /?ids=a,b,...), by id."""
+        answer = self.get("", account, {"ids": ",".join(ids), "fields": fields})
+        return {str(k): v for k, v in answer.items() if isinstance(v, dict)}
+
     def created_id(self, answer: dict, *keys: str) -> str:
         """The id of what a POST created; none in a success means it may exist unnamed."""
         for key in keys:
@@ -121,3 +126,17 @@ def _entries(usage) -> list[dict]:
     if all(isinstance(v, list) for v in usage.values()) and usage:
         return [e for entries in usage.values() for e in entries if isinstance(e, dict)]
     return [usage]
+
+
+METRICS_BATCH = 50  # ids per multi-id read (Graph's own limit)
+
+
+def insight_values(node: dict) -> dict[str, int]:
+    """{metric name: value} of a node's `insights` edge (a lifetime metric has one value)."""
+    out = {}
+    for metric in (node.get("insights") or {}).get("data") or []:
+        values = metric.get("values") or [{}]
+        value = values[-1].get("value", metric.get("value"))
+        if isinstance(value, int):
+            out[metric.get("name")] = value
+    return out

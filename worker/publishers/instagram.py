@@ -5,18 +5,21 @@ Two steps: `POST /{ig-user-id}/media` makes a container (image_url or video_url,
 with `creation_id`. The container is remembered in the queue row as soon as it exists, so a
 retry (or the run after a crash) publishes it instead of making a second one.
 external_id is the Instagram user id; the post id is the IG media id media_publish returns.
+Metrics: the media's like and comment counts and insights (views, reach, saved, shares), 50
+media a call (`GET /?ids=`).
 """
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
 
+from app.services.metrics import Measured
 from app.statuses import Platform
 from worker.publishers.base import (
     Account, NotReadyError, PermanentError, PostToPublish, PublishResult,
 )
 from worker.publishers.facebook import is_video
-from worker.publishers.graph import GraphClient
+from worker.publishers.graph import METRICS_BATCH, GraphClient, insight_values
 from worker.publishers.http import HttpClient
 
 NOT_READY_WAIT = timedelta(minutes=1)
@@ -45,6 +48,21 @@ class InstagramPublisher:
         """The account's recent media with the same caption (GET /{ig-user-id}/media)."""
         return self.graph.find(f"{account.external_id}/media", account, since, "caption",
                                post.content)
+
+    metrics_batch = METRICS_BATCH
+    METRIC_FIELDS = "like_count,comments_count,insights.metric(views,reach,saved,shares)"
+
+    def fetch_metrics(self, post_ids: list[str], account: Account) -> dict[str, Measured]:
+        """Views stand for impressions (Instagram retired media impressions in 2025), or reach
+        where views are not given; Instagram gives no clicks for a media."""
+        out = {}
+        for media_id, node in self.graph.many(post_ids, account, self.METRIC_FIELDS).items():
+            insights = insight_values(node)
+            out[media_id] = Measured(
+                impressions=insights.get("views", insights.get("reach")),
+                likes=node.get("like_count"), comments=node.get("comments_count"),
+                shares=insights.get("shares"), saves=insights.get("saved"), raw=node)
+        return out
 
     def _reusable(self, post: PostToPublish, account: Account) -> str | None:
         """The container an earlier attempt made, unless it can no longer be published."""

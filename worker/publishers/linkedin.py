@@ -2,14 +2,19 @@
 
 external_id is the author URN (urn:li:person:... or urn:li:organization:...); the post id
 is the `x-restli-id` header of the 201 answer (urn:li:share:... or urn:li:ugcPost:...).
+Metrics: likes and comments from `GET /rest/socialActions?ids=List(...)` (BATCH_GET), and for
+an organization's posts impressions, clicks and reposts from
+`GET /rest/organizationalEntityShareStatistics` (a member's posts have no such statistics).
 """
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 import requests
 
+from app.services.metrics import Measured
 from app.statuses import Platform
 from worker.publishers.base import (
     Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
@@ -101,6 +106,46 @@ class LinkedInPublisher:
 
         return find_in_pages(PLATFORM, page)
 
+    metrics_batch = 50  # URNs per call
+
+    def fetch_metrics(self, post_ids: list[str], account: Account) -> dict[str, Measured]:
+        actions = self._read(account, "socialActions", f"ids={_urn_list(post_ids)}")
+        results = actions.get("results") or {}
+        stats = {}
+        if account.external_id.startswith("urn:li:organization:"):
+            shares = [i for i in post_ids if i.startswith("urn:li:share:")]
+            ugc = [i for i in post_ids if not i.startswith("urn:li:share:")]
+            query = (f"q=organizationalEntity&organizationalEntity={quote(account.external_id, safe='')}"
+                     + (f"&shares={_urn_list(shares)}" if shares else "")
+                     + (f"&ugcPosts={_urn_list(ugc)}" if ugc else ""))
+            for element in self._read(account, "organizationalEntityShareStatistics",
+                                      query).get("elements") or []:
+                stats[element.get("share") or element.get("ugcPost")] = element
+        out = {}
+        for post_id in post_ids:
+            action, stat = results.get(post_id), stats.get(post_id)
+            if action is None and stat is None:
+                continue  # deleted, or not readable with this token
+            total = (stat or {}).get("totalShareStatistics") or {}
+            out[post_id] = Measured(
+                impressions=total.get("impressionCount"), clicks=total.get("clickCount"),
+                shares=total.get("shareCount"),
+                likes=((action or {}).get("likesSummary") or {}).get("totalLikes",
+                                                                      total.get("likeCount")),
+                comments=((action or {}).get("commentsSummary") or {}).get(
+                    "aggregatedTotalComments", total.get("commentCount")),
+                raw={"socialActions": action, "shareStatistics": stat})
+        return out
+
+    def _read(self, account: Account, resource: str, query: str) -> dict:
+        """A GET whose query is written here: Rest.li wants List(...) unescaped around the
+        escaped URNs, which `params=` would escape again."""
+        response = self.http.send(PLATFORM, "GET", f"{self.base}/rest/{resource}?{query}",
+                                  headers=self.headers(account))
+        if response.status_code != 200:
+            raise self._error(response, account)
+        return json_body(response)
+
     def _error(self, response: requests.Response, account: Account) -> PublishError:
         body = json_body(response)
         detail = str(body.get("message") or "")
@@ -110,6 +155,10 @@ class LinkedInPublisher:
             return PermanentError(message, http_status=422, error_code="duplicate")
         return by_status(response, message, code, retry_at=_day_limit_reset(response, detail),
                          wait=retry_after(response.headers.get("Retry-After")))
+
+
+def _urn_list(urns: list[str]) -> str:
+    return "List(" + ",".join(quote(u, safe="") for u in urns) + ")"
 
 
 def _day_limit_reset(response: requests.Response, detail: str) -> datetime | None:

@@ -1,6 +1,7 @@
 """X (formerly Twitter): `POST /2/tweets` with the account's OAuth 2.0 user token.
 
-external_id is the X user id (numeric); the post id is the answer's `data.id`.
+external_id is the X user id (numeric); the post id is the answer's `data.id`. Metrics:
+`GET /2/tweets?ids=` (up to 100) with `tweet.fields=public_metrics`.
 """
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime, timezone
 
 import requests
 
+from app.services.metrics import Measured
 from app.statuses import Platform
 from worker.publishers.base import (
     Account, PermanentError, PostToPublish, PublishError, PublishResult, RetryableError,
@@ -61,6 +63,28 @@ class XPublisher:
             return found, (body.get("meta") or {}).get("next_token")
 
         return find_in_pages(PLATFORM, page)
+
+    metrics_batch = 100  # ids per GET /2/tweets
+
+    def fetch_metrics(self, post_ids: list[str], account: Account) -> dict[str, Measured]:
+        """public_metrics of the posts; a deleted post is in `errors`, not `data`, and is left
+        out. Retweets and quotes count as shares, bookmarks as saves; X gives clicks only in
+        non_public_metrics (30 days, owner only), which is not read."""
+        response = self.http.send(PLATFORM, "GET", f"{self.base}/2/tweets",
+                                  params={"ids": ",".join(post_ids),
+                                          "tweet.fields": "public_metrics"},
+                                  headers=bearer(account.access_token))
+        if response.status_code != 200:
+            raise self._error(response, account)
+        out = {}
+        for tweet in json_body(response).get("data") or []:
+            m = tweet.get("public_metrics") or {}
+            shares = [m[k] for k in ("retweet_count", "quote_count") if k in m]
+            out[str(tweet["id"])] = Measured(
+                impressions=m.get("impression_count"), likes=m.get("like_count"),
+                comments=m.get("reply_count"), shares=sum(shares) if shares else None,
+                saves=m.get("bookmark_count"), raw=tweet)
+        return out
 
     def _error(self, response: requests.Response, account: Account) -> PublishError:
         body = json_body(response)
