@@ -367,17 +367,19 @@ def post() -> None:
 @post.command("schedule")
 @click.option("--account", "account_ids", required=True, multiple=True,
               help="Social account id (repeat for several accounts).")
-@click.option("--at", "at", required=True,
+@click.option("--at", "at",
               help="When: ISO 8601 with an offset (2026-12-01T09:00:00+01:00), a local time "
-                   "with --timezone, or 'now' / '+90s' / '+5m' for a time from now.")
+                   "with --timezone, or 'now' / '+90s' / '+5m' for a time from now. Without "
+                   "it the posts are drafts (`scheduler post queue POST_ID --at ...` later).")
 @click.option("--timezone", "tz_name", help="IANA zone for a local --at (e.g. Europe/Paris).")
 @click.option("--media", "media_urls", multiple=True, help="A media URL (repeatable).")
 @click.argument("text")
 @pass_ctx
 @handle_errors
-def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: str | None,
-                  media_urls: tuple[str, ...], text: str) -> None:
-    """Schedule TEXT on one or more accounts."""
+def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str | None,
+                  tz_name: str | None, media_urls: tuple[str, ...], text: str) -> None:
+    """Schedule TEXT on one or more accounts (`post create`: the same), or without --at save
+    it as a draft on each."""
     from app.models import SocialAccount
     from app.services.posts import NewPost, company_zone, schedule_post, zone_for
 
@@ -387,16 +389,51 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
         first = session.get(SocialAccount, account_ids[0])
         if first is None:
             raise NotFound(f"no social account {account_ids[0]}")
-        if not at.strip().lower().startswith(("now", "+")):
+        if at is None and tz_name is not None:
+            raise InvalidInput("--timezone only says how to read --at: give both")
+        if at is not None and not at.strip().lower().startswith(("now", "+")):
             tz_name = zone_for(at, tz_name, lambda: company_zone(session, first.company_id))
-    request = NewPost(list(account_ids), text, parse_when(at, tz_name, now), timezone=tz_name,
+    run_at = None if at is None else parse_when(at, tz_name, now)
+    request = NewPost(list(account_ids), text, run_at, timezone=tz_name,
                       media_urls=tuple(media_urls))
     posts = schedule_post(sessions, first.company_id, request, now,
                           max_attempts=ctx.settings.max_attempts)
-    rows = [{"id": p.id, "schedule_id": p.schedule.id, "account_id": p.social_account_id,
-             "run_at": p.schedule.run_at.isoformat()} for p in posts]
-    ctx.output(rows, "\n".join(f"post {r['id']} (schedule {r['schedule_id']}) due "
-                               f"{r['run_at']}" for r in rows))
+    rows = [_post_row(p) for p in posts]
+    ctx.output(rows, "\n".join(_post_line(r) for r in rows))
+
+
+post.add_command(post_schedule, "create")
+
+
+def _post_row(p) -> dict:
+    return {"id": p.id, "status": p.status, "schedule_id": p.schedule and p.schedule.id,
+            "account_id": p.social_account_id,
+            "run_at": p.schedule and p.schedule.run_at.isoformat()}
+
+
+def _post_line(row: dict) -> str:
+    if row["schedule_id"] is None:
+        return f"post {row['id']} saved as a draft"
+    return f"post {row['id']} (schedule {row['schedule_id']}) due {row['run_at']}"
+
+
+@post.command("queue")
+@click.argument("post_id")
+@click.option("--at", "at", required=True,
+              help="ISO 8601 with an offset, a local time (--timezone, else the company's "
+                   "zone), or 'best': the account's next free best time.")
+@click.option("--timezone", "tz_name", help="IANA zone for a local --at (e.g. Europe/Paris).")
+@pass_ctx
+@handle_errors
+def post_queue(ctx: Context, post_id: str, at: str, tz_name: str | None) -> None:
+    """Queue the draft POST_ID (POST /scheduled-posts/{id}/schedule)."""
+    from app.services.posts import owner_of_post, schedule_draft
+
+    sessions = ctx.sessions()
+    queued = schedule_draft(sessions, owner_of_post(sessions, post_id), post_id, at.strip(),
+                            tz_name, utcnow(), ctx.settings.max_attempts)
+    row = _post_row(queued)
+    ctx.output(row, _post_line(row))
 
 
 def parse_when(value: str, tz_name: str | None, now: datetime) -> datetime:
@@ -448,7 +485,8 @@ def post_list(ctx: Context, company_id: str, status: str | None, client_id: str 
                          run_to=run_to and parse_instant(run_to, tz_name))
     page, next_cursor = list_posts(sessions, company_id, filters, limit, cursor)
     items = [PostOut.of(p).model_dump(mode="json") for p in page]
-    lines = [f"{p['id']}  {p['scheduledAt']}  {p['status']:<9} {p['queueStatus']:<10} "
+    lines = [f"{p['id']}  {p['scheduledAt'] or '(draft)':<20}  {p['status']:<9} "
+             f"{p['queueStatus'] or '-':<10} "
              f"{p['platform']:<9} {p['content'][:40]!r}" for p in items]
     if next_cursor:
         lines.append(f"more: --cursor {next_cursor}")
@@ -466,7 +504,8 @@ def post_cancel(ctx: Context, post_id: str) -> None:
     sessions = ctx.sessions()
     cancelled = cancel_post(sessions, owner_of_post(sessions, post_id), post_id, utcnow())
     ctx.output({"id": cancelled.id, "status": cancelled.status,
-                "queue_status": cancelled.schedule.status}, f"post {cancelled.id} is cancelled")
+                "queue_status": cancelled.schedule and cancelled.schedule.status},
+               f"post {cancelled.id} is cancelled")
 
 
 @cli.command("demo")

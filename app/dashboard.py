@@ -18,7 +18,7 @@ from app.errors import NotFound, Unauthorized
 from app.security import same_origin, tokens_match
 from app.services import accounts, best_times, health, metrics, posts
 from app.services.accounts import hash_key
-from app.statuses import EDITABLE, RETRYABLE, QueueStatus
+from app.statuses import EDITABLE, RETRYABLE, PostStatus, QueueStatus
 from app.timeutil import utcnow, zone
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -131,8 +131,10 @@ def post_detail(post_id: str):
     return render_template("dashboard/post.html", company=company, post=post, attempts=attempts,
                            tz=zone(company.timezone), rate=metrics.engagement_rate,
                            post_metrics=metrics.post_metrics(sessions(), company.id, post.id),
-                           can_cancel=post.schedule.status in EDITABLE,
-                           can_retry=post.schedule.status in RETRYABLE)
+                           can_cancel=post.status == PostStatus.DRAFT
+                           or post.schedule.status in EDITABLE,
+                           can_retry=post.schedule is not None
+                           and post.schedule.status in RETRYABLE)
 
 
 @bp.get("/best-times")

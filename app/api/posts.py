@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from app.api.schemas import (
     AttemptOut, EditPostIn, PostListQuery, PostOut, PostPage, PostsCreated, PostWithAttempts,
-    SchedulePostIn,
+    ScheduleDraftIn, SchedulePostIn,
 )
 from app.api.spec import Api, sessions
 from app.errors import InvalidInput
@@ -24,18 +24,7 @@ NOT_PENDING = "The post is no longer pending (a worker has it, or it is finished
                                        "response and creates nothing"}, one_session=True)
 def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     now, settings = utcnow(), current_app.extensions["scheduler"]["settings"]
-    if (body.socialAccountId is None) == (body.socialAccountIds is None):
-        raise InvalidInput("give socialAccountId (one account) or socialAccountIds (several), "
-                           "exactly one of them",
-                           fields={"socialAccountId": "give this or socialAccountIds, not both"})
-    account_ids = [str(a) for a in body.socialAccountIds or [body.socialAccountId]]
-    # The company's zone is read in db: a second session would wait for db's lock on SQLite.
-    tz_name = posts.zone_for(body.scheduledAt, body.timezone,
-                             lambda: posts.company_zone(db, company_id))
-    request_post = posts.NewPost(
-        account_ids, body.content, posts.when(body.scheduledAt, tz_name, None),
-        timezone=tz_name, media_urls=tuple(body.mediaUrls),
-        client_id=str(body.clientId) if body.clientId else None, not_before=now)
+    request_post = new_post(db, company_id, body, now)
     key = request.headers.get("Idempotency-Key")
 
     def create(session):
@@ -47,6 +36,29 @@ def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     body_hash = idempotency.request_hash(g.json_body) if key is not None else ""
     (status, payload), replayed = idempotency.run_once(db, company_id, key, body_hash, now, create)
     return payload, status, {"Idempotent-Replayed": "true"} if replayed else {}
+
+
+def new_post(db: Session, company_id: str, body: SchedulePostIn, now) -> posts.NewPost:
+    """What a POST /schedule-post body (or an imported CSV row) asks for, its time read; the
+    rest is checked by posts.create_posts. `db`: the caller's session (its transaction)."""
+    if (body.socialAccountId is None) == (body.socialAccountIds is None):
+        raise InvalidInput("give socialAccountId (one account) or socialAccountIds (several), "
+                           "exactly one of them",
+                           fields={"socialAccountId": "give this or socialAccountIds, not both"})
+    account_ids = [str(a) for a in body.socialAccountIds or [body.socialAccountId]]
+    if body.scheduledAt is None:  # a draft
+        if body.timezone is not None:
+            raise InvalidInput("timezone only says how to read scheduledAt: send both",
+                               fields={"timezone": "send scheduledAt with it"})
+        run_at, tz_name = None, None
+    else:
+        # The company's zone is read in db: a second session would wait for db's lock on SQLite.
+        tz_name = posts.zone_for(body.scheduledAt, body.timezone,
+                                 lambda: posts.company_zone(db, company_id))
+        run_at = posts.when(body.scheduledAt, tz_name, None)
+    return posts.NewPost(account_ids, body.content, run_at, timezone=tz_name,
+                         media_urls=tuple(body.mediaUrls),
+                         client_id=str(body.clientId) if body.clientId else None, not_before=now)
 
 
 @api.route("GET", "/scheduled-posts", summary="The company's posts, filtered, a page at a time",
@@ -77,7 +89,17 @@ def edit_post(company_id: str, post_id: str, body: EditPostIn):
     return PostOut.of(posts.edit_post(sessions(), company_id, post_id, change, utcnow()))
 
 
-@api.route("DELETE", "/scheduled-posts/<post_id>", summary="Cancel a pending post",
+@api.route("POST", "/scheduled-posts/<post_id>/schedule",
+           summary='Queue a draft at a time or at "best" (its account\'s next free best time)',
+           body=ScheduleDraftIn, response=PostOut, conflicts="The post is not a draft, or its "
+           "account must be reconnected first")
+def schedule_draft(company_id: str, post_id: str, body: ScheduleDraftIn):
+    settings = current_app.extensions["scheduler"]["settings"]
+    return PostOut.of(posts.schedule_draft(sessions(), company_id, post_id, body.scheduledAt,
+                                           body.timezone, utcnow(), settings.max_attempts))
+
+
+@api.route("DELETE", "/scheduled-posts/<post_id>", summary="Cancel a pending post or a draft",
            response=PostOut, conflicts=NOT_PENDING)
 def cancel_post(company_id: str, post_id: str):
     return PostOut.of(posts.cancel_post(sessions(), company_id, post_id, utcnow()))

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from sqlalchemy import Select, and_, insert, or_, select, update
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy import Select, and_, func, insert, literal, or_, select, update
+from sqlalchemy.orm import Session, contains_eager, joinedload, sessionmaker
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
-    Client, Company, PostDetail, PostSchedule, PublishAttempt, SocialAccount, new_uuid,
+    Client, Company, PostDetail, PostSchedule, PublishAttempt, SocialAccount, UTCDateTime,
+    new_uuid,
 )
 from app.services.limits import MAX_MEDIA, check_media_url, check_post
 from app.statuses import EDITABLE, AccountStatus, PostStatus, QueueStatus
@@ -33,7 +34,7 @@ class NewPost:
 
     account_ids: list[str]
     content: str
-    run_at: datetime  # from when(), or the CLI's own parsing
+    run_at: datetime | None  # from when(), or the CLI's own parsing; None: a draft
     timezone: str | None = None
     media_urls: tuple[str, ...] = ()
     client_id: str | None = None
@@ -68,7 +69,7 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
         raise InvalidInput("name at least one social account",
                            fields={"socialAccountIds": "name at least one account"})
     accounts = _accounts(session, company_id, request.account_ids)
-    if request.not_before is not None:
+    if request.not_before is not None and request.run_at is not None:
         check_future(request.run_at, request.not_before)
     for account in accounts:
         _check_for_platform(account, request.content, list(request.media_urls))
@@ -77,26 +78,35 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
     group_id = str(uuid.uuid4())
     conn = session.connection()
     posts = []
+    draft = request.run_at is None
     for account in accounts:
         detail = dict(id=new_uuid(), company_id=company_id,
                       client_id=request.client_id or account.client_id,
                       social_account_id=account.id, group_id=group_id, content=request.content,
                       media_urls=list(request.media_urls), timezone=request.timezone,
-                      status=PostStatus.PENDING, idempotency_key=idempotency_key, created_at=now,
-                      updated_at=now)
-        schedule = dict(post_detail_id=detail["id"], run_at=request.run_at,
-                        status=QueueStatus.PENDING, attempts=0, max_attempts=max_attempts,
-                        deferrals=0, created_at=now, updated_at=now)
+                      status=PostStatus.DRAFT if draft else PostStatus.PENDING,
+                      idempotency_key=idempotency_key, created_at=now, updated_at=now)
         # Core INSERTs: the ORM's flush of the same two rows was the largest single cost of
         # POST /schedule-post (bench/README.md). The objects returned describe the rows; they
-        # are not in the session.
+        # are not in the session. A draft has no schedule row: the worker cannot see it.
         conn.execute(insert(PostDetail.__table__), detail)
-        schedule["id"] = conn.execute(insert(PostSchedule.__table__),
-                                      schedule).inserted_primary_key[0]
+        schedule = None if draft else _new_schedule(conn, detail["id"], request.run_at,
+                                                     max_attempts, now)
         post = PostDetail(**detail, account=account)
-        post.schedule = PostSchedule(**schedule)
+        post.schedule = schedule
         posts.append(post)
     return posts
+
+
+def _new_schedule(conn, post_id: str, run_at: datetime, max_attempts: int,
+                  now: datetime) -> PostSchedule:
+    """The queue's row for a post: pending, due at `run_at` (a transient object describing it)."""
+    schedule = dict(post_detail_id=post_id, run_at=run_at, status=QueueStatus.PENDING,
+                    attempts=0, max_attempts=max_attempts, deferrals=0, created_at=now,
+                    updated_at=now)
+    schedule["id"] = conn.execute(insert(PostSchedule.__table__),
+                                  schedule).inserted_primary_key[0]
+    return PostSchedule(**schedule)
 
 
 def when(scheduled_at: str, tz_name: str | None, now: datetime | None) -> datetime:
@@ -209,18 +219,27 @@ def list_posts(sessions: sessionmaker[Session], company_id: str, filters: PostFi
         query = _filtered(_posts(company_id), filters)
         if cursor:
             run_at, post_id = decode_cursor(cursor)
-            query = query.where(or_(PostSchedule.run_at > run_at,
-                                    and_(PostSchedule.run_at == run_at, PostDetail.id > post_id)))
-        rows = list(session.scalars(query.order_by(PostSchedule.run_at, PostDetail.id)
+            query = query.where(or_(_RUN_AT > run_at,
+                                    and_(_RUN_AT == run_at, PostDetail.id > post_id)))
+        rows = list(session.scalars(query.order_by(_RUN_AT, PostDetail.id)
                                     .limit(limit + 1)).unique())
     page = rows[:limit]
     more = len(rows) > limit
-    return page, encode_cursor(page[-1].schedule.run_at, page[-1].id) if more else None
+    return page, encode_cursor(run_at_of(page[-1]), page[-1].id) if more else None
+
+
+# Drafts have no schedule row (no time): they list after every scheduled post, as if at LATEST.
+_RUN_AT = func.coalesce(PostSchedule.run_at, literal(LATEST, UTCDateTime))
+
+
+def run_at_of(post: PostDetail) -> datetime:
+    return LATEST if post.schedule is None else post.schedule.run_at
 
 
 def _posts(company_id: str) -> Select:
-    return (select(PostDetail).join(PostSchedule, PostSchedule.post_detail_id == PostDetail.id)
-            .options(joinedload(PostDetail.schedule), joinedload(PostDetail.account))
+    return (select(PostDetail)
+            .outerjoin(PostSchedule, PostSchedule.post_detail_id == PostDetail.id)
+            .options(contains_eager(PostDetail.schedule), joinedload(PostDetail.account))
             .where(PostDetail.company_id == company_id))
 
 
@@ -260,6 +279,8 @@ def get_post(sessions: sessionmaker[Session], company_id: str,
     """A post and its attempts, oldest first."""
     with sessions() as session:
         post = _post(session, company_id, post_id)
+        if post.schedule is None:
+            return post, []
         attempts = list(session.scalars(
             select(PublishAttempt).where(PublishAttempt.post_schedule_id == post.schedule.id)
             .order_by(PublishAttempt.attempt, PublishAttempt.id)))
@@ -307,29 +328,93 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
         media = list(post.media_urls) if change.media_urls is None else list(change.media_urls)
         _check_media(media)
         _check_for_platform(post.account, content, media)
-        schedule_values = {"updated_at": now}
-        if change.scheduled_at is not None:
-            tz_name = zone_for(change.scheduled_at, change.timezone,
-                               lambda: company_zone(session, company_id))
-            schedule_values["run_at"] = when(change.scheduled_at, tz_name, now)
-        _hold_pending(session, post, "edited", **schedule_values)
+        if post.status == PostStatus.DRAFT:
+            if change.scheduled_at is not None:
+                raise InvalidInput(
+                    "the post is a draft: queue it with POST /scheduled-posts/{id}/schedule",
+                    fields={"scheduledAt": "a draft is scheduled by POST .../schedule"})
+            _hold_draft(session, post, "edited", updated_at=now)
+        else:
+            schedule_values = {"updated_at": now}
+            if change.scheduled_at is not None:
+                tz_name = zone_for(change.scheduled_at, change.timezone,
+                                   lambda: company_zone(session, company_id))
+                schedule_values["run_at"] = when(change.scheduled_at, tz_name, now)
+            _hold_pending(session, post, "edited", **schedule_values)
+            if change.scheduled_at is not None:
+                post.timezone = tz_name
         post.content, post.media_urls, post.updated_at = content, media, now
-        if change.scheduled_at is not None:
-            post.timezone = tz_name
         session.flush()
-        session.refresh(post.schedule)
+        _refresh_schedule(session, post)
     return post
+
+
+def schedule_draft(sessions: sessionmaker[Session], company_id: str, post_id: str,
+                   scheduled_at: str, tz_name: str | None, now: datetime,
+                   max_attempts: int = 3) -> PostDetail:
+    """draft -> pending: its schedule row, due at `scheduled_at` (read as POST /schedule-post
+    reads it: a future time, a local one in `tz_name` or the company's zone) or, for "best", at
+    the next free best time of its account (app/services/best_times.py)."""
+    from app.services import best_times  # it reads posts' tables; imported when needed
+
+    with sessions.begin() as session:
+        post = _post(session, company_id, post_id)
+        if post.status != PostStatus.DRAFT:
+            raise Conflict(f"the post is {post.status}, not a draft: change its time with PATCH")
+        _accounts(session, company_id, [post.social_account_id])  # still active?
+        _check_media(post.media_urls)
+        _check_for_platform(post.account, post.content, list(post.media_urls))
+        if scheduled_at == BEST:
+            if tz_name is not None:
+                raise InvalidInput("timezone only says how to read a time, not \"best\"",
+                                   fields={"timezone": "not with \"best\""})
+            run_at = best_times.next_free_best_time(session, post.social_account_id, now, now=now)
+            tz_name = company_zone(session, company_id)
+        else:
+            tz_name = zone_for(scheduled_at, tz_name, lambda: company_zone(session, company_id))
+            run_at = when(scheduled_at, tz_name, now)
+        _hold_draft(session, post, "scheduled", status=PostStatus.PENDING, timezone=tz_name,
+                    updated_at=now)
+        schedule = _new_schedule(session.connection(), post.id, run_at, max_attempts, now)
+        post.status, post.timezone, post.updated_at = PostStatus.PENDING, tz_name, now
+        session.flush()
+        session.expunge(post)
+        post.schedule = schedule
+    return post
+
+
+BEST = "best"
+
+
+def _hold_draft(session: Session, post: PostDetail, verb: str, **values) -> None:
+    """The conditional update of a draft: it matches (and locks) the row only while it is one,
+    so a draft scheduled, edited and cancelled at once ends in exactly one of them."""
+    result = session.execute(update(PostDetail).where(
+        PostDetail.id == post.id, PostDetail.status == PostStatus.DRAFT).values(**values)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise Conflict(f"the post is no longer a draft (it was scheduled or cancelled "
+                       f"meanwhile): it cannot be {verb} as one")
+
+
+def _refresh_schedule(session: Session, post: PostDetail) -> None:
+    if post.schedule is not None:
+        session.refresh(post.schedule)
 
 
 def cancel_post(sessions: sessionmaker[Session], company_id: str, post_id: str,
                 now: datetime) -> PostDetail:
-    """pending -> cancelled; the worker will never see it again."""
+    """pending (or draft) -> cancelled; the worker will never see it again."""
     with sessions.begin() as session:
         post = _post(session, company_id, post_id)
-        _hold_pending(session, post, "cancelled", status=QueueStatus.CANCELLED, updated_at=now)
+        if post.status == PostStatus.DRAFT:
+            _hold_draft(session, post, "cancelled", status=PostStatus.CANCELLED, updated_at=now)
+        else:
+            _hold_pending(session, post, "cancelled", status=QueueStatus.CANCELLED,
+                          updated_at=now)
         post.status, post.updated_at = PostStatus.CANCELLED, now
         session.flush()
-        session.refresh(post.schedule)
+        _refresh_schedule(session, post)
     return post
 
 
@@ -359,6 +444,9 @@ def retry_post(sessions: sessionmaker[Session], now: datetime, *, company_id: st
     with sessions() as session:
         if post_id is not None:
             schedule = _post(session, company_id, post_id).schedule
+            if schedule is None:
+                raise Conflict("the post is a draft, not a failed or missed post: schedule it "
+                               "with POST /scheduled-posts/{id}/schedule")
         else:
             schedule = session.get(PostSchedule, schedule_id)
             if schedule is None:
