@@ -458,6 +458,30 @@ def parse_when(value: str, tz_name: str | None, now: datetime) -> datetime:
     return when(value, tz_name, now)
 
 
+@post.command("import")
+@click.argument("csv_file", type=click.File("rb"))
+@click.option("--company", "company_id", required=True, help="Company id (the rows' accounts' company).")
+@pass_ctx
+@handle_errors
+def post_import(ctx: Context, csv_file, company_id: str) -> None:
+    """Schedule the posts of CSV_FILE ('-': stdin) as POST /imports does: every row checked as
+    POST /schedule-post checks it, all imported in one transaction or none."""
+    from app.api.body import HttpError, read_limited
+    from app.api.imports import LIMIT_SETTING, import_csv
+    from app.services.accounts import get_company
+
+    sessions = ctx.sessions()
+    get_company(sessions, company_id)  # 404 for an unknown company, before reading the file
+    try:
+        data = read_limited(csv_file, ctx.settings.import_max_bytes, LIMIT_SETTING)
+    except HttpError as exc:  # too large
+        raise InvalidInput(exc.message) from None
+    with sessions.begin() as session:
+        result = import_csv(session, company_id, data, utcnow(), ctx.settings.max_attempts)
+    ctx.output(result.model_dump(), f"imported {result.rows} row(s): {result.posts} post(s) "
+                                    f"scheduled, {result.drafts} draft(s)")
+
+
 @post.command("list")
 @click.option("--company", "company_id", required=True, help="Company id.")
 @click.option("--status", type=click.Choice([s.value for s in PostStatus]),

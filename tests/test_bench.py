@@ -81,3 +81,9 @@ def test_api_load_smoke_mariadb():
     assert result["ratio"] == round(result["project"]["requests_per_s"]
                                     / result["reference"]["requests_per_s"], 3)
     assert result["ok"]
+
+
+def test_imports_smoke_mariadb():
+    result = run_smoke("imports.py")
+    assert result["ok"], result
+    assert result["rows"] == 200 and result["median_s"] > 0 and result["reference_median_s"] > 0

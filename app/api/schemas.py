@@ -344,6 +344,12 @@ class PostsCreated(Out):
     posts: list[PostOut]
 
 
+class ImportOut(Out):
+    rows: int = Field(description="Rows of the file imported (every one)")
+    posts: int = Field(description="Posts scheduled: one per account of each row with a time")
+    drafts: int = Field(description="Drafts saved: one per account of each row without a time")
+
+
 class PostPage(Out):
     items: list[PostOut]
     nextCursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")

@@ -43,6 +43,9 @@ class Operation:
     auth: bool
     headers: dict[str, str] = field(default_factory=dict)  # request header -> description
     conflicts: str | None = None  # when the operation answers 409, if it can
+    # A body that is not JSON (a file upload): its OpenAPI `content` map; the view reads it.
+    upload: dict | None = None
+    upload_limit: str | None = None  # the setting bounding the upload's size
 
     @property
     def path(self) -> str:
@@ -65,12 +68,13 @@ class Api:
               status: int = 200, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, auth: bool = True,
               headers: dict[str, str] | None = None, conflicts: str | None = None,
-              one_session: bool = False) -> Callable:
+              one_session: bool = False, upload: dict | None = None,
+              upload_limit: str | None = None) -> Callable:
         """`one_session`: the key is checked in a database session that the view then gets as
         `db` and commits in (one connection and one transaction a request, for the hot path);
         it is closed, rolled back unless committed, when the view returns or raises."""
         operation = Operation(method, rule, summary, self.tag, status, response, body, query, auth,
-                              headers or {}, conflicts)
+                              headers or {}, conflicts, upload, upload_limit)
         self.operations.append(operation)
 
         def decorate(view: Callable) -> Callable:
@@ -281,6 +285,8 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
         spec["parameters"] = params
     if op.body is not None:
         spec["requestBody"] = {"required": True, "content": json_of(op.body)}
+    if op.upload is not None:
+        spec["requestBody"] = {"required": True, "content": op.upload}
     return spec
 
 
@@ -298,7 +304,10 @@ def _errors(op: Operation) -> dict[int, str]:
     if op.body is not None:
         errors[413] = "The body is larger than SCHEDULER_MAX_BODY_BYTES"
         errors[415] = "The body is not sent as application/json"
-    if op.body is not None or op.query is not None or op.headers:
+    if op.upload is not None:
+        errors[413] = f"The body is larger than {op.upload_limit}"
+        errors[415] = f"The body is not sent as {' or '.join(op.upload)}"
+    if op.body is not None or op.query is not None or op.headers or op.upload is not None:
         errors[422] = "A field is not valid: `fields` names each one and says why"
     return errors
 

@@ -64,11 +64,42 @@ def schedule_post(sessions: sessionmaker[Session], company_id: str, request: New
 def create_posts(session: Session, company_id: str, request: NewPost, now: datetime,
                  max_attempts: int = 3, idempotency_key: str | None = None) -> list[PostDetail]:
     """The posts of `request` inside the caller's transaction; every check comes first."""
+    conn = session.connection()
+    posts = []
+    for planned in plan_posts(session, company_id, request, now, max_attempts, idempotency_key):
+        # Core INSERTs: the ORM's flush of the same two rows was the largest single cost of
+        # POST /schedule-post (bench/README.md). The objects returned describe the rows; they
+        # are not in the session. A draft has no schedule row: the worker cannot see it.
+        conn.execute(insert(PostDetail.__table__), planned.detail)
+        post = PostDetail(**planned.detail, account=planned.account)
+        if planned.schedule is not None:
+            planned.schedule["id"] = conn.execute(insert(PostSchedule.__table__),
+                                                  planned.schedule).inserted_primary_key[0]
+            post.schedule = PostSchedule(**planned.schedule)
+        posts.append(post)
+    return posts
+
+
+@dataclass
+class PlannedPost:
+    """The rows one post will be: checked, not yet inserted."""
+
+    detail: dict
+    schedule: dict | None  # None: a draft
+    account: SocialAccount
+
+
+def plan_posts(session: Session, company_id: str, request: NewPost, now: datetime,
+               max_attempts: int = 3, idempotency_key: str | None = None,
+               known_accounts: dict[str, SocialAccount] | None = None) -> list[PlannedPost]:
+    """Every check of `request` (media, accounts, time, platform limits, client), then the rows
+    of its posts, one per account. `known_accounts`: accounts read before (a bulk import's),
+    filled with those this call reads."""
     _check_media(request.media_urls)
     if not request.account_ids:
         raise InvalidInput("name at least one social account",
                            fields={"socialAccountIds": "name at least one account"})
-    accounts = _accounts(session, company_id, request.account_ids)
+    accounts = _accounts(session, company_id, request.account_ids, known_accounts)
     if request.not_before is not None and request.run_at is not None:
         check_future(request.run_at, request.not_before)
     for account in accounts:
@@ -76,9 +107,8 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
     if request.client_id is not None:
         _client(session, company_id, request.client_id)
     group_id = str(uuid.uuid4())
-    conn = session.connection()
-    posts = []
     draft = request.run_at is None
+    planned = []
     for account in accounts:
         detail = dict(id=new_uuid(), company_id=company_id,
                       client_id=request.client_id or account.client_id,
@@ -86,27 +116,26 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
                       media_urls=list(request.media_urls), timezone=request.timezone,
                       status=PostStatus.DRAFT if draft else PostStatus.PENDING,
                       idempotency_key=idempotency_key, created_at=now, updated_at=now)
-        # Core INSERTs: the ORM's flush of the same two rows was the largest single cost of
-        # POST /schedule-post (bench/README.md). The objects returned describe the rows; they
-        # are not in the session. A draft has no schedule row: the worker cannot see it.
-        conn.execute(insert(PostDetail.__table__), detail)
-        schedule = None if draft else _new_schedule(conn, detail["id"], request.run_at,
+        schedule = None if draft else _schedule_row(detail["id"], request.run_at,
                                                      max_attempts, now)
-        post = PostDetail(**detail, account=account)
-        post.schedule = schedule
-        posts.append(post)
-    return posts
+        planned.append(PlannedPost(detail, schedule, account))
+    return planned
 
 
-def _new_schedule(conn, post_id: str, run_at: datetime, max_attempts: int,
-                  now: datetime) -> PostSchedule:
-    """The queue's row for a post: pending, due at `run_at` (a transient object describing it)."""
-    schedule = dict(post_detail_id=post_id, run_at=run_at, status=QueueStatus.PENDING,
-                    attempts=0, max_attempts=max_attempts, deferrals=0, created_at=now,
-                    updated_at=now)
-    schedule["id"] = conn.execute(insert(PostSchedule.__table__),
-                                  schedule).inserted_primary_key[0]
-    return PostSchedule(**schedule)
+def insert_planned(session: Session, planned: list[PlannedPost], batch: int = 1000) -> None:
+    """Many planned posts in multi-row INSERTs (a bulk import): details, then schedules."""
+    conn = session.connection()
+    details = [p.detail for p in planned]
+    schedules = [p.schedule for p in planned if p.schedule is not None]
+    for rows, table in ((details, PostDetail.__table__), (schedules, PostSchedule.__table__)):
+        for start in range(0, len(rows), batch):
+            conn.execute(insert(table), rows[start:start + batch])
+
+
+def _schedule_row(post_id: str, run_at: datetime, max_attempts: int, now: datetime) -> dict:
+    """The queue's row for a post: pending, due at `run_at`."""
+    return dict(post_detail_id=post_id, run_at=run_at, status=QueueStatus.PENDING, attempts=0,
+                max_attempts=max_attempts, deferrals=0, created_at=now, updated_at=now)
 
 
 def when(scheduled_at: str, tz_name: str | None, now: datetime | None) -> datetime:
@@ -181,12 +210,18 @@ _ACCOUNT_COLUMNS = [SocialAccount.__table__.c[name] for name in (
     "id", "company_id", "client_id", "platform", "external_id", "display_name", "status")]
 
 
-def _accounts(session: Session, company_id: str, account_ids: list[str]) -> list[SocialAccount]:
-    """The accounts, in the order asked, as transient objects holding only _ACCOUNT_COLUMNS."""
+def _accounts(session: Session, company_id: str, account_ids: list[str],
+              known: dict[str, SocialAccount] | None = None) -> list[SocialAccount]:
+    """The accounts, in the order asked, as transient objects holding only _ACCOUNT_COLUMNS;
+    those in `known` are not read again, and those read are added to it."""
     unique = list(dict.fromkeys(account_ids))
+    found = {} if known is None else known
     table = SocialAccount.__table__
-    found = {row.id: SocialAccount(**row._mapping) for row in session.connection().execute(
-        select(*_ACCOUNT_COLUMNS).where(table.c.id.in_(unique), table.c.company_id == company_id))}
+    missing = [a for a in unique if a not in found]
+    if missing:
+        found.update({row.id: SocialAccount(**row._mapping) for row in session.connection().execute(
+            select(*_ACCOUNT_COLUMNS).where(table.c.id.in_(missing),
+                                            table.c.company_id == company_id))})
     for account_id in unique:
         account = found.get(account_id)
         if account is None:
@@ -375,11 +410,13 @@ def schedule_draft(sessions: sessionmaker[Session], company_id: str, post_id: st
             run_at = when(scheduled_at, tz_name, now)
         _hold_draft(session, post, "scheduled", status=PostStatus.PENDING, timezone=tz_name,
                     updated_at=now)
-        schedule = _new_schedule(session.connection(), post.id, run_at, max_attempts, now)
+        schedule = _schedule_row(post.id, run_at, max_attempts, now)
+        schedule["id"] = session.connection().execute(
+            insert(PostSchedule.__table__), schedule).inserted_primary_key[0]
         post.status, post.timezone, post.updated_at = PostStatus.PENDING, tz_name, now
         session.flush()
         session.expunge(post)
-        post.schedule = schedule
+        post.schedule = PostSchedule(**schedule)
     return post
 
 
