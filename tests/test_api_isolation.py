@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from app.services.accounts import create_client
+from app.services.evergreen import create_rule
 from app.services.posts import NewPost, schedule_post
 from app.services.webhooks import create_webhook
 
@@ -32,8 +33,10 @@ def seeded(db: Db, name: str) -> dict:
         session.execute(text("UPDATE post_details SET status = 'failed' WHERE id = :p"), {"p": failed.id})
     webhook = create_webhook(db.sessions, tenant.company_id, "https://93.184.215.14/hook",
                              ["post.published"], NOW)[0].id
+    rule = create_rule(db.sessions, tenant.company_id, [tenant.account_id], 3, NOW).id
     return {"tenant": tenant, "company": tenant.company_id, "account": tenant.account_id,
-            "client": client, "post": pending.id, "failed": failed.id, "webhook": webhook}
+            "client": client, "post": pending.id, "failed": failed.id, "webhook": webhook,
+            "rule": rule}
 
 
 def body(mine: dict, **theirs) -> dict:
@@ -81,6 +84,20 @@ MATRIX = {
     "list webhooks as their company": lambda m, t: ("GET", f"/webhooks?companyId={t['company']}", None),
     "delete their webhook": lambda m, t: ("DELETE", f"/webhooks/{t['webhook']}", None),
     "their webhook's deliveries": lambda m, t: ("GET", f"/webhooks/{t['webhook']}/deliveries", None),
+    "best times of their account": lambda m, t: ("GET", f"/optimal-times?accountId={t['account']}", None),
+    "best times as their company": lambda m, t: ("GET", f"/optimal-times?companyId={t['company']}", None),
+    "their post's metrics": lambda m, t: ("GET", f"/scheduled-posts/{t['post']}/metrics", None),
+    "rotate their account": lambda m, t: (
+        "POST", "/evergreen/rotate", {"count": 1, "accountIds": [t["account"]]}),
+    "rotate as their company": lambda m, t: (
+        "POST", "/evergreen/rotate", {"count": 1, "companyId": t["company"]}),
+    "rule on their account": lambda m, t: (
+        "POST", "/evergreen/rules", {"accountIds": [t["account"]], "postsPerWeek": 1}),
+    "rule as their company": lambda m, t: (
+        "POST", "/evergreen/rules", {"accountIds": [m["account"]], "postsPerWeek": 1,
+                                     "companyId": t["company"]}),
+    "list rules as their company": lambda m, t: ("GET", f"/evergreen/rules?companyId={t['company']}", None),
+    "delete their rule": lambda m, t: ("DELETE", f"/evergreen/rules/{t['rule']}", None),
 }
 
 
@@ -96,6 +113,7 @@ def snapshot(db: Db, company_id: str) -> dict:
         for table, where in [
             ("post_details", "company_id = :c"), ("social_accounts", "company_id = :c"),
             ("clients", "company_id = :c"), ("webhooks", "company_id = :c"),
+            ("evergreen_rules", "company_id = :c"),
             ("post_schedule", "post_detail_id IN (SELECT id FROM post_details WHERE company_id = :c)"),
         ]}
 
@@ -127,11 +145,12 @@ def test_another_companys_ids_are_404(db, two, case):
 
 def test_lists_show_only_the_callers_own(db, two):
     mine, theirs, api = two
-    for path in ("/scheduled-posts", "/social-accounts", "/clients", "/webhooks", "/api/queue/health"):
+    for path in ("/scheduled-posts", "/social-accounts", "/clients", "/webhooks", "/api/queue/health",
+                 "/evergreen/rules", "/optimal-times"):
         response = api.get(path)
         assert response.status_code == 200
         text_ = response.get_data(as_text=True)
-        for key in ("company", "account", "client", "post", "failed", "webhook"):
+        for key in ("company", "account", "client", "post", "failed", "webhook", "rule"):
             assert theirs[key] not in text_, (path, key)
     assert {p["id"] for p in api.get("/scheduled-posts").get_json()["items"]} == {
         mine["post"], mine["failed"]}
@@ -145,7 +164,7 @@ def test_the_matrix_covers_every_operation(db, two):
                (MATRIX[c](_ids("m"), _ids("t")) for c in MATRIX)}
     as_template = {_ids("t")["post"]: "{post_id}", _ids("t")["failed"]: "{post_id}",
                    _ids("t")["account"]: "{account_id}", _ids("m")["account"]: "{account_id}",
-                   _ids("t")["webhook"]: "{webhook_id}"}
+                   _ids("t")["webhook"]: "{webhook_id}", _ids("t")["rule"]: "{rule_id}"}
     for concrete, template in as_template.items():
         covered = {(m, p.replace(concrete, template)) for m, p in covered}
     for path, operations in document["paths"].items():
@@ -155,4 +174,5 @@ def test_the_matrix_covers_every_operation(db, two):
 
 
 def _ids(side: str) -> dict:
-    return {k: f"{side}-{k}" for k in ("company", "account", "client", "post", "failed", "webhook")}
+    return {k: f"{side}-{k}" for k in ("company", "account", "client", "post", "failed", "webhook",
+                                       "rule")}

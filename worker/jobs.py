@@ -16,6 +16,7 @@ from app.config import Settings
 from app.logs import event
 from app.queue import jobs as job_queue
 from app.queue.jobs import ClaimedJob
+from app.services import evergreen
 from app.services.retention import prune
 
 log = logging.getLogger("worker")
@@ -65,9 +66,19 @@ def run_collect_metrics(ctx: JobContext, job: ClaimedJob) -> dict:
     return collect(ctx, job)
 
 
+def run_evergreen(ctx: JobContext, job: ClaimedJob) -> dict:
+    """One week of a company's evergreen rule (app/services/evergreen.py)."""
+    s = ctx.settings
+    result = evergreen.run_rule(ctx.sessions, str(job.payload["rule_id"]), ctx.clock(),
+                                s.evergreen_min_gap, s.max_attempts)
+    if result is None:
+        return {"skipped": "the rule was deleted"}
+    return {"scheduled": [p.id for p in result.scheduled], "skipped": len(result.skipped)}
+
+
 HANDLERS: dict[str, Callable[[JobContext, ClaimedJob], dict | None]] = {
     "prune": run_prune, "deliver_webhook": run_deliver_webhook,
-    "collect_metrics": run_collect_metrics}
+    "collect_metrics": run_collect_metrics, evergreen.ROTATE_KIND: run_evergreen}
 
 
 def enqueue_daily_prune(settings: Settings, sessions: sessionmaker[Session],
@@ -89,12 +100,14 @@ class JobRunner:
         self.next_look = 0.0
 
     def prepare(self) -> None:
-        """At the start of a run: stale job locks back to pending, today's prune enqueued."""
+        """At the start of a run: stale job locks back to pending, today's prune and this
+        week's evergreen rotations enqueued."""
         ctx = self.ctx
         recovered = job_queue.recover_stale_jobs(ctx.sessions, ctx.clock(), ctx.settings.lock_timeout)
         if recovered:
             event(log, "jobs_recovered", logging.WARNING, count=recovered)
         enqueue_daily_prune(ctx.settings, ctx.sessions, ctx.clock())
+        evergreen.enqueue_weekly_rotations(ctx.sessions, ctx.clock())
 
     def submit(self, pool: ThreadPoolExecutor, spare: int) -> set[Future]:
         if spare <= 0 or time.monotonic() < self.next_look:

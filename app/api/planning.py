@@ -8,10 +8,12 @@ from uuid import UUID
 
 from pydantic import Field
 
-from app.api.schemas import Out, Strict
+from flask import current_app
+
+from app.api.schemas import CompanyQuery, Instant, Out, PostOut, Strict
 from app.api.spec import Api, sessions
-from app.models import PostMetrics
-from app.services import best_times, metrics
+from app.models import EvergreenRule, PostMetrics
+from app.services import best_times, evergreen, metrics
 from app.statuses import Platform
 from app.timeutil import utcnow
 
@@ -83,6 +85,85 @@ class PostMetricsOut(Out):
 def post_metrics(company_id: str, post_id: str):
     rows = metrics.post_metrics(sessions(), company_id, post_id)
     return PostMetricsOut(postId=post_id, items=[MetricsOut.of(m) for m in rows])
+
+
+class RotateIn(Strict):
+    companyId: UUID | None = None
+    count: int = Field(ge=1, le=evergreen.MAX_COUNT, description="Posts to schedule, at most")
+    accountIds: list[UUID] | None = Field(None, min_length=1, max_length=50,
+                                          description="Only these accounts' evergreen posts")
+    from_: Instant | None = Field(None, alias="from", description="Window start (default and "
+                                                                  "earliest: now)")
+    to: Instant | None = Field(None, description="Window end (default: from + 7 days; cut at "
+                                                 "90 days after from; a window over by now or "
+                                                 "ending before from schedules nothing)")
+
+
+class SkippedOut(Out):
+    postId: str
+    reason: str
+
+
+class RotationOut(Out):
+    scheduled: list[PostOut] = Field(description="The copies scheduled, each naming its source "
+                                                 "in evergreenSourceId")
+    skipped: list[SkippedOut] = Field(description="Sources of high enough priority with no "
+                                                  "time free in the window")
+
+
+@api.route("POST", "/evergreen/rotate", summary="Schedule the evergreen posts most due again",
+           body=RotateIn, response=RotationOut)
+def rotate(company_id: str, body: RotateIn):
+    settings = current_app.extensions["scheduler"]["settings"]
+    result = evergreen.rotate(
+        sessions(), company_id, body.count, utcnow(),
+        account_ids=[str(a) for a in body.accountIds] if body.accountIds else None,
+        start=body.from_, end=body.to, min_gap_days=settings.evergreen_min_gap,
+        max_attempts=settings.max_attempts)
+    return RotationOut(scheduled=[PostOut.of(p) for p in result.scheduled],
+                       skipped=[SkippedOut(postId=i, reason=r) for i, r in result.skipped])
+
+
+class RuleIn(Strict):
+    companyId: UUID | None = None
+    accountIds: list[UUID] = Field(min_length=1, max_length=50)
+    postsPerWeek: int = Field(ge=1, le=evergreen.MAX_COUNT)
+
+
+class RuleOut(Out):
+    id: str
+    accountIds: list[str]
+    postsPerWeek: int
+    createdAt: datetime
+
+    @classmethod
+    def of(cls, r: EvergreenRule) -> "RuleOut":
+        return cls(id=r.id, accountIds=list(r.account_ids), postsPerWeek=r.per_week,
+                   createdAt=r.created_at)
+
+
+class RuleList(Out):
+    items: list[RuleOut]
+
+
+@api.route("POST", "/evergreen/rules", summary="A weekly rotation: N evergreen posts a week on "
+           "these accounts", body=RuleIn, response=RuleOut, status=201)
+def create_rule(company_id: str, body: RuleIn):
+    return RuleOut.of(evergreen.create_rule(sessions(), company_id,
+                                            [str(a) for a in body.accountIds],
+                                            body.postsPerWeek, utcnow()))
+
+
+@api.route("GET", "/evergreen/rules", summary="The company's weekly rotations",
+           query=CompanyQuery, response=RuleList)
+def list_rules(company_id: str, query: CompanyQuery):
+    return RuleList(items=[RuleOut.of(r) for r in evergreen.list_rules(sessions(), company_id)])
+
+
+@api.route("DELETE", "/evergreen/rules/<rule_id>", summary="Stop a weekly rotation",
+           response=RuleOut)
+def delete_rule(company_id: str, rule_id: str):
+    return RuleOut.of(evergreen.delete_rule(sessions(), company_id, rule_id))
 
 
 def _str(value) -> str | None:

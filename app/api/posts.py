@@ -58,7 +58,8 @@ def new_post(db: Session, company_id: str, body: SchedulePostIn, now) -> posts.N
         run_at = posts.when(body.scheduledAt, tz_name, None)
     return posts.NewPost(account_ids, body.content, run_at, timezone=tz_name,
                          media_urls=tuple(body.mediaUrls),
-                         client_id=str(body.clientId) if body.clientId else None, not_before=now)
+                         client_id=str(body.clientId) if body.clientId else None, not_before=now,
+                         evergreen=body.evergreen)
 
 
 @api.route("GET", "/scheduled-posts", summary="The company's posts, filtered, a page at a time",
@@ -80,12 +81,14 @@ def get_post(company_id: str, post_id: str):
 
 
 @api.route("PATCH", "/scheduled-posts/<post_id>",
-           summary="New content, media or time, while the post is still pending",
+           summary="New content, media or time while the post is still pending; the evergreen "
+                   "flag at any time",
            body=EditPostIn, response=PostOut, conflicts=NOT_PENDING)
 def edit_post(company_id: str, post_id: str, body: EditPostIn):
     change = posts.PostChange(
         content=body.content, scheduled_at=body.scheduledAt, timezone=body.timezone,
-        media_urls=tuple(body.mediaUrls) if body.mediaUrls is not None else None)
+        media_urls=tuple(body.mediaUrls) if body.mediaUrls is not None else None,
+        evergreen=body.evergreen)
     return PostOut.of(posts.edit_post(sessions(), company_id, post_id, change, utcnow()))
 
 

@@ -165,13 +165,14 @@ class SchedulePostIn(Strict):
     timezone: TimeZone | None = None
     clientId: UUID | None = None
     mediaUrls: list[MediaUrl] = Field(default_factory=list, max_length=MAX_MEDIA)
+    evergreen: bool = Field(False, description="Publish it again later by evergreen rotation")
 
 
 class EditPostIn(Strict):
     # Something to change; a timezone only with scheduledAt.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
         {"anyOf": [_given("content", "string"), _given("mediaUrls", "array"),
-                   _given("scheduledAt", "string")]},
+                   _given("scheduledAt", "string"), _given("evergreen", "boolean")]},
         {"anyOf": [{"not": _given("timezone", "string")}, _given("scheduledAt", "string")]},
     ]})
 
@@ -179,6 +180,7 @@ class EditPostIn(Strict):
     scheduledAt: LocalOrOffsetTime | None = None
     timezone: TimeZone | None = None
     mediaUrls: list[MediaUrl] | None = Field(None, max_length=MAX_MEDIA)
+    evergreen: bool | None = Field(None, description="Alone, it may change in any state")
 
 
 class ScheduleDraftIn(Strict):
@@ -299,6 +301,8 @@ class PostOut(Out):
     publishedAt: datetime | None
     createdAt: datetime
     updatedAt: datetime
+    evergreen: bool = Field(description="Published again by evergreen rotation")
+    evergreenSourceId: str | None = Field(description="The evergreen post this is a rotation's copy of")
 
     @classmethod
     def fields_of(cls, p: PostDetail) -> dict:
@@ -312,7 +316,8 @@ class PostOut(Out):
                     scheduledAtLocal=local, attempts=s.attempts if s else 0,
                     maxAttempts=s and s.max_attempts,
                     platformPostId=p.platform_post_id, errorMessage=p.error_message,
-                    publishedAt=p.published_at, createdAt=p.created_at, updatedAt=p.updated_at)
+                    publishedAt=p.published_at, createdAt=p.created_at, updatedAt=p.updated_at,
+                    evergreen=bool(p.evergreen), evergreenSourceId=p.evergreen_source_id)
 
     @classmethod
     def of(cls, p: PostDetail) -> "PostOut":

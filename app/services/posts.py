@@ -41,6 +41,8 @@ class NewPost:
     # The API's "must be in the future": checked after the accounts are found, so a request
     # naming no account of this company is 404 whatever its time (the order the document states).
     not_before: datetime | None = None
+    evergreen: bool = False                 # to be published again by evergreen rotation
+    evergreen_source_id: str | None = None  # the evergreen post this one is a rotation's copy of
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,9 @@ def plan_posts(session: Session, company_id: str, request: NewPost, now: datetim
                       social_account_id=account.id, group_id=group_id, content=request.content,
                       media_urls=list(request.media_urls), timezone=request.timezone,
                       status=PostStatus.DRAFT if draft else PostStatus.PENDING,
-                      idempotency_key=idempotency_key, created_at=now, updated_at=now)
+                      idempotency_key=idempotency_key, created_at=now, updated_at=now,
+                      evergreen=request.evergreen,
+                      evergreen_source_id=request.evergreen_source_id)
         schedule = None if draft else _schedule_row(detail["id"], request.run_at,
                                                      max_attempts, now)
         planned.append(PlannedPost(detail, schedule, account))
@@ -346,14 +350,22 @@ class PostChange:
     scheduled_at: str | None = None
     timezone: str | None = None
     media_urls: tuple[str, ...] | None = None
+    evergreen: bool | None = None
 
 
 def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, change: PostChange,
               now: datetime) -> PostDetail:
-    """New content, media or time for a post the worker has not claimed yet."""
+    """New content, media or time for a post the worker has not claimed yet; the evergreen
+    flag alone may change on a post in any state (a published post is the usual source)."""
     if all(value is None for value in vars(change).values()):
-        raise InvalidInput("nothing to change: send content, mediaUrls or scheduledAt",
-                           fields={"body": "send content, mediaUrls or scheduledAt"})
+        raise InvalidInput("nothing to change: send content, mediaUrls, scheduledAt or evergreen",
+                           fields={"body": "send content, mediaUrls, scheduledAt or evergreen"})
+    if change.evergreen is not None and all(
+            value is None for name, value in vars(change).items() if name != "evergreen"):
+        with sessions.begin() as session:
+            post = _post(session, company_id, post_id)
+            post.evergreen, post.updated_at = change.evergreen, now
+        return post
     if change.timezone is not None and change.scheduled_at is None:
         raise InvalidInput("timezone only says how to read scheduledAt: send both",
                            fields={"timezone": "send scheduledAt with it"})
@@ -379,6 +391,8 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
             if change.scheduled_at is not None:
                 post.timezone = tz_name
         post.content, post.media_urls, post.updated_at = content, media, now
+        if change.evergreen is not None:
+            post.evergreen = change.evergreen
         session.flush()
         _refresh_schedule(session, post)
     return post

@@ -4,6 +4,11 @@ of the taxonomy in docs/architecture.md, and the queue decides what each class m
 A publisher may also offer `find_existing(post, account, since)`: the id of the post if it is
 already on the platform (published by an attempt whose outcome is unknown), else None; it raises
 LookupUnavailable where the platform gives no way to look.
+
+A publisher may also offer `fetch_metrics(platform_post_ids, account) -> {platform_post_id:
+app.services.metrics.Measured}` with `metrics_batch` (ids a call): worker/metrics.py measures its
+posts 1 h, 24 h and 7 d after publishing through it (a platform without it is not measured).
+It raises the same taxonomy (a rate limit defers the collection).
 """
 from __future__ import annotations
 
