@@ -8,18 +8,17 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app. Settings come from `config["SETTINGS"]`, else the environment; nothing
     runs at import. Outside development it refuses to start without SCHEDULER_SECRET_KEY."""
     import logging
-    import os
 
     from app import api, dashboard, logs, metrics, security
     from app.config import Settings
     from app.db import make_engine, make_session_factory
 
-    if not logging.getLogger().handlers:  # under gunicorn or `flask run`: JSON lines on stderr
-        logs.configure(os.environ.get("SCHEDULER_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
     app.config.update(config or {})
     settings = app.config.get("SETTINGS") or Settings.from_env()
     settings.validate()
+    if not logging.getLogger().handlers:  # under gunicorn or `flask run`: JSON lines on stderr
+        logs.configure(settings.log_level)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.config.update(SECRET_KEY=session_key(settings), SESSION_COOKIE_HTTPONLY=True,

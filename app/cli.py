@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from datetime import datetime, timedelta
 from importlib import metadata
@@ -53,8 +52,9 @@ def handle_errors(command):
     """One place that turns the exception tree into a line on stderr and an exit code."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        logs.configure(os.environ.get("SCHEDULER_LOG_LEVEL", "INFO"))
         try:
+            # Read alone: `secret-key` must work where the whole configuration is not valid yet.
+            logs.configure(Settings.only_from_env("log_level").log_level)
             return command(*args, **kwargs)
         except SchedulerError as exc:
             report_error(exc.code, str(exc), exc.exit_code)
@@ -123,6 +123,9 @@ class Context:
     @functools.cached_property
     def settings(self) -> Settings:
         return Settings.from_env()
+
+    def keys(self) -> crypto.KeyRing:
+        return crypto.KeyRing.of(self.settings)
 
     def sessions(self, check_schema_first: bool = True):
         if self.engine is None:
@@ -329,7 +332,7 @@ def account_add(ctx: Context, company_id: str, platform: str, external_id: str, 
     from app.services.accounts import add_account
 
     created = add_account(ctx.sessions(), company_id, platform, external_id, token, utcnow(),
-                          display_name=display_name)
+                          display_name=display_name, keys=ctx.keys())
     ctx.output({"id": created.id, "platform": created.platform,
                 "external_id": created.external_id, "status": created.status},
                f"account {created.id} ({created.platform} {created.external_id})")
@@ -352,7 +355,7 @@ def account_reconnect(ctx: Context, account_id: str, token: str) -> None:
     if found is None:
         raise NotFound(f"no social account {account_id}")
     account, released = reconnect_account(ctx.sessions(), found.company_id, account_id, token,
-                                          utcnow())
+                                          utcnow(), keys=ctx.keys())
     ctx.output({"id": account.id, "status": account.status, "released": released},
                f"account {account.id} is active again; {released} waiting post(s) are pending again")
 
@@ -381,7 +384,7 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str | None,
     """Schedule TEXT on one or more accounts (`post create`: the same), or without --at save
     it as a draft on each."""
     from app.models import SocialAccount
-    from app.services.posts import NewPost, company_zone, schedule_post, zone_for
+    from app.services.posts import NewPost, schedule_post
 
     now = utcnow()
     sessions = ctx.sessions()
@@ -391,13 +394,14 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str | None,
             raise NotFound(f"no social account {account_ids[0]}")
         if at is None and tz_name is not None:
             raise InvalidInput("--timezone only says how to read --at: give both")
-        if at is not None and not at.strip().lower().startswith(("now", "+")):
-            tz_name = zone_for(at, tz_name, lambda: company_zone(session, first.company_id))
-    run_at = None if at is None else parse_when(at, tz_name, now)
-    request = NewPost(list(account_ids), text, run_at, timezone=tz_name,
-                      media_urls=tuple(media_urls))
+    # `now` and `+N` are instants already; any other time is read as the API reads scheduledAt;
+    # no --at: drafts.
+    relative = at is not None and (at.strip().lower() == "now" or at.strip().startswith("+"))
+    request = NewPost(list(account_ids), text, parse_when(at, now) if relative else at,
+                      timezone=tz_name, media_urls=tuple(media_urls),
+                      not_before=None if relative else now)
     posts = schedule_post(sessions, first.company_id, request, now,
-                          max_attempts=ctx.settings.max_attempts)
+                          max_attempts=ctx.settings.max_attempts).posts
     rows = [_post_row(p) for p in posts]
     ctx.output(rows, "\n".join(_post_line(r) for r in rows))
 
@@ -436,26 +440,22 @@ def post_queue(ctx: Context, post_id: str, at: str, tz_name: str | None) -> None
     ctx.output(row, _post_line(row))
 
 
-def parse_when(value: str, tz_name: str | None, now: datetime) -> datetime:
-    """`now`, `+N[s|m|h]`, or a future time as the API takes it (`services.posts.when`)."""
-    from app.services.posts import when
-
+def parse_when(value: str, now: datetime) -> datetime:
+    """`now` or `+N[s|m|h]`: a time from now."""
     text = value.strip().lower()
     if text == "now":
         return now
-    if text.startswith("+"):
-        units = {"s": 1, "m": 60, "h": 3600}
-        number, unit = (text[1:-1], text[-1]) if text[-1] in units else (text[1:], "s")
-        try:
-            seconds = float(number) * units[unit]
-            if not seconds >= 0:
-                raise ValueError(number)
-            return now + timedelta(seconds=seconds)
-        except ValueError:
-            raise InvalidInput(f"{value!r}: use +90s, +5m or +2h") from None
-        except OverflowError:
-            raise InvalidInput(f"{value!r} is too far in the future") from None
-    return when(value, tz_name, now)
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[1:-1], text[-1]) if text[-1] in units else (text[1:], "s")
+    try:
+        seconds = float(number) * units[unit]
+        if not seconds >= 0:
+            raise ValueError(number)
+        return now + timedelta(seconds=seconds)
+    except ValueError:
+        raise InvalidInput(f"{value!r}: use +90s, +5m or +2h") from None
+    except OverflowError:
+        raise InvalidInput(f"{value!r} is too far in the future") from None
 
 
 @post.command("import")
@@ -548,10 +548,10 @@ def demo(ctx: Context, count: int, spread: int) -> None:
     now, sessions = utcnow(), ctx.sessions()
     created, key = create_company(sessions, "Demo company", now)
     sandbox = add_account(sessions, created.id, Platform.SANDBOX, f"demo-{created.id[:8]}", "demo-token",
-                          now, display_name="Sandbox demo")
+                          now, display_name="Sandbox demo", keys=ctx.keys())
     posts = [schedule_post(sessions, created.id, NewPost(
         [sandbox.id], f"Demo post {i + 1} of {count}",
-        now + timedelta(seconds=spread * (i + 1) / count)), now)[0] for i in range(count)]
+        now + timedelta(seconds=spread * (i + 1) / count)), now).posts[0] for i in range(count)]
     ctx.output({"company_id": created.id, "api_key": key, "account_id": sandbox.id,
                 "posts": [p.id for p in posts]},
                f"company {created.id}, sandbox account {sandbox.id}\n"
@@ -682,7 +682,7 @@ def secret_key_rotate(ctx: Context, batch: int) -> None:
     with it or SCHEDULER_OLD_SECRET_KEYS. Safe to interrupt and run again."""
     from app.services.keys import rotate
 
-    report = rotate(ctx.sessions(), batch=batch)
+    report = rotate(ctx.sessions(), batch=batch, keys=ctx.keys())
     ctx.output(report.as_dict(), (f"re-sealed {report.resealed}, already under the current key "
                                   f"{report.already_current}, unreadable {len(report.unreadable)}"))
     if report.unreadable:

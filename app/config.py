@@ -20,6 +20,7 @@ from app.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
 ENVIRONMENTS = ("development", "test", "production")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 CLOCK_SLACK = 1.0  # seconds the workers' clocks may disagree (NTP keeps them within ms)
 # The drivers we ship and test. Anything else is refused up front, not at the first query.
 _DRIVERS = {"sqlite": "sqlite", "mysql": "mysql+pymysql", "mysql+pymysql": "mysql+pymysql",
@@ -72,6 +73,8 @@ class Settings:
     webhook_timeout: float = 10.0  # seconds to connect to, and then to wait for, a webhook receiver
     webhook_allow_private: int = 0  # 1: webhook URLs may resolve to private/loopback addresses
     evergreen_min_gap: int = 30  # days: evergreen rotation never repeats a text on an account sooner
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
+    sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -106,22 +109,32 @@ class Settings:
         "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
         "evergreen_min_gap": "SCHEDULER_EVERGREEN_MIN_GAP",
+        "log_level": "SCHEDULER_LOG_LEVEL",
+        "sql_dir": "SCHEDULER_SQL_DIR",
     }
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        settings = cls.only_from_env(*(f.name for f in fields(cls)), environ=environ,
+                                     **overrides)
+        settings.validate()
+        return settings
+
+    @classmethod
+    def only_from_env(cls, *names: str, environ: Mapping[str, str] | None = None,
+                      **overrides) -> "Settings":
+        """The defaults, with `names` read from the environment and not cross-checked: for what
+        is needed before, or without, the whole configuration (the log level, the key ring)."""
         environ = os.environ if environ is None else environ
+        kinds = {f.name: f.type for f in fields(cls)}
         values = {}
-        for f in fields(cls):
-            var = cls.ENV[f.name]
+        for name in names:
+            var = cls.ENV[name]
             raw = environ.get(var)
             if raw is None or raw.strip() == "":
                 continue
-            values[f.name] = _parse(var, raw.strip(), f.type)
-        values.update(overrides)
-        settings = cls(**values)
-        settings.validate()
-        return settings
+            values[name] = _parse(var, raw.strip(), kinds[name])
+        return cls(**{**values, **overrides})
 
     def validate(self) -> None:
         normalize_database_url(self.database_url)
@@ -136,6 +149,9 @@ class Settings:
         if self.webhook_allow_private not in (0, 1):
             raise ConfigError(f"SCHEDULER_WEBHOOK_ALLOW_PRIVATE must be 0 or 1, "
                               f"got {self.webhook_allow_private}")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"SCHEDULER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                              f"got {self.log_level!r}")
         if not self.worker_id:
             raise ConfigError("SCHEDULER_WORKER_ID must not be empty")
         if self.environment not in ENVIRONMENTS:

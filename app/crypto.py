@@ -6,16 +6,18 @@ SCHEDULER_OLD_SECRET_KEYS (comma-separated, only open), so a key can be replaced
 moment when stored tokens are unreadable: add the new key, keep the old one listed, run
 `scheduler secret-key rotate`, then drop the old one. Without SCHEDULER_SECRET_KEY a fixed
 development key is used, which is fine for the sandbox and wrong for anything real.
+The keys come from Settings: a caller with settings passes `KeyRing.of(settings)`.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
+from dataclasses import dataclass
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from app.config import Settings
 from app.errors import ConfigError
 
 _DEVELOPMENT_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"post-scheduler development").digest())
@@ -31,54 +33,61 @@ def _fernet(key: bytes, setting: str) -> Fernet:
                           "(`scheduler secret-key` makes one)") from None
 
 
-@lru_cache(maxsize=4)
-def _ring(current: str, old: str) -> tuple[Fernet, MultiFernet]:
+@dataclass(frozen=True)
+class KeyRing:
     """The sealing key and the ring that opens (current first, then the old keys in order)."""
+
+    sealing: Fernet
+    opening: MultiFernet
+
+    @classmethod
+    def of(cls, settings: Settings) -> "KeyRing":
+        """The ring of SCHEDULER_SECRET_KEY and SCHEDULER_OLD_SECRET_KEYS as `settings` hold them
+        (built once per pair of values); ConfigError names the setting of a malformed key."""
+        return _ring(settings.secret_key.strip(), settings.old_secret_keys)
+
+    @classmethod
+    def from_env(cls) -> "KeyRing":
+        """For callers given no settings: the two key settings, read by Settings now."""
+        return cls.of(Settings.only_from_env("secret_key", "old_secret_keys"))
+
+
+@lru_cache(maxsize=4)
+def _ring(current: str, old: str) -> KeyRing:
     first = _fernet(current.encode() if current else _DEVELOPMENT_KEY, "SCHEDULER_SECRET_KEY")
     rest = [_fernet(k.strip().encode(), "SCHEDULER_OLD_SECRET_KEYS")
             for k in old.split(",") if k.strip()]
-    return first, MultiFernet([first, *rest])
-
-
-def _keys() -> tuple[Fernet, MultiFernet]:
-    # Read from the environment on each call (cached by value), the variables Settings documents.
-    return _ring(os.environ.get("SCHEDULER_SECRET_KEY", "").strip(),
-                 os.environ.get("SCHEDULER_OLD_SECRET_KEYS", ""))
-
-
-def check_keys() -> None:
-    """Raise ConfigError naming the setting when a configured key is not a Fernet key."""
-    _keys()
+    return KeyRing(first, MultiFernet([first, *rest]))
 
 
 def development_key() -> bytes:
     return _DEVELOPMENT_KEY
 
 
-def seal(token: str) -> str:
-    return _keys()[1].encrypt(token.encode()).decode()
+def seal(token: str, keys: KeyRing | None = None) -> str:
+    return (keys or KeyRing.from_env()).opening.encrypt(token.encode()).decode()
 
 
-def unseal(sealed: str, what: str = "an access token") -> str:
+def unseal(sealed: str, what: str = "an access token", keys: KeyRing | None = None) -> str:
     try:
-        return _keys()[1].decrypt(sealed.encode()).decode()
+        return (keys or KeyRing.from_env()).opening.decrypt(sealed.encode()).decode()
     except InvalidToken:
         raise ConfigError(f"{what} {UNREADABLE}") from None
 
 
-def is_current(sealed: str) -> bool:
+def is_current(sealed: str, keys: KeyRing | None = None) -> bool:
     """Sealed with SCHEDULER_SECRET_KEY itself (a rotation has nothing to do for it)."""
     try:
-        _keys()[0].decrypt(sealed.encode())
+        (keys or KeyRing.from_env()).sealing.decrypt(sealed.encode())
         return True
     except InvalidToken:
         return False
 
 
-def reseal(sealed: str, what: str = "a stored token") -> str:
+def reseal(sealed: str, what: str = "a stored token", keys: KeyRing | None = None) -> str:
     """The same plaintext sealed again with SCHEDULER_SECRET_KEY; ConfigError if no key opens it."""
     try:
-        return _keys()[1].rotate(sealed.encode()).decode()
+        return (keys or KeyRing.from_env()).opening.rotate(sealed.encode()).decode()
     except InvalidToken:
         raise ConfigError(f"{what} {UNREADABLE}") from None
 

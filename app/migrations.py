@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
+from app.config import Settings
 from app.errors import ConfigError, SchemaMissing
 
 DIALECTS = ("mysql", "postgresql")  # the engines sql/schema.<dialect>.sql is rendered for
@@ -40,7 +40,8 @@ OLD_RUNNER_MARKS: tuple[tuple[str, Callable[[set[str], Callable[[str], set[str]]
 
 def sql_dir() -> Path:
     """sql/ beside the code (a checkout or an editable install), else where `pip install .` put it."""
-    candidates = [Path(os.environ["SCHEDULER_SQL_DIR"])] if os.environ.get("SCHEDULER_SQL_DIR") else []
+    given = Settings.only_from_env("sql_dir").sql_dir  # read alone: `db init` may come first
+    candidates = [Path(given)] if given else []
     candidates += [Path(__file__).resolve().parent.parent / "sql",
                    Path(sys.prefix) / "share" / "post-scheduler" / "sql"]
     for path in candidates:

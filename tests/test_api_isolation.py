@@ -25,7 +25,7 @@ def seeded(db: Db, name: str) -> dict:
     client = create_client(db.sessions, tenant.company_id, f"{name} client", NOW).id
     run_at = NOW + timedelta(days=30)
     pending, failed = (schedule_post(db.sessions, tenant.company_id,
-                                     NewPost([tenant.account_id], f"{name} {what}", run_at), NOW)[0]
+                                     NewPost([tenant.account_id], f"{name} {what}", run_at), NOW).posts[0]
                        for what in ("pending", "failed"))
     with db.sessions.begin() as session:
         session.execute(text("UPDATE post_schedule SET status = 'failed' WHERE post_detail_id = :p"),

@@ -43,6 +43,8 @@ EVERY_VARIABLE = [
     ("SCHEDULER_WEBHOOK_TIMEOUT", "webhook_timeout", "3", 3.0),
     ("SCHEDULER_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private", "1", 1),
     ("SCHEDULER_EVERGREEN_MIN_GAP", "evergreen_min_gap", "14", 14),
+    ("SCHEDULER_LOG_LEVEL", "log_level", "DEBUG", "DEBUG"),
+    ("SCHEDULER_SQL_DIR", "sql_dir", "/opt/scheduler/sql", "/opt/scheduler/sql"),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]
@@ -256,6 +258,12 @@ def test_outside_development_a_secret_key_is_required(env):
 def test_unknown_environment_is_refused():
     with pytest.raises(ConfigError, match="SCHEDULER_ENV must be one of development, test, production"):
         Settings.from_env({"SCHEDULER_ENV": "prod"})
+
+
+def test_unknown_log_level_is_refused():
+    with pytest.raises(ConfigError, match="SCHEDULER_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"):
+        Settings.from_env({"SCHEDULER_LOG_LEVEL": "LOUD"})
+    assert Settings.from_env({"SCHEDULER_LOG_LEVEL": "warning"}).log_level == "warning"
 
 
 def test_secret_key_is_not_in_the_repr():

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from app import logs
 from app.models import PublishAttempt, SocialAccount, WorkerRun
-from worker.cycle import MAX_DEFERRALS, Worker
+from worker.cycle import Worker
+from worker.retry import MAX_DEFERRALS
 from app.errors import InvalidInput, NotFound
 from app.services.accounts import reconnect_account
 from worker.publishers.base import (

@@ -70,14 +70,14 @@ def seeded(mariadb):
         "the platform refused this text"))}).run()          # 3 published, 1 failed
     add_due_posts(db, acme, 2, run_at=now - timedelta(seconds=120), content="acme waiting")
     future = schedule_post(db.sessions, acme.company_id, NewPost(
-        [acme.account_id], "acme calendar post", CALENDAR_UTC), now)[0]
+        [acme.account_id], "acme calendar post", CALENDAR_UTC), now).posts[0]
     pending = schedule_post(db.sessions, acme.company_id, NewPost(
-        [acme.account_id], "acme cancel me", now + timedelta(days=3)), now)[0]
+        [acme.account_id], "acme cancel me", now + timedelta(days=3)), now).posts[0]
     add_due_posts(db, other, 3, run_at=now - timedelta(minutes=1), content="OTHER SECRET")
     broken = make_tenant(db, platform="x", name="Acme-x")
     [held] = add_due_posts(db, acme, 1, run_at=now + timedelta(days=1), content="acme held")
     long_post = schedule_post(db.sessions, acme.company_id, NewPost(
-        [acme.account_id], LONG_LABEL, BUSY_DAY_UTC), now)[0]
+        [acme.account_id], LONG_LABEL, BUSY_DAY_UTC), now).posts[0]
     add_due_posts(db, acme, BUSY_POSTS - 1, run_at=BUSY_DAY_UTC + timedelta(hours=2),
                   content="busy day post with a label of some length")
     with db.sessions.begin() as session:

@@ -3,6 +3,7 @@ SCHEDULER_OLD_SECRET_KEYS, `scheduler secret-key rotate` re-seals them (resumabl
 SCHEDULER_SECRET_KEY, and afterwards the old key can go."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -25,6 +26,11 @@ OLD, OLDER, NEW = crypto.new_key(), crypto.new_key(), crypto.new_key()
 def use_keys(monkeypatch, current: str, old: str = "") -> None:
     monkeypatch.setenv("SCHEDULER_SECRET_KEY", current)
     monkeypatch.setenv("SCHEDULER_OLD_SECRET_KEYS", old)
+
+
+def keyed(db, current: str, old: str = ""):
+    """The worker's settings with these keys: it reads them from its Settings, as cron gives them."""
+    return replace(db.settings, secret_key=current, old_secret_keys=old)
 
 
 def sealed_tokens(db) -> dict[str, str]:
@@ -125,10 +131,10 @@ def test_posts_publish_with_the_old_key_listed_and_after_rotation_without_it(db,
     add_due_posts(db, tenant, 3, run_at=T0 + timedelta(hours=1))
 
     use_keys(monkeypatch, NEW, OLD)  # the new key in place, the old one still listed
-    Worker(db.settings, db.sessions, clock=lambda: T0 + timedelta(seconds=1)).run()
+    Worker(keyed(db, NEW, OLD), db.sessions, clock=lambda: T0 + timedelta(seconds=1)).run()
     assert published(db) == 3
 
     assert rotate(db.sessions).resealed == 1
     use_keys(monkeypatch, NEW)  # the old key removed after the rotation
-    Worker(db.settings, db.sessions, clock=lambda: T0 + timedelta(hours=1, seconds=1)).run()
+    Worker(keyed(db, NEW), db.sessions, clock=lambda: T0 + timedelta(hours=1, seconds=1)).run()
     assert published(db) == 6

@@ -267,7 +267,8 @@ def test_a_recovered_workers_late_outcome_changes_nothing(db, tenant, late):
     def a_reports():
         return {
             "published": lambda: queue.mark_published(db.sessions, a, "from-a", now),
-            "retry": lambda: queue.schedule_retry(db.sessions, a, Failure("a: timeout"), now, 60),
+            "retry": lambda: queue.schedule_retry(db.sessions, a, Failure("a: timeout"), now,
+                                                  now + timedelta(seconds=60)),
             "failed": lambda: queue.mark_failed(db.sessions, a, Failure("a: rejected"), now),
             "deferred": lambda: queue.defer(db.sessions, a, now + timedelta(hours=1),
                                             Failure("a: 429"), now),

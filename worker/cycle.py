@@ -35,11 +35,9 @@ from worker.publishers.base import (
     PostToPublish, Publisher, RateLimitedError, guarded,
 )
 from worker.queue import Claimed, Failure
+from worker.retry import Decision, Event, Happened, RetryPolicy, Verdict
 
 log = logging.getLogger("worker")
-MAX_DEFERRALS = 5                        # rate-limit deferrals of one post, then it fails
-MAX_DEFERRAL_SPAN = timedelta(hours=24)  # nor is it deferred past this after its first run_at
-DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=1)  # when the platform does not say how long
 LOOKUP_SLACK = timedelta(minutes=5)      # look this far before a lost attempt (clock skew)
 RECORD_WINDOW = 0.05  # seconds a published outcome may wait to be written with others
 RECORD_GROUP = 100    # published outcomes written in one transaction, at most
@@ -86,7 +84,8 @@ class Worker:
         self.sessions = sessions
         self.publishers = default_publishers(settings) if publishers is None else publishers
         self.clock = clock
-        self._run = _RunState()
+        self.policy = RetryPolicy.of(settings)
+        self._run = _RunState(settings)
         self.jobs = JobRunner(JobContext(settings, sessions, clock, self.publishers))
         self._leases = Leases(settings, sessions, clock)
 
@@ -94,7 +93,7 @@ class Worker:
         """One run. Without `loop` it ends when nothing is due; with it, when the budget is spent."""
         s = self.settings
         summary = RunSummary(worker_id=s.worker_id)
-        self._run = _RunState()
+        self._run = _RunState(s)
         self._leases = Leases(s, self.sessions, self.clock)
         started = time.monotonic()
         run_id = queue.start_run(self.sessions, s.worker_id, self.clock())
@@ -232,22 +231,20 @@ class Worker:
             self._leases.discard(job)
 
     def _publish(self, job: Claimed, post: PostToPublish, account: "_AccountRow") -> "str | _Published":
-        s, now = self.settings, self.clock()
-        if job.run_at < now - timedelta(seconds=s.missed_after):
-            return self._record(job, account, "missed", queue.mark_failed, Failure(
-                f"not published: it was due at {job.run_at.isoformat()}, more than "
-                f"{s.missed_after} s (SCHEDULER_MISSED_AFTER) before the worker reached it",
-                error_code="missed"), now=now, status=QueueStatus.MISSED)
+        now = self.clock()
+        decision = self.policy.decide(self._happened(job, Event.DUE, now))
+        if decision.verdict is Verdict.MISSED:
+            return self._apply(job, account, decision, Failure(decision.reason, error_code="missed"))
         if account.status != AccountStatus.ACTIVE or account.id in self._run.needs_reconnect:
-            return self._record(job, account, "waiting", queue.hold_for_reconnect, Failure(
+            return self._after(job, account, Event.NEEDS_RECONNECT, Failure(
                 waiting_reason(account), error_code="needs_reconnect"), now=now)
         limited = self._run.limited_until(account.id, now)
         if limited is not None:  # another post of this account was just refused: no request
-            return self._defer(job, account, limited.until, Failure(
-                limited.message, error_code="rate_limited_account"))
+            return self._after(job, account, Event.RATE_LIMITED, Failure(
+                limited.message, error_code="rate_limited_account"), now=now, retry_at=limited.until)
         publisher = self.publishers.get(account.platform)
         if publisher is None:
-            return self._record(job, account, "failed", queue.mark_failed, Failure(
+            return self._after(job, account, Event.PERMANENT, Failure(
                 f"no publisher for platform {account.platform!r} in this worker",
                 error_code="no_publisher"), now=now)
         post = replace(post, draft_id=job.draft_id, keep_draft=lambda draft: queue.save_draft(
@@ -274,22 +271,22 @@ class Worker:
         except ClaimExpired as exc:
             return self._drop(job, account, _failure(exc, note=note))
         except NotReadyError as exc:  # still processing on the platform's side: not the account's fault
-            return self._defer(job, account, self._until(exc), _failure(exc, note=note))
+            return self._rate_limited(job, account, exc, _failure(exc, note=note))
         except RateLimitedError as exc:
-            self._run.limit(account.id, self._until(exc))
-            return self._defer(job, account, self._until(exc), _failure(exc, note=note))
+            self._run.limit(account.id, self.policy.resume_at(self.clock(), exc.retry_at,
+                                                              exc.retry_after))
+            return self._rate_limited(job, account, exc, _failure(exc, note=note))
         except AuthError as exc:
             self._run.needs_reconnect.add(account.id)
             mark_needs_reconnect(self.sessions, account.id, self.clock())
-            return self._record(job, account, "failed", queue.mark_failed, _failure(
+            return self._after(job, account, Event.PERMANENT, _failure(
                 exc, f"{exc.message}. Reconnect the {account.platform} account to publish again; "
-                "its other posts wait until then", note), now=self.clock())
+                "its other posts wait until then", note))
         except PermanentError as exc:
-            return self._record(job, account, "failed", queue.mark_failed,
-                                _failure(exc, note=note), now=self.clock())
+            return self._after(job, account, Event.PERMANENT, _failure(exc, note=note))
         except Exception as exc:  # RetryableError, and anything unforeseen, is worth a retry
-            return self._retry_or_fail(job, account, _failure(exc, note=note),
-                                       getattr(exc, "maybe_published", False))
+            return self._after(job, account, Event.RETRYABLE, _failure(exc, note=note),
+                               maybe_published=getattr(exc, "maybe_published", False))
         return self._published(job, account, result.platform_post_id,
                                Failure(note, error_code="lookup_unavailable") if note else None)
 
@@ -318,35 +315,45 @@ class Worker:
         """Success is written by the run's loop, batched with the others that finish with it."""
         return _Published(queue.Published(job, platform_post_id, note), account)
 
-    def _retry_or_fail(self, job: Claimed, account: "_AccountRow", failure: Failure,
-                       maybe_published: bool = False) -> str:
-        if job.attempt < job.max_attempts:
-            return self._record(job, account, "retried", queue.schedule_retry, failure,
-                                now=self.clock(), backoff=self.settings.retry_backoff,
-                                maybe_published=maybe_published)
+    def _happened(self, job: Claimed, event: Event, now: datetime, **fields) -> Happened:
+        return Happened(event, now, job.run_at, job.attempt, job.max_attempts, job.deferrals,
+                        job.deferred_since, **fields)
+
+    def _rate_limited(self, job: Claimed, account: "_AccountRow", exc: RateLimitedError,
+                      failure: Failure) -> str:
+        return self._after(job, account, Event.RATE_LIMITED, failure, retry_at=exc.retry_at,
+                           retry_after=exc.retry_after)
+
+    def _after(self, job: Claimed, account: "_AccountRow", event: Event, failure: Failure,
+               now: datetime | None = None, maybe_published: bool = False, **fields) -> str:
+        """Ask the retry policy what `event` means for this post, and apply its decision."""
+        now = self.clock() if now is None else now
+        decision = self.policy.decide(self._happened(job, event, now, **fields))
+        return self._apply(job, account, decision, failure, now, maybe_published)
+
+    def _apply(self, job: Claimed, account: "_AccountRow", decision: Decision, failure: Failure,
+               now: datetime | None = None, maybe_published: bool = False) -> str:
+        """Write the policy's decision through the queue's fenced writes."""
+        now = self.clock() if now is None else now
+        verdict = decision.verdict
+        if verdict is Verdict.RETRY:
+            return self._record(job, account, verdict, queue.schedule_retry, failure, now=now,
+                                run_at=decision.at, maybe_published=maybe_published)
+        if verdict is Verdict.DEFER:
+            return self._record(job, account, verdict, queue.defer, failure, until=decision.at,
+                                now=now)
+        if verdict is Verdict.WAIT:
+            return self._record(job, account, verdict, queue.hold_for_reconnect, failure, now=now)
+        if verdict is Verdict.MISSED:
+            return self._record(job, account, verdict, queue.mark_failed, failure, now=now,
+                                status=QueueStatus.MISSED)
+        if decision.reason is not None:
+            failure = replace(failure, message=f"{failure.message} ({decision.reason})")
         if maybe_published:
             failure = replace(failure, message=f"{failure.message}; the request may have reached "
                               f"{account.platform}: a retry looks for the post there first")
-        return self._record(job, account, "failed", queue.mark_failed, failure, now=self.clock(),
+        return self._record(job, account, Verdict.FAIL, queue.mark_failed, failure, now=now,
                             maybe_published=maybe_published)
-
-    def _until(self, exc: RateLimitedError) -> datetime:
-        now = self.clock()
-        if exc.retry_at is not None and exc.retry_at > now:
-            return exc.retry_at
-        return now + (exc.retry_after or DEFAULT_RATE_LIMIT_WAIT)
-
-    def _defer(self, job: Claimed, account: "_AccountRow", until: datetime,
-               failure: Failure) -> str:
-        """Due again at `until`, spending no attempt; bounded in count and span."""
-        now = self.clock()
-        first = job.deferred_since or job.run_at
-        if job.deferrals >= MAX_DEFERRALS or until > first + MAX_DEFERRAL_SPAN:
-            return self._record(job, account, "failed", queue.mark_failed, replace(
-                failure, message=f"{failure.message} (not published: after {job.deferrals} "
-                f"deferrals it would go out more than {MAX_DEFERRAL_SPAN.total_seconds() / 3600:g} "
-                f"h after its time, or be deferred more than {MAX_DEFERRALS} times)"), now=now)
-        return self._record(job, account, "deferred", queue.defer, failure, until=until, now=now)
 
     def _drop(self, job: Claimed, account: "_AccountRow", failure: Failure) -> str:
         """A claim too old to act on: nothing is sent; the row goes back to pending (attempt
@@ -451,7 +458,8 @@ class _RunState:
     """What one run learned about accounts, shared by its publishing threads: which are rate
     limited (their other posts are deferred without a request) and which need reconnecting."""
 
-    def __init__(self):
+    def __init__(self, settings: Settings):
+        self.settings = settings
         self.needs_reconnect: set[str] = set()
         self._limits: dict[str, datetime] = {}
         self._tokens: dict[str, str] = {}  # sealed -> plain: one decryption per account per run
@@ -460,7 +468,8 @@ class _RunState:
     def credentials(self, account: "_AccountRow") -> Account:
         token = self._tokens.get(account.sealed_token)
         if token is None:
-            token = self._tokens[account.sealed_token] = crypto.unseal(account.sealed_token)
+            token = self._tokens[account.sealed_token] = crypto.unseal(
+                account.sealed_token, keys=crypto.KeyRing.of(self.settings))
         return account.to_publisher(token)
 
     def limit(self, account_id: str, until: datetime) -> None:

@@ -23,6 +23,7 @@ from app.queue.tx import LockConflict, in_transaction  # noqa: F401  (re-exporte
 from app.services.metrics import schedule_collection
 from app.services.webhooks import post_events
 from app.statuses import RETRYABLE, Outcome, PostStatus, QueueStatus
+from worker.retry import may_try_again
 
 RECOVER_LIMIT = 500
 POSTS = LockedTable(PostSchedule.__table__)  # the shared claim/recover/release, on post_schedule
@@ -72,8 +73,8 @@ def recover_stale(sessions: sessionmaker[Session], now: datetime, lock_timeout: 
         if not rows:
             return 0
         lost = "the worker stopped answering during this attempt; it was recovered after the lock timeout"
-        retry = [r.id for r in rows if r.attempts < r.max_attempts]
-        spent = [r for r in rows if r.attempts >= r.max_attempts]
+        retry = [r.id for r in rows if may_try_again(r.attempts, r.max_attempts)]
+        spent = [r for r in rows if not may_try_again(r.attempts, r.max_attempts)]
         if retry:
             conn.execute(update(PostSchedule).where(PostSchedule.id.in_(retry)).ordered_values(
                 _remember_unknown(), (PostSchedule.status, QueueStatus.PENDING), (PostSchedule.locked_at, None),
@@ -220,10 +221,9 @@ def _finish_published(conn: Connection, mine: list[Published], now: datetime) ->
 
 
 def schedule_retry(sessions: sessionmaker[Session], job: Claimed, failure: Failure,
-                   now: datetime, backoff: float, maybe_published: bool = False) -> bool:
-    """Back to pending, due again after `backoff` x 2^(attempt-1) seconds. `maybe_published`:
+                   now: datetime, run_at: datetime, maybe_published: bool = False) -> bool:
+    """Back to pending, due again at `run_at` (the retry policy's backoff). `maybe_published`:
     the request may have gone through (no answer), so the next attempt looks first."""
-    run_at = now + timedelta(seconds=backoff * 2 ** (job.attempt - 1))
 
     def work(conn: Connection) -> bool:
         if not _release(conn, job, now, status=QueueStatus.PENDING, run_at=run_at,
@@ -404,24 +404,24 @@ def _record_attempt(conn: Connection, job: Claimed, now: datetime, outcome: Outc
 
 def requeue_failed(sessions: sessionmaker[Session], schedule_id: int, now: datetime) -> bool:
     """failed (or missed) -> pending, attempts reset, due now. False if the row is not failed."""
+    return in_transaction(sessions, lambda conn: requeue(conn, schedule_id, now) in RETRYABLE)
 
-    def work(conn: Connection) -> bool:
-        row = conn.execute(
-            select(PostSchedule.post_detail_id).where(
-                PostSchedule.id == schedule_id, PostSchedule.status.in_(RETRYABLE))
-            .with_for_update()).first()
-        if row is None:
-            return False
-        # unknown_since stays: a post whose last attempt was lost is looked for before reposting.
-        conn.execute(update(PostSchedule).where(PostSchedule.id == schedule_id).values(
-            status=QueueStatus.PENDING, run_at=now, attempts=0, deferrals=0, deferred_since=None,
-            platform_draft_id=None, lock_token=None, locked_at=None, worker_id=None,
-            last_error=None, updated_at=now))
-        conn.execute(update(PostDetail).where(PostDetail.id == row.post_detail_id).values(
-            status=PostStatus.PENDING, error_message=None, updated_at=now))
-        return True
 
-    return in_transaction(sessions, work)
+def requeue(conn: Connection, schedule_id: int, now: datetime) -> str | None:
+    """requeue_failed inside the caller's transaction: the status the row had (locked while
+    read; None if there is no row). It was put back only if that status is in RETRYABLE."""
+    row = conn.execute(select(PostSchedule.post_detail_id, PostSchedule.status)
+                       .where(PostSchedule.id == schedule_id).with_for_update()).first()
+    if row is None or row.status not in RETRYABLE:
+        return None if row is None else row.status
+    # unknown_since stays: a post whose last attempt was lost is looked for before reposting.
+    conn.execute(update(PostSchedule).where(PostSchedule.id == schedule_id).values(
+        status=QueueStatus.PENDING, run_at=now, attempts=0, deferrals=0, deferred_since=None,
+        platform_draft_id=None, lock_token=None, locked_at=None, worker_id=None,
+        last_error=None, updated_at=now))
+    conn.execute(update(PostDetail).where(PostDetail.id == row.post_detail_id).values(
+        status=PostStatus.PENDING, error_message=None, updated_at=now))
+    return row.status
 
 
 def count_by_status(sessions: sessionmaker[Session]) -> dict[str, int]:

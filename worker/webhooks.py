@@ -29,7 +29,8 @@ def deliver(ctx: JobContext, job: ClaimedJob) -> dict:
     if why:
         return _give_up(ctx, job, delivery.id, f"webhook url refused: {why}")
     try:
-        secret = crypto.unseal(hook.secret_encrypted, "a webhook secret")
+        secret = crypto.unseal(hook.secret_encrypted, "a webhook secret",
+                               keys=crypto.KeyRing.of(ctx.settings))
     except ConfigError as exc:  # tried again like a receiver's error: the keys may be fixed
         http_status, error = None, str(exc)
     else:

@@ -5,7 +5,7 @@ from app.api.schemas import (
     AccountList, AccountOut, ClientIn, ClientList, ClientOut, CompanyQuery, ReconnectIn,
     ReconnectOut, SocialAccountIn,
 )
-from app.api.spec import Api, sessions
+from app.api.spec import Api, keys, sessions
 from app.services import accounts
 from app.timeutil import utcnow
 
@@ -25,7 +25,7 @@ def add_account(company_id: str, body: SocialAccountIn):
     account = accounts.add_account(
         sessions(), company_id, body.platform, body.externalId, body.accessToken, utcnow(),
         display_name=body.displayName, client_id=str(body.clientId) if body.clientId else None,
-        token_expires_at=body.tokenExpiresAt)
+        token_expires_at=body.tokenExpiresAt, keys=keys())
     return AccountOut.of(account)
 
 
@@ -35,7 +35,7 @@ def add_account(company_id: str, body: SocialAccountIn):
 def reconnect_account(company_id: str, account_id: str, body: ReconnectIn):
     account, released = accounts.reconnect_account(
         sessions(), company_id, account_id, body.accessToken, utcnow(),
-        token_expires_at=body.tokenExpiresAt)
+        token_expires_at=body.tokenExpiresAt, keys=keys())
     return ReconnectOut(account=AccountOut.of(account), released=released)
 
 

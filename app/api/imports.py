@@ -86,8 +86,9 @@ def import_csv(db: Session, company_id: str, data: bytes, now: datetime,
         try:
             check_strings(row.body)
             body = _validated(SchedulePostIn, row.body)
-            planned += posts.plan_posts(db, company_id, new_post(db, company_id, body, now), now,
-                                        max_attempts, known_accounts=accounts)
+            request = posts.with_instant(db, company_id, new_post(body, now))
+            planned += posts.plan_posts(db, company_id, request, now, max_attempts,
+                                        known_accounts=accounts)
         except InvalidInput as exc:
             problems.update({f"line {row.line}.{field}": why
                              for field, why in (exc.fields or {"body": str(exc)}).items()})

@@ -1,7 +1,7 @@
 """Scheduling and managing posts: thin views over app/services/posts.py."""
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, request
 from sqlalchemy.orm import Session
 
 from app.api.schemas import (
@@ -9,8 +9,7 @@ from app.api.schemas import (
     ScheduleDraftIn, SchedulePostIn,
 )
 from app.api.spec import Api, sessions
-from app.errors import InvalidInput
-from app.services import idempotency, posts
+from app.services import posts
 from app.timeutil import utcnow
 
 api = Api("posts", "posts")
@@ -24,42 +23,25 @@ NOT_PENDING = "The post is no longer pending (a worker has it, or it is finished
                                        "response and creates nothing"}, one_session=True)
 def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     now, settings = utcnow(), current_app.extensions["scheduler"]["settings"]
-    request_post = new_post(db, company_id, body, now)
-    key = request.headers.get("Idempotency-Key")
-
-    def create(session):
-        created = posts.create_posts(session, company_id, request_post, now,
-                                     settings.max_attempts, idempotency_key=key)
-        out = PostsCreated(groupId=created[0].group_id, posts=[PostOut.of(p) for p in created])
-        return 201, out.model_dump(mode="json")
-
-    body_hash = idempotency.request_hash(g.json_body) if key is not None else ""
-    (status, payload), replayed = idempotency.run_once(db, company_id, key, body_hash, now, create)
+    done = posts.schedule_post(db, company_id, new_post(body, now), now, settings.max_attempts,
+                               idempotency_key=request.headers.get("Idempotency-Key"),
+                               render=_created)
+    (status, payload), replayed = done.answer, done.replayed
     return payload, status, {"Idempotent-Replayed": "true"} if replayed else {}
 
 
-def new_post(db: Session, company_id: str, body: SchedulePostIn, now) -> posts.NewPost:
-    """What a POST /schedule-post body (or an imported CSV row) asks for, its time read; the
-    rest is checked by posts.create_posts. `db`: the caller's session (its transaction)."""
-    if (body.socialAccountId is None) == (body.socialAccountIds is None):
-        raise InvalidInput("give socialAccountId (one account) or socialAccountIds (several), "
-                           "exactly one of them",
-                           fields={"socialAccountId": "give this or socialAccountIds, not both"})
-    account_ids = [str(a) for a in body.socialAccountIds or [body.socialAccountId]]
-    if body.scheduledAt is None:  # a draft
-        if body.timezone is not None:
-            raise InvalidInput("timezone only says how to read scheduledAt: send both",
-                               fields={"timezone": "send scheduledAt with it"})
-        run_at, tz_name = None, None
-    else:
-        # The company's zone is read in db: a second session would wait for db's lock on SQLite.
-        tz_name = posts.zone_for(body.scheduledAt, body.timezone,
-                                 lambda: posts.company_zone(db, company_id))
-        run_at = posts.when(body.scheduledAt, tz_name, None)
-    return posts.NewPost(account_ids, body.content, run_at, timezone=tz_name,
-                         media_urls=tuple(body.mediaUrls),
-                         client_id=str(body.clientId) if body.clientId else None, not_before=now,
-                         evergreen=body.evergreen)
+def new_post(body: SchedulePostIn, now) -> posts.NewPost:
+    """What a POST /schedule-post body (or an imported CSV row) asks for, its time as written
+    (None: drafts); posts.with_instant reads it, posts.create_posts checks the rest."""
+    return posts.NewPost(body.account_ids, body.content, body.scheduledAt,
+                         timezone=body.timezone, media_urls=tuple(body.mediaUrls),
+                         client_id=_str(body.clientId), not_before=now, evergreen=body.evergreen)
+
+
+def _created(created: list) -> tuple[int, dict]:
+    """The answer to a new schedule-post (kept for its Idempotency-Key's repeats)."""
+    out = PostsCreated(groupId=created[0].group_id, posts=[PostOut.of(p) for p in created])
+    return 201, out.model_dump(mode="json")
 
 
 @api.route("GET", "/scheduled-posts", summary="The company's posts, filtered, a page at a time",

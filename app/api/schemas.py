@@ -12,7 +12,9 @@ from typing import Annotated, Literal
 from uuid import UUID
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator,
+)
 
 from app.errors import InvalidInput
 from app.models import Client, PostDetail, PublishAttempt, SocialAccount
@@ -166,6 +168,19 @@ class SchedulePostIn(Strict):
     clientId: UUID | None = None
     mediaUrls: list[MediaUrl] = Field(default_factory=list, max_length=MAX_MEDIA)
     evergreen: bool = Field(False, description="Publish it again later by evergreen rotation")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_accounts(self) -> "SchedulePostIn":
+        if (self.socialAccountId is None) == (self.socialAccountIds is None):
+            # Raised as is (not a ValueError): the error names the field, as the document does.
+            raise InvalidInput("give socialAccountId (one account) or socialAccountIds (several), "
+                               "exactly one of them", fields={
+                                   "socialAccountId": "give this or socialAccountIds, not both"})
+        return self
+
+    @property
+    def account_ids(self) -> list[str]:
+        return [str(a) for a in self.socialAccountIds or [self.socialAccountId]]
 
 
 class EditPostIn(Strict):

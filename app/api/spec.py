@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 from sqlalchemy.orm import Session
 
+from app import crypto
 from app.api.body import HttpError, check_strings, parse_json, read_body
 from app.api.schemas import PATTERN_MESSAGES, ErrorBody
 from app.errors import InvalidInput, NotFound, Unauthorized
@@ -112,6 +113,11 @@ def sessions():
     return current_app.extensions["scheduler"]["sessions"]
 
 
+def keys() -> crypto.KeyRing:
+    """The key ring of the app's settings, for the services that seal a secret."""
+    return crypto.KeyRing.of(current_app.extensions["scheduler"]["settings"])
+
+
 def authenticate(db: Session | None = None) -> str:
     """The company of the request's API key (`Authorization: Bearer <key>`), or of the
     dashboard's session cookie when the request also carries the session's CSRF token.
@@ -153,7 +159,6 @@ def json_body() -> dict:
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object", fields={"body": "must be an object"})
     check_strings(data)
-    g.json_body = data
     return data
 
 

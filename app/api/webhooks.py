@@ -9,7 +9,7 @@ from flask import current_app
 from pydantic import Field
 
 from app.api.schemas import WEBHOOK_URL_PATTERN, CompanyQuery, Out, Strict
-from app.api.spec import Api, sessions
+from app.api.spec import Api, keys, sessions
 from app.models import Webhook, WebhookDelivery
 from app.statuses import DeliveryStatus
 from app.services import webhooks
@@ -73,7 +73,8 @@ class DeliveryList(Out):
 def create_webhook(company_id: str, body: WebhookIn):
     settings = current_app.extensions["scheduler"]["settings"]
     hook, secret = webhooks.create_webhook(sessions(), company_id, body.url, list(body.events),
-                                           utcnow(), allow_private=bool(settings.webhook_allow_private))
+                                           utcnow(), allow_private=bool(settings.webhook_allow_private),
+                                           keys=keys())
     return WebhookCreated(**WebhookOut.fields_of(hook), secret=secret)
 
 

@@ -71,7 +71,8 @@ def revoke_api_key(sessions: sessionmaker[Session], key_id: str, now: datetime) 
 
 def add_account(sessions: sessionmaker[Session], company_id: str, platform: str, external_id: str,
                 access_token: str, now: datetime, display_name: str | None = None,
-                client_id: str | None = None, token_expires_at: datetime | None = None) -> SocialAccount:
+                client_id: str | None = None, token_expires_at: datetime | None = None,
+                keys: crypto.KeyRing | None = None) -> SocialAccount:
     if platform not in LIMITS:
         names = ", ".join(LIMITS)
         raise InvalidInput(f"unknown platform {platform!r}: one of {names}",
@@ -89,7 +90,7 @@ def add_account(sessions: sessionmaker[Session], company_id: str, platform: str,
         account = SocialAccount(
             company_id=company_id, client_id=client_id, platform=platform,
             external_id=external_id.strip(), display_name=display_name,
-            access_token_encrypted=crypto.seal(access_token), token_expires_at=token_expires_at,
+            access_token_encrypted=crypto.seal(access_token, keys), token_expires_at=token_expires_at,
             status=AccountStatus.ACTIVE, created_at=now, updated_at=now)
         session.add(account)
         try:
@@ -187,7 +188,8 @@ def waiting_reason(account: SocialAccount) -> str:
 
 def reconnect_account(sessions: sessionmaker[Session], company_id: str, account_id: str,
                       access_token: str, now: datetime,
-                      token_expires_at: datetime | None = None) -> tuple[SocialAccount, int]:
+                      token_expires_at: datetime | None = None,
+                      keys: crypto.KeyRing | None = None) -> tuple[SocialAccount, int]:
     """A new token for the account, which is active again; the posts that were waiting for it
     are pending again, each due at its own time. Returns the account and how many were released."""
     from worker.queue import release_account_posts
@@ -199,7 +201,7 @@ def reconnect_account(sessions: sessionmaker[Session], company_id: str, account_
         account = session.get(SocialAccount, account_id, with_for_update=True)
         if account is None or account.company_id != company_id:
             raise NotFound(f"no social account {account_id} in this company")
-        account.access_token_encrypted = crypto.seal(access_token)
+        account.access_token_encrypted = crypto.seal(access_token, keys)
         account.token_expires_at = token_expires_at
         account.status = AccountStatus.ACTIVE
         account.updated_at = now

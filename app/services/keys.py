@@ -37,10 +37,11 @@ def sealed_columns() -> list[tuple[Table, Column]]:
 
 
 def rotate(sessions: sessionmaker[Session], batch: int = 500,
-           after_batch: Callable[[RotationReport], None] | None = None) -> RotationReport:
+           after_batch: Callable[[RotationReport], None] | None = None,
+           keys: crypto.KeyRing | None = None) -> RotationReport:
     """Re-seal every stored secret not yet under the current key; counts what it did.
     `after_batch` is called after each committed batch (progress; tests interrupt there)."""
-    crypto.check_keys()
+    keys = keys or crypto.KeyRing.from_env()  # a malformed key stops it here, naming the setting
     report = RotationReport()
     for table, column in sealed_columns():
         last = None
@@ -50,7 +51,7 @@ def rotate(sessions: sessionmaker[Session], batch: int = 500,
                 rows = session.execute((query if last is None else query.where(
                     table.c.id > last)).limit(batch)).all()
                 for row_id, sealed in rows:
-                    _reseal(session, table, column, row_id, sealed, report)
+                    _reseal(session, table, column, row_id, sealed, report, keys)
             if not rows:
                 break
             last = rows[-1][0]
@@ -60,12 +61,12 @@ def rotate(sessions: sessionmaker[Session], batch: int = 500,
 
 
 def _reseal(session: Session, table: Table, column: Column, row_id, sealed: str,
-            report: RotationReport) -> None:
-    if crypto.is_current(sealed):
+            report: RotationReport, keys: crypto.KeyRing) -> None:
+    if crypto.is_current(sealed, keys):
         report.already_current += 1
         return
     try:
-        fresh = crypto.reseal(sealed)
+        fresh = crypto.reseal(sealed, keys=keys)
     except ConfigError:
         report.unreadable.append(f"{table.name}.{column.name} {row_id}")
         return

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from sqlalchemy import Select, and_, func, insert, literal, or_, select, update
+from sqlalchemy import Row, Select, and_, func, insert, literal, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, contains_eager, joinedload, sessionmaker
 
 from app.errors import Conflict, InvalidInput, NotFound
@@ -21,20 +22,24 @@ from app.models import (
     Client, Company, PostDetail, PostSchedule, PublishAttempt, SocialAccount, UTCDateTime,
     new_uuid,
 )
+from app.services import idempotency
 from app.services.limits import MAX_MEDIA, check_media_url, check_post
-from app.statuses import EDITABLE, AccountStatus, PostStatus, QueueStatus
+from app.statuses import EDITABLE, RETRYABLE, AccountStatus, PostStatus, QueueStatus
 from app.timeutil import EARLIEST, LATEST, at_most, parse_instant
-from worker.queue import requeue_failed
+from worker.queue import in_transaction, requeue
+from worker.retry import MAX_ATTEMPTS
 
 
 
 @dataclass(frozen=True)
 class NewPost:
-    """What a user asks for; times still as written."""
+    """What a user asks for."""
 
     account_ids: list[str]
     content: str
-    run_at: datetime | None  # from when(), or the CLI's own parsing; None: a draft
+    # A UTC instant, or the time as written: read in `timezone`, else (no offset) in the
+    # company's time zone. None: the posts are drafts.
+    run_at: datetime | str | None
     timezone: str | None = None
     media_urls: tuple[str, ...] = ()
     client_id: str | None = None
@@ -43,6 +48,16 @@ class NewPost:
     not_before: datetime | None = None
     evergreen: bool = False                 # to be published again by evergreen rotation
     evergreen_source_id: str | None = None  # the evergreen post this one is a rotation's copy of
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """What schedule_post did: the posts it created (none on a replay) and the answer `render`
+    made of them, or the answer stored for the Idempotency-Key when this is a replay."""
+
+    posts: list[PostDetail]
+    answer: idempotency.Answer
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,15 +71,52 @@ class PostFilter:
 
 # -- create ---------------------------------------------------------------------------------
 
-def schedule_post(sessions: sessionmaker[Session], company_id: str, request: NewPost,
-                  now: datetime, max_attempts: int = 3) -> list[PostDetail]:
-    """All the posts of one request, sharing a group id, in one transaction."""
-    with sessions.begin() as session:
-        return create_posts(session, company_id, request, now, max_attempts)
+def schedule_post(db: Session | sessionmaker[Session], company_id: str, request: NewPost,
+                  now: datetime, max_attempts: int = MAX_ATTEMPTS, *,
+                  idempotency_key: str | None = None,
+                  render: Callable[[list[PostDetail]], idempotency.Answer] = lambda posts: (201, {})
+                  ) -> Scheduled:
+    """All the posts of one request, sharing a group id, in one transaction, committed; the one
+    service the API and the CLI share. With `idempotency_key`, a repeat of the same request
+    creates nothing and gets the first answer back (`render` makes the answer stored)."""
+    if isinstance(db, sessionmaker):
+        with db() as session:
+            return schedule_post(session, company_id, request, now, max_attempts,
+                                 idempotency_key=idempotency_key, render=render)
+    body_hash = "" if idempotency_key is None else idempotency.request_hash(_as_json(request))
+    request = with_instant(db, company_id, request)
+    created: list[PostDetail] = []
+
+    def create(session: Session) -> idempotency.Answer:
+        created.extend(create_posts(session, company_id, request, now, max_attempts,
+                                    idempotency_key))
+        return render(created)
+
+    answer, replayed = idempotency.run_once(db, company_id, idempotency_key, body_hash, now,
+                                            create)
+    return Scheduled(created, answer, replayed)
+
+
+def with_instant(session: Session, company_id: str, request: NewPost) -> NewPost:
+    """The request with its time read as a UTC instant (in the company's zone, if it must be)."""
+    if request.run_at is None and request.timezone is not None:
+        raise InvalidInput("timezone only says how to read scheduledAt: send both",
+                           fields={"timezone": "send scheduledAt with it"})
+    if request.run_at is None or isinstance(request.run_at, datetime):
+        return request
+    # The company's zone is read in `session`: a second one would wait for its lock on SQLite.
+    tz_name = zone_for(request.run_at, request.timezone, lambda: company_zone(session, company_id))
+    return replace(request, run_at=when(request.run_at, tz_name, None), timezone=tz_name)
+
+
+def _as_json(request: NewPost) -> dict:
+    """The request as the user wrote it, for the Idempotency-Key's "same request" check."""
+    return {name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in asdict(request).items() if name != "not_before"}
 
 
 def create_posts(session: Session, company_id: str, request: NewPost, now: datetime,
-                 max_attempts: int = 3, idempotency_key: str | None = None) -> list[PostDetail]:
+                 max_attempts: int = MAX_ATTEMPTS, idempotency_key: str | None = None) -> list[PostDetail]:
     """The posts of `request` inside the caller's transaction; every check comes first."""
     conn = session.connection()
     posts = []
@@ -92,7 +144,7 @@ class PlannedPost:
 
 
 def plan_posts(session: Session, company_id: str, request: NewPost, now: datetime,
-               max_attempts: int = 3, idempotency_key: str | None = None,
+               max_attempts: int = MAX_ATTEMPTS, idempotency_key: str | None = None,
                known_accounts: dict[str, SocialAccount] | None = None) -> list[PlannedPost]:
     """Every check of `request` (media, accounts, time, platform limits, client), then the rows
     of its posts, one per account. `known_accounts`: accounts read before (a bulk import's),
@@ -487,26 +539,36 @@ def _describe(schedule_status: str) -> str:
 
 
 def retry_post(sessions: sessionmaker[Session], now: datetime, *, company_id: str | None = None,
-               post_id: str | None = None, schedule_id: int | None = None) -> PostSchedule:
-    """A failed (or missed) post back to pending, due now, attempts reset.
+               post_id: str | None = None, schedule_id: int | None = None) -> Row:
+    """A failed (or missed) post back to pending, due now, attempts reset, in one transaction;
+    the schedule row as it is then.
 
     Found by post id within a company (the API) or by schedule id (the operator's CLI).
     """
-    with sessions() as session:
-        if post_id is not None:
-            schedule = _post(session, company_id, post_id).schedule
-            if schedule is None:
-                raise Conflict("the post is a draft, not a failed or missed post: schedule it "
-                               "with POST /scheduled-posts/{id}/schedule")
-        else:
-            schedule = session.get(PostSchedule, schedule_id)
-            if schedule is None:
-                raise NotFound(f"no schedule {schedule_id} (see `scheduler queue stats`)")
-    if not requeue_failed(sessions, schedule.id, now):
-        with sessions() as session:
-            status = session.scalar(select(PostSchedule.status).where(PostSchedule.id == schedule.id))
-        what = f"schedule {schedule.id}" if post_id is None else "the post"
-        raise Conflict(f"{what} is {_describe(status)}, not a failed or missed post: "
-                       "only those can be retried")
-    with sessions() as session:
-        return session.get(PostSchedule, schedule.id)
+    table = PostSchedule.__table__
+
+    def work(conn: Connection) -> Row:
+        found = schedule_id if post_id is None else _schedule_of(conn, company_id, post_id)
+        status = requeue(conn, found, now)
+        if status is None:
+            raise NotFound(f"no schedule {schedule_id} (see `scheduler queue stats`)")
+        if status not in RETRYABLE:
+            what = f"schedule {found}" if post_id is None else "the post"
+            raise Conflict(f"{what} is {_describe(status)}, not a failed or missed post: "
+                           "only those can be retried")
+        return conn.execute(select(table).where(table.c.id == found)).one()
+
+    return in_transaction(sessions, work)
+
+
+def _schedule_of(conn: Connection, company_id: str | None, post_id: str) -> int:
+    found = None if _uuid(post_id) is None else conn.execute(
+        select(PostSchedule.id).select_from(PostDetail)
+        .outerjoin(PostSchedule, PostDetail.id == PostSchedule.post_detail_id)
+        .where(PostDetail.id == post_id, PostDetail.company_id == company_id)).first()
+    if found is None:
+        raise NotFound(f"no post {post_id} in this company")
+    if found.id is None:
+        raise Conflict("the post is a draft, not a failed or missed post: schedule it with "
+                       "POST /scheduled-posts/{id}/schedule")
+    return found.id

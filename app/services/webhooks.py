@@ -39,7 +39,8 @@ Resolver = Callable[[str], list[str]]
 
 def create_webhook(sessions: sessionmaker[Session], company_id: str, url: str, events: list[str],
                    now: datetime, allow_private: bool = False,
-                   resolve: Resolver | None = None) -> tuple[Webhook, str]:
+                   resolve: Resolver | None = None,
+                   keys: crypto.KeyRing | None = None) -> tuple[Webhook, str]:
     """A webhook and its signing secret, returned once (only its sealed form is kept)."""
     why = refused_url(url, allow_private, resolve)
     if why:
@@ -51,7 +52,7 @@ def create_webhook(sessions: sessionmaker[Session], company_id: str, url: str, e
     secret = "whsec_" + secrets.token_urlsafe(32)
     with sessions.begin() as session:
         hook = Webhook(company_id=company_id, url=url, events=list(dict.fromkeys(events)),
-                       secret_encrypted=crypto.seal(secret), created_at=now)
+                       secret_encrypted=crypto.seal(secret, keys), created_at=now)
         session.add(hook)
     return hook, secret
 
