@@ -223,3 +223,21 @@ def test_scheduling_one_draft_twice_at_once_queues_it_once(db: Db, tenant: Tenan
             assert (status == "cancelled") == (schedules[0].status == "cancelled")
         else:
             assert schedules == [] and status == "cancelled", results
+
+
+def test_limits_check_answers_as_schedule_post_would(db, tenant, api):
+    """The composer's counters: the length and problems POST /schedule-post would find."""
+    text = "👨‍👩‍👧 https://example.com/ " + "界" * 130
+    response = api.post("/limits/check", json={"content": text, "platforms": ["x", "linkedin", "x"]})
+    assert response.status_code == 200, response.get_json()
+    by_platform = {item["platform"]: item for item in response.get_json()["items"]}
+    assert list(by_platform) == ["x", "linkedin"]
+    assert by_platform["x"]["length"] == 2 + 1 + 23 + 1 + 260 and by_platform["x"]["weighted"]
+    assert by_platform["linkedin"]["length"] == len(text) and by_platform["linkedin"]["problems"] == {}
+    x = api.post("/social-accounts", json={"platform": "x", "externalId": "x9",
+                                           "accessToken": "t"}).get_json()["id"]
+    refused = api.post("/schedule-post", json={"socialAccountId": x, "content": text})
+    assert_error(refused, 422, "validation_failed", field="content")
+    assert refused.get_json()["error"]["fields"]["content"] == by_platform["x"]["problems"]["content"]
+    assert_error(api.post("/limits/check", json={"content": "x", "platforms": ["myspace"]}), 422,
+                 "validation_failed", field="platforms[0]")

@@ -75,6 +75,12 @@ def _char_weight(char: str) -> int:
     return 1 if any(lo <= point <= hi for lo, hi in _LIGHT) else 2
 
 
+def length_for(platform: str, content: str) -> int:
+    """`content`'s length as `platform` counts it: X's weighted count, else characters (code
+    points). The composer shows this number (POST /limits/check), so it and the check agree."""
+    return weighted_length(content) if LIMITS[platform].weighted else len(content)
+
+
 def check_post(platform: str, content: str, media_urls: list[str]) -> dict[str, str]:
     """What is wrong with this post for `platform`, by request field; empty when it is fine."""
     limits = LIMITS[platform]
@@ -82,7 +88,7 @@ def check_post(platform: str, content: str, media_urls: list[str]) -> dict[str, 
     if not content.strip():
         problems["content"] = "must not be empty"
     else:
-        length = weighted_length(content) if limits.weighted else len(content)
+        length = length_for(platform, content)
         if length > limits.max_length:
             unit = " (weighted: URLs count 23, CJK and emoji 2)" if limits.weighted else ""
             problems["content"] = (f"is {length} characters{unit}; {limits.name} allows "
