@@ -176,3 +176,31 @@ def test_the_composer_api_calls_need_the_csrf_token(browser, site, acme, mariadb
     }""", tenant.account_id)
     assert statuses == [401, 401, 200]
     assert mariadb.scalar("SELECT COUNT(*) FROM post_details") == 0
+
+
+def test_a_draft_composed_in_the_browser_goes_out_at_best_and_is_measured(browser, site, acme, mariadb):  # noqa: F811
+    """The issue's end to end: composed as a draft in the browser, scheduled at "best" there,
+    published by a worker when due, its metrics collected an hour later (clock moved)."""
+    from worker.cycle import Worker
+
+    tenant, _ = acme
+    page = open_composer(browser, site, tenant.api_key)
+    page.check(f"input[value='{tenant.account_id}']")
+    page.fill("#content", "Composed, then best")
+    page.click("#save")
+    expect(page.get_by_test_id("composer-message")).to_contain_text("Saved as draft")
+    post_id = page.locator("#composer-message a[data-post]").get_attribute("data-post")
+    page.goto(f"{site}/dashboard/compose?post={post_id}")
+    page.check("[data-testid=when-best]")
+    page.click("#save")
+    expect(page.get_by_test_id("composer-message")).to_contain_text("Scheduled")
+    run_at = mariadb.scalar("SELECT run_at FROM post_schedule WHERE post_detail_id = :p",
+                            p=post_id).replace(tzinfo=timezone.utc)
+    assert Worker(mariadb.settings, mariadb.sessions,
+                  clock=lambda: run_at + timedelta(minutes=1)).run().published == 1
+    assert mariadb.scalar("SELECT status FROM post_details WHERE id = :p", p=post_id) == "published"
+    Worker(mariadb.settings, mariadb.sessions, clock=lambda: run_at + timedelta(hours=1, minutes=2)).run()
+    assert mariadb.scalar("SELECT checkpoint FROM post_metrics WHERE post_detail_id = :p",
+                          p=post_id) == "1h"
+    page.goto(f"{site}/dashboard/posts/{post_id}")
+    expect(page.get_by_test_id("metrics").locator("tr[data-checkpoint='1h']")).to_have_count(1)
