@@ -194,3 +194,25 @@ def test_cli_post_import(db, tenant, tmp_path):
     assert result.exit_code == 0, result.output
     assert '"posts": 1' in result.output
     assert counts(db) == (1, 1)
+
+
+def test_a_chunked_multipart_over_the_limit_is_413(sqlite, tenant):
+    limited = Db(sqlite.kind, sqlite.settings.__class__(**{**vars(sqlite.settings),
+                                                          "import_max_bytes": 1000}),
+                 sqlite.engine, sqlite.sessions)
+    client = ApiClient(limited, tenant.api_key)
+    boundary = "b0undary"
+    part = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.csv\"\r\n"
+            f"Content-Type: text/csv\r\n\r\n{HEADER}").encode()
+    body = CountingStream(part + b"x" * 5_000_000 + f"\r\n--{boundary}--\r\n".encode())
+    try:
+        response = client.client.open(
+            "/imports", method="POST", input_stream=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                     "Authorization": f"Bearer {tenant.api_key}", "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True})
+        assert_error(response, 413, "payload_too_large")
+        assert body.read_bytes < 100_000
+    finally:
+        client.close()
+    assert counts(sqlite) == (0, 0)
