@@ -4,6 +4,10 @@ transaction), list, read, edit, cancel and retry, always within one company.
 Edit and cancel are conditional updates on `post_schedule.status = 'pending'`: a row the
 worker has claimed is locked or already `processing`, so they can never change a post that
 is being published. Only worker/queue.py writes the lock columns.
+
+A draft (no time given) is a post_details row with status `draft` and no post_schedule row, so
+the worker cannot see it; editing, cancelling and scheduling it (schedule_draft) are each a
+conditional update on `post_details.status = 'draft'`, so at most one of them wins a race.
 """
 from __future__ import annotations
 
@@ -452,7 +456,7 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
 
 def schedule_draft(sessions: sessionmaker[Session], company_id: str, post_id: str,
                    scheduled_at: str, tz_name: str | None, now: datetime,
-                   max_attempts: int = 3) -> PostDetail:
+                   max_attempts: int = MAX_ATTEMPTS) -> PostDetail:
     """draft -> pending: its schedule row, due at `scheduled_at` (read as POST /schedule-post
     reads it: a future time, a local one in `tz_name` or the company's zone) or, for "best", at
     the next free best time of its account (app/services/best_times.py)."""
