@@ -139,6 +139,15 @@ def test_thin_history_falls_back_to_the_priors(db):
     assert (slots[0].weekday, slots[0].hour, slots[0].score) == (0, 8, 100)
 
 
+def test_posts_published_together_count_one_by_one(sqlite):
+    """A worker records a batch of publishes with one published_at: ten such posts are ten."""
+    company_id, account_id, _ = company(sqlite)
+    at = datetime(2026, 11, 17, 14, 0, tzinfo=timezone.utc)  # a Tuesday, 15:00 in Paris
+    plant(sqlite, company_id, account_id, [(at, 1000, 30)] * 10)
+    _, slots = best_times.optimal_times(sqlite.sessions, company_id, NOW, account_id=account_id)
+    assert (slots[0].weekday, slots[0].hour, slots[0].posts, slots[0].basis) == (1, 15, 10, "history")
+
+
 def test_next_free_best_time_skips_a_taken_slot(db):
     company_id, account_id, _ = company(db)
     plant(db, company_id, account_id, history(PARIS, (1, 10), NOW - timedelta(weeks=10), 10))

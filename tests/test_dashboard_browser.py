@@ -278,3 +278,31 @@ def test_sign_out_and_bad_keys(browser, site, seeded):
     assert seeded["acme"].api_key not in cookie["value"]
     page.click("text=Sign out")
     expect(page.locator("#api_key")).to_be_visible()
+
+
+def test_the_best_times_heatmap_and_a_posts_engagement(browser, site, seeded, mariadb):
+    """Under the CSP, without a console error: the 7 x 24 heatmap (the sandbox account has no
+    engagement yet: the priors, whose best window starts Tuesday 9:00), then the post page's
+    engagement table once the +1 h collection has run."""
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    sign_in(page, site, seeded["acme"].api_key)
+    page.get_by_role("link", name="Best times").click()
+    page.select_option("#account", seeded["acme"].account_id)
+    page.click("form[method=get] button[type=submit]")
+    heatmap = page.get_by_test_id("heatmap")
+    expect(heatmap.locator("td")).to_have_count(168)
+    expect(heatmap.locator("td.top")).to_have_count(20)
+    expect(heatmap.locator("td[data-weekday='1'][data-hour='9']")).to_have_attribute("data-score", "100")
+    expect(page.get_by_test_id("basis")).to_contain_text("priors")
+    page.screenshot(path=str(SHOTS / "best-times.png"), full_page=True)
+    Worker(mariadb.settings, mariadb.sessions, clock=lambda: seeded["now"] + timedelta(hours=2)).run()
+    with mariadb.sessions() as session:
+        published = session.scalar(PostDetail.__table__.select().with_only_columns(PostDetail.id)
+                                   .where(PostDetail.company_id == seeded["acme"].company_id,
+                                          PostDetail.status == "published")
+                                   .order_by(PostDetail.published_at).limit(1))  # the seed's
+    page.goto(f"{site}/dashboard/posts/{published}")
+    expect(page.get_by_test_id("metrics").locator("tr[data-checkpoint='1h']")).to_have_count(1)
+    assert errors == []

@@ -51,9 +51,9 @@ def test_collections_run_1h_24h_and_7d_after_the_publish(db, tenant):
     # Raised in the transaction that recorded the publish: the same `now`, one job per
     # checkpoint for the account's three posts.
     assert published == {T0} and {j.created_at for j in jobs} == {T0}
-    assert [(j.payload["checkpoint"], j.run_at, len(j.payload["post_ids"])) for j in jobs] == [
-        ("1h", T0 + timedelta(hours=1), 3), ("24h", T0 + timedelta(hours=24), 3),
-        ("7d", T0 + timedelta(days=7), 3)]
+    assert [(j.payload["checkpoint"], j.run_at) for j in jobs] == [
+        ("1h", T0 + timedelta(hours=1)), ("24h", T0 + timedelta(hours=24)),
+        ("7d", T0 + timedelta(days=7))]
 
     run(db, T0 + timedelta(minutes=59))
     assert stored(db) == []
@@ -93,11 +93,9 @@ def fake_settings(db, fakes):
                    instagram_poll_interval=0.01, concurrency=4)
 
 
-def published_on(db, tenant, platform: str, content: str, now: datetime,
-                 media: list[str] | None = None, settings=None) -> str:
-    """A post published on `platform` through the worker; its id."""
-    account = add_account(db.sessions, tenant.company_id, platform, EXTERNAL_ID[platform],
-                          TOKEN[platform], T0, display_name=f"metrics {platform}").id
+def due_post(db, tenant, account: str, content: str, now: datetime,
+             media: list[str] | None = None) -> str:
+    """A post of `account` due now; its id."""
     post_id = str(uuid.uuid4())
     with db.sessions.begin() as session:
         session.execute(insert(PostDetail).values(
@@ -107,6 +105,15 @@ def published_on(db, tenant, platform: str, content: str, now: datetime,
         session.execute(insert(PostSchedule).values(
             post_detail_id=post_id, run_at=now - timedelta(seconds=1), status="pending",
             attempts=0, max_attempts=3, deferrals=0, created_at=now, updated_at=now))
+    return post_id
+
+
+def published_on(db, tenant, platform: str, content: str, now: datetime,
+                 media: list[str] | None = None, settings=None) -> str:
+    """A post published on `platform` through the worker; its id."""
+    account = add_account(db.sessions, tenant.company_id, platform, EXTERNAL_ID[platform],
+                          TOKEN[platform], T0, display_name=f"metrics {platform}").id
+    post_id = due_post(db, tenant, account, content, now, media)
     assert run(db, now, settings).published == 1
     return post_id
 
@@ -135,7 +142,7 @@ def test_x_reads_public_metrics_100_ids_a_call(sqlite, tenant, fakes):
         session.execute(insert(PostDetail), planted)
         session.execute(Job.__table__.delete())
         metrics.schedule_collection(session, [first] + [p["id"] for p in planted], now)
-    run(sqlite, now + timedelta(hours=1), settings)
+    run(sqlite, metrics.bucket_end(now + timedelta(hours=1)), settings)
     calls = fakes.x.requests("GET", "/2/tweets")
     calls = [c for c in calls if c.path == "/2/tweets"]
     assert sorted(len(c.query["ids"].split(",")) for c in calls) == [50, 100]
@@ -145,14 +152,37 @@ def test_x_reads_public_metrics_100_ids_a_call(sqlite, tenant, fakes):
     assert counts_of(one_metrics_row(sqlite, first)) == (2000, 50, 4, 5, 6, None)
 
 
+def test_posts_published_minutes_apart_share_one_call(db, tenant, fakes):
+    """Three posts of one account published in three runs over four minutes of one bucket: one
+    job per checkpoint (the dedupe key; the publishes' transactions went on), one call for the
+    three at +1 h."""
+    settings = fake_settings(db, fakes)
+    start = metrics.bucket_end(datetime.now(timezone.utc)) + timedelta(minutes=1)
+    account = add_account(db.sessions, tenant.company_id, "x", EXTERNAL_ID["x"],
+                          TOKEN["x"], T0).id
+    posts = []
+    for minutes in (0, 2, 4):
+        now = start + timedelta(minutes=minutes)
+        posts.append(due_post(db, tenant, account, f"minute {minutes}", now))
+        assert run(db, now, settings).published == 1
+    jobs = collect_jobs(db)
+    assert sorted(j.payload["checkpoint"] for j in jobs) == ["1h", "24h", "7d"]
+    run(db, metrics.bucket_end(start + timedelta(hours=1)), settings)
+    (call,) = [c for c in fakes.x.requests("GET", "/2/tweets") if c.path == "/2/tweets"]
+    assert len(call.query["ids"].split(",")) == 3
+    assert {m.post_detail_id for m in stored(db)} == set(posts)
+
+
 def test_a_rate_limit_defers_the_collection_without_spending_an_attempt(sqlite, tenant, fakes):
     settings, now = fake_settings(sqlite, fakes), datetime.now(timezone.utc)
     post_id = published_on(sqlite, tenant, "x", "rate limited metrics", now, settings=settings)
-    fakes.x.fail_next("rate_limited", match="GET /2/tweets", reset_in=600)
-    run(sqlite, now + timedelta(hours=1), settings)
+    fakes.x.fail_next("rate_limited", match="GET /2/tweets", reset_in=7200)  # past the run's clock
+    run(sqlite, metrics.bucket_end(now + timedelta(hours=1)), settings)
     job = next(j for j in collect_jobs(sqlite) if j.payload["checkpoint"] == "1h")
     assert job.status == "pending" and job.attempts == 0 and "Too Many Requests" in job.last_error
-    assert job.run_at >= now + timedelta(seconds=590) and stored(sqlite) == []
+    # Deferred to X's x-rate-limit-reset (2 h on the fake's clock), not by a backoff.
+    assert abs(job.run_at - (now + timedelta(seconds=7200))) < timedelta(seconds=15)
+    assert stored(sqlite) == []
     run(sqlite, job.run_at + timedelta(seconds=1), settings)
     assert one_metrics_row(sqlite, post_id).checkpoint == "1h"
 
@@ -161,7 +191,7 @@ def test_a_collection_still_rate_limited_a_day_after_it_was_due_is_given_up(sqli
     settings, now = fake_settings(sqlite, fakes), datetime.now(timezone.utc)
     published_on(sqlite, tenant, "x", "never measured", now, settings=settings)
     fakes.x.fail_next("rate_limited", match="GET /2/tweets", reset_in=26 * 3600)
-    run(sqlite, now + timedelta(hours=1), settings)
+    run(sqlite, metrics.bucket_end(now + timedelta(hours=1)), settings)
     job = next(j for j in collect_jobs(sqlite) if j.payload["checkpoint"] == "1h")
     assert job.status == "failed" and "given up" in job.last_error
 
@@ -178,7 +208,7 @@ def collected(db, tenant, fakes, platform: str, counts: dict, media=None) -> Pos
                            settings=settings)
     fake, platform_id = LATEST[platform](fakes)
     fake.metrics[platform_id] = counts
-    run(db, now + timedelta(hours=1), settings)
+    run(db, metrics.bucket_end(now + timedelta(hours=1)), settings)
     return one_metrics_row(db, post_id)
 
 

@@ -1,5 +1,7 @@
 """The collect_metrics job: one account's posts measured at one checkpoint, in as few calls as
-its platform allows (the publisher's `metrics_batch` ids a call), stored in post_metrics.
+its platform allows (the publisher's `metrics_batch` ids a call), stored in post_metrics. The
+job is one per account, checkpoint and 10-minute bucket (app/services/metrics.py): it measures
+every post of the account that reaches the checkpoint in its bucket and is not measured yet.
 
 A platform takes part by giving its publisher `fetch_metrics(platform_post_ids, account) ->
 {platform_post_id: Measured}` and `metrics_batch`; a publisher without them (yet) has its jobs
@@ -22,8 +24,8 @@ DEFAULT_WAIT = timedelta(minutes=15)  # when a rate limit does not say until whe
 
 def collect(ctx: JobContext, job: ClaimedJob) -> dict:
     payload, now = job.payload, ctx.clock()
-    checkpoint = payload["checkpoint"]
-    target = metrics.to_measure(ctx.sessions, payload["account_id"], list(payload["post_ids"]))
+    checkpoint, due = payload["checkpoint"], datetime.fromisoformat(payload["due"])
+    target = metrics.to_measure(ctx.sessions, payload["account_id"], checkpoint, due)
     if target is None or not target.posts:
         return {"checkpoint": checkpoint, "measured": 0}
     account = target.account
@@ -43,7 +45,6 @@ def collect(ctx: JobContext, job: ClaimedJob) -> dict:
     except RateLimitedError as exc:
         metrics.record(ctx.sessions, checkpoint, measured, now)
         when = exc.retry_at or now + (exc.retry_after or DEFAULT_WAIT)
-        due = datetime.fromisoformat(payload["due"])
         if when > due + metrics.GIVE_UP_AFTER:
             raise JobFailed(f"{exc.message}; given up: still rate limited "
                             f"{metrics.GIVE_UP_AFTER} after the collection was due") from None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -74,6 +75,29 @@ def insert_jobs(conn: Connection | Session, kind: str, jobs: list[tuple[dict, st
     if jobs:
         conn.execute(insert(Job), [_job_row(kind, payload, run_at, now, None, company_id,
                                             max_attempts) for payload, company_id in jobs])
+
+
+def insert_jobs_once(conn: Connection | Session, kind: str,
+                     jobs: list[tuple[dict, str | None, datetime, str]], now: datetime,
+                     max_attempts: int = 3) -> None:
+    """Jobs of one kind, (payload, company_id, run_at, dedupe_key) each, in one multi-row INSERT
+    inside the caller's transaction, skipping those whose dedupe_key exists: the caller's
+    transaction goes on either way (ON DUPLICATE KEY UPDATE as a no-op / ON CONFLICT DO
+    NOTHING). Keys are inserted
+    in sorted order, so two such transactions wait for each other rather than deadlock."""
+    if not jobs:
+        return
+    rows = [_job_row(kind, payload, run_at, now, key, company_id, max_attempts)
+            for payload, company_id, run_at, key in sorted(jobs, key=lambda j: j[3])]
+    dialect = (conn.bind if isinstance(conn, Session) else conn).dialect.name
+    if dialect in ("mysql", "mariadb"):  # a no-op update: unlike INSERT IGNORE, other errors stay errors
+        statement = mysql.insert(Job)
+        statement = statement.on_duplicate_key_update(dedupe_key=statement.inserted.dedupe_key)
+    elif dialect == "postgresql":
+        statement = postgresql.insert(Job).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    else:
+        statement = sqlite.insert(Job).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    conn.execute(statement, rows)
 
 
 def _exists(sessions: sessionmaker[Session], dedupe_key: str) -> bool:

@@ -129,14 +129,13 @@ def engagement(session: Session, account_ids: list[str], start: datetime,
                      p.published_at >= start, p.published_at < end)
               .group_by(m.post_detail_id).subquery())
     rows = session.execute(
-        select(p.published_at, m.impressions, m.likes, m.comments, m.shares, m.saves, m.clicks)
+        select(p.id, p.published_at, m.impressions, m.likes, m.comments, m.shares, m.saves,
+               m.clicks)
         .join(latest, latest.c.post_detail_id == p.id)
         .join(m, (m.post_detail_id == p.id) & (m.collected_at == latest.c.at))).all()
-    out = {}
-    for r in rows:
-        if r.impressions:
-            out[r.published_at] = interactions(r) / r.impressions
-    return list(out.items())
+    # By post: posts recorded in one transaction share their published_at.
+    rates = {r.id: (r.published_at, interactions(r) / r.impressions) for r in rows if r.impressions}
+    return list(rates.values())
 
 
 def interactions(row) -> int:

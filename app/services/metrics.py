@@ -5,16 +5,17 @@ reads back. The platform calls are each publisher's `fetch_metrics` (worker/metr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+import math
+from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import NotFound
-from app.models import PostDetail, PostMetrics, SocialAccount
-from app.queue.jobs import insert_jobs
+from app.models import Job, PostDetail, PostMetrics, SocialAccount
+from app.queue.jobs import insert_jobs_once
 from app.services.best_times import interactions
 from app.statuses import PostStatus
 
@@ -23,6 +24,10 @@ COLLECT_KIND = "collect_metrics"
 CHECKPOINTS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 # A collection the platform keeps rate limiting is given up this long after it was due.
 GIVE_UP_AFTER = timedelta(hours=24)
+# Collections run at the end of the BUCKET the checkpoint falls in: one job per account,
+# checkpoint and bucket measures all the account's posts that reach the checkpoint in it, so posts
+# published minutes apart share one call.
+BUCKET = timedelta(minutes=10)
 MAX_ATTEMPTS = 5  # for errors other than rate limits, which defer without spending one
 COUNTS = ("impressions", "likes", "comments", "shares", "saves", "clicks")
 
@@ -45,27 +50,35 @@ class Measured:
 
 def schedule_collection(conn: Connection | Session, post_ids: Iterable[str],
                         published_at: datetime) -> int:
-    """One collect_metrics job per account and checkpoint for the posts just published (rows
-    written in this transaction), so a batch of an account's posts is measured in one call
-    where its platform allows. Returns how many jobs."""
+    """The collect_metrics jobs of the posts just published (rows written in this transaction):
+    one per account, checkpoint and BUCKET, due at the bucket's end, so an account's posts
+    published within one bucket are measured together. A job another transaction made for the
+    same bucket is kept (its dedupe key), and covers these posts too. Returns the jobs asked for."""
     post_ids = list(post_ids)
     if not post_ids:
         return 0
     p = PostDetail
-    by_account: dict[tuple[str, str], list[str]] = {}
-    for row in conn.execute(select(p.id, p.social_account_id, p.company_id)
-                            .where(p.id.in_(post_ids)).order_by(p.id)):
-        by_account.setdefault((row.social_account_id, row.company_id), []).append(row.id)
-    jobs = 0
+    accounts = conn.execute(select(p.social_account_id, p.company_id).where(
+        p.id.in_(post_ids)).distinct()).all()
+    jobs = []
     for checkpoint, delay in CHECKPOINTS.items():
-        due = published_at + delay
-        batch = [({"account_id": account_id, "post_ids": ids, "checkpoint": checkpoint,
-                   "due": due.isoformat()}, company_id)
-                 for (account_id, company_id), ids in by_account.items()]
-        insert_jobs(conn, COLLECT_KIND, batch, run_at=due, now=published_at,
-                    max_attempts=MAX_ATTEMPTS)
-        jobs += len(batch)
-    return jobs
+        due = bucket_end(published_at + delay)
+        jobs += [({"account_id": account_id, "checkpoint": checkpoint, "due": due.isoformat()},
+                  company_id, due, f"metrics:{account_id}:{checkpoint}:{due:%Y%m%dT%H%M}")
+                 for account_id, company_id in accounts]
+    # Most publishes find their bucket's jobs there already: a plain read, which takes no lock,
+    # spares them the insert, which would wait for the transaction that made those jobs.
+    there = set(conn.execute(select(Job.dedupe_key).where(
+        Job.dedupe_key.in_([key for *_, key in jobs]))).scalars())
+    insert_jobs_once(conn, COLLECT_KIND, [j for j in jobs if j[3] not in there],
+                     now=published_at, max_attempts=MAX_ATTEMPTS)
+    return len(jobs)
+
+
+def bucket_end(when: datetime) -> datetime:
+    """`when` rounded up to the next whole BUCKET (of UTC time)."""
+    step = BUCKET.total_seconds()
+    return datetime.fromtimestamp(math.ceil(when.timestamp() / step) * step, timezone.utc)
 
 
 # -- what a collection reads and writes -----------------------------------------------------
@@ -76,31 +89,34 @@ class ToMeasure:
     posts: dict[str, str]   # platform post id -> our post id, published posts only
 
 
-def to_measure(sessions: sessionmaker[Session], account_id: str,
-               post_ids: list[str]) -> ToMeasure | None:
-    """The account and those of the posts that are (still) published with a platform id; None
-    when the account is gone."""
+def to_measure(sessions: sessionmaker[Session], account_id: str, checkpoint: str,
+               due: datetime) -> ToMeasure | None:
+    """The account, and its posts that reach `checkpoint` in the bucket ending at `due`,
+    published and not yet measured there (a retry resumes after what a rate limit cut short).
+    None when the account is gone."""
+    p, m = PostDetail, PostMetrics
+    latest = due - CHECKPOINTS[checkpoint]
     with sessions() as session:
         account = session.get(SocialAccount, account_id)
         if account is None:
             return None
-        rows = session.execute(select(PostDetail.id, PostDetail.platform_post_id).where(
-            PostDetail.id.in_(post_ids), PostDetail.social_account_id == account_id,
-            PostDetail.status == PostStatus.PUBLISHED,
-            PostDetail.platform_post_id.is_not(None))).all()
+        measured = select(m.id).where(m.post_detail_id == p.id, m.checkpoint == checkpoint)
+        rows = session.execute(select(p.id, p.platform_post_id).where(
+            p.social_account_id == account_id, p.status == PostStatus.PUBLISHED,
+            p.platform_post_id.is_not(None), ~measured.exists(),
+            p.published_at > latest - BUCKET, p.published_at <= latest)
+            .order_by(p.published_at, p.id)).all()
         session.expunge(account)
     return ToMeasure(account, {r.platform_post_id: r.id for r in rows})
 
 
 def record(sessions: sessionmaker[Session], checkpoint: str, measured: dict[str, Measured],
            now: datetime) -> int:
-    """Store the counts of our posts (by our post id) at `checkpoint`, replacing an earlier
-    collection of the same checkpoint (a retried job). Returns how many rows."""
+    """Store the counts of our posts (by our post id) at `checkpoint`: once per post and
+    checkpoint (the unique key). Returns how many rows."""
     if not measured:
         return 0
     with sessions.begin() as session:
-        session.execute(delete(PostMetrics).where(PostMetrics.post_detail_id.in_(list(measured)),
-                                                  PostMetrics.checkpoint == checkpoint))
         session.execute(insert(PostMetrics), [
             dict(post_detail_id=post_id, checkpoint=checkpoint, collected_at=now, raw=m.raw,
                  **{name: getattr(m, name) for name in COUNTS})
