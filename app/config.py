@@ -73,6 +73,29 @@ class Settings:
     webhook_timeout: float = 10.0  # seconds to connect to, and then to wait for, a webhook receiver
     webhook_allow_private: int = 0  # 1: webhook URLs may resolve to private/loopback addresses
     evergreen_min_gap: int = 30  # days: evergreen rotation never repeats a text on an account sooner
+    # Connect flows (OAuth): this scheduler's address as browsers reach it (redirect URIs), the
+    # platforms' authorize pages and the app credentials registered with each platform.
+    public_url: str = ""  # e.g. https://scheduler.example.com; needed to connect by OAuth
+    x_authorize_url: str = "https://x.com/i/oauth2/authorize"
+    x_client_id: str = ""
+    x_client_secret: str = field(default="", repr=False)
+    linkedin_oauth_base_url: str = "https://www.linkedin.com/oauth/v2"
+    linkedin_client_id: str = ""
+    linkedin_client_secret: str = field(default="", repr=False)
+    # Meta: the Facebook Login dialog (a full URL: Graph's version is in its path) and the app
+    facebook_dialog_url: str = "https://www.facebook.com/v25.0/dialog/oauth"
+    meta_app_id: str = ""
+    meta_app_secret: str = field(default="", repr=False)
+    # Threads: its API host (login, tokens, publishing), its authorization window and its app
+    threads_api_base_url: str = "https://graph.threads.net"
+    threads_authorize_url: str = "https://threads.net/oauth/authorize"
+    threads_app_id: str = ""
+    threads_app_secret: str = field(default="", repr=False)
+    # Bluesky: the PDS that app passwords sign in to (an account's own PDS, if createSession
+    # names another, is kept with the account)
+    bluesky_pds_url: str = "https://bsky.social"
+    # Mastodon: the name this scheduler registers on each instance (POST /api/v1/apps)
+    mastodon_app_name: str = "Post Scheduler"
     log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
     sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
 
@@ -109,6 +132,22 @@ class Settings:
         "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
         "evergreen_min_gap": "SCHEDULER_EVERGREEN_MIN_GAP",
+        "public_url": "SCHEDULER_PUBLIC_URL",
+        "x_authorize_url": "X_AUTHORIZE_URL",
+        "x_client_id": "X_CLIENT_ID",
+        "x_client_secret": "X_CLIENT_SECRET",
+        "linkedin_oauth_base_url": "LINKEDIN_OAUTH_BASE_URL",
+        "linkedin_client_id": "LINKEDIN_CLIENT_ID",
+        "linkedin_client_secret": "LINKEDIN_CLIENT_SECRET",
+        "facebook_dialog_url": "FACEBOOK_DIALOG_URL",
+        "meta_app_id": "META_APP_ID",
+        "meta_app_secret": "META_APP_SECRET",
+        "threads_api_base_url": "THREADS_API_BASE_URL",
+        "threads_authorize_url": "THREADS_AUTHORIZE_URL",
+        "threads_app_id": "THREADS_APP_ID",
+        "threads_app_secret": "THREADS_APP_SECRET",
+        "bluesky_pds_url": "BLUESKY_PDS_URL",
+        "mastodon_app_name": "MASTODON_APP_NAME",
         "log_level": "SCHEDULER_LOG_LEVEL",
         "sql_dir": "SCHEDULER_SQL_DIR",
     }
@@ -200,8 +239,16 @@ def _check_lock_timeout(settings: Settings) -> None:
 _MAY_BE_ZERO = {"trusted_proxies", "retention_days", "webhook_allow_private"}
 
 
+# Settings that must be http(s) URLs; a platform's module adds its own.
+URL_SETTINGS = ["x_api_base_url", "graph_api_base_url", "linkedin_api_base_url", "public_url",
+                "x_authorize_url", "linkedin_oauth_base_url", "facebook_dialog_url",
+                "threads_api_base_url", "threads_authorize_url", "bluesky_pds_url"]
+
+
 def _check_platform_settings(settings: Settings) -> None:
-    for name in ("x_api_base_url", "graph_api_base_url", "linkedin_api_base_url"):
+    for name in URL_SETTINGS:
+        if name == "public_url" and not settings.public_url:
+            continue  # unset: the connect flows say so when asked
         parts = urlsplit(getattr(settings, name))
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"{Settings.ENV[name]} must be an http(s) URL such as "

@@ -16,7 +16,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from app.api.spec import session_company, sessions
 from app.errors import NotFound, Unauthorized
 from app.security import same_origin, tokens_match
-from app.services import accounts, best_times, health, metrics, posts
+from app.services import accounts, best_times, connect, health, metrics, posts
 from app.services.accounts import hash_key
 from app.statuses import EDITABLE, RETRYABLE, PostStatus, QueueStatus
 from app.timeutil import utcnow, zone
@@ -139,6 +139,21 @@ def _range(view: str, anchor: date) -> tuple[date, date]:
     first = month_start - timedelta(days=month_start.weekday())
     last_day = next_month - timedelta(days=1)
     return first, last_day + timedelta(days=6 - last_day.weekday())
+
+
+@bp.get("/accounts", endpoint="accounts")
+def accounts_page():
+    company = _company_or_login()
+    if company is None:
+        return redirect(url_for("dashboard.overview"))
+    from app.api.connect import context
+
+    listed = accounts.list_accounts(sessions(), company.id)
+    return render_template("dashboard/accounts.html", company=company, accounts=listed,
+                           platforms=connect.available(context()), tz=zone(company.timezone),
+                           expiring=connect.expiring(listed, utcnow()),
+                           connected=request.args.get("connected"),
+                           connect_error=request.args.get("connect_error"))
 
 
 @bp.get("/posts/<post_id>")

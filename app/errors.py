@@ -66,3 +66,24 @@ class Unauthorized(SchedulerError):
 
     exit_code = 1
     code = "unauthorized"
+
+
+class NotConfigured(SchedulerError):
+    """A feature needs settings that are not set (a platform's app credentials): the message
+    names them."""
+
+    exit_code = 4
+    code = "not_configured"
+
+    def __init__(self, message: str, settings: list[str] | None = None):
+        super().__init__(message)
+        self.settings = settings or []
+        self.fields = {name: "not set" for name in self.settings}
+
+
+class PlatformError(SchedulerError):
+    """A platform could not do what a request needed (its token endpoint answered 5xx or
+    nonsense, refused this scheduler's app credentials); the message says which and what next."""
+
+    exit_code = 8
+    code = "platform_error"

@@ -127,6 +127,16 @@ class SocialAccount(Base):
         _enum("account_status", AccountStatus), server_default=text(f"'{AccountStatus.ACTIVE}'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Since 0009 (connect flows and refresh): NULL for a pasted token.
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[str | None] = mapped_column(String(1024))  # as granted, space-separated
+    # Per-platform facts a refresh or a publish needs (a Mastodon instance, a Bluesky PDS).
+    auth_meta: Mapped[dict | None] = mapped_column(JSON)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When account.token_expiring was raised for the current token (once per token).
+    expiring_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_reason: Mapped[str | None] = mapped_column(String(1024))  # why it needs reconnecting
 
 
 class PostDetail(Base):
@@ -347,4 +357,38 @@ class EvergreenRule(Base):
     company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
     account_ids: Mapped[list] = mapped_column(JSON)
     per_week: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OAuthState(Base):
+    """A connect flow between its start and its callback: single use, bound to the company,
+    expiring; only the state's hash is kept, and the PKCE verifier is sealed."""
+
+    __tablename__ = "oauth_states"
+    __table_args__ = MYSQL_TABLE
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    verifier_encrypted: Mapped[str | None] = mapped_column(Text)
+    # What the callback needs besides the code: the redirect URI sent, a clientId, an instance.
+    extras: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthApp(Base):
+    """Client credentials a platform issued to this scheduler at run time (Mastodon registers
+    an app once per instance); the secret is sealed."""
+
+    __tablename__ = "oauth_apps"
+    __table_args__ = (
+        Index("uq_oauth_apps_platform_instance", "platform", "instance", unique=True), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -365,16 +365,17 @@ def lateness_seconds(db: BenchDb) -> list[float]:
 
 def run_like_cron(db: BenchDb, env: dict[str, str], logs: Path, processes: int = 1,
                   period: float = 60.0, timeout: float = 600.0, loop: bool = True,
-                  rss: PeakRss | None = None) -> int:
+                  rss: PeakRss | None = None,
+                  unfinished: str = "SELECT COUNT(*) FROM post_schedule WHERE status <> 'done'") -> int:
     """Start `processes` x `worker_trigger.py [--loop]` now and again every `period` seconds
-    (cron's minute) while any post is not done; return once all are done and every worker has
-    exited. Returns how many workers were started."""
+    (cron's minute) while the `unfinished` query counts work left (default: posts not done);
+    return once none is left and every worker has exited. Returns how many workers were started."""
     procs: list[subprocess.Popen] = []
     last_start = None
     deadline = time.monotonic() + timeout
     try:
         while True:
-            left = db.scalar("SELECT COUNT(*) FROM post_schedule WHERE status <> 'done'")
+            left = db.scalar(unfinished)
             if left == 0 and all(p.poll() is not None for p in procs):
                 break
             # Once all is published, cron's next start would find nothing: no need to start it.
@@ -385,7 +386,7 @@ def run_like_cron(db: BenchDb, env: dict[str, str], logs: Path, processes: int =
             if rss is not None:
                 rss.sample(procs)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{left} posts still not done after {timeout:.0f} s; "
+                raise TimeoutError(f"{left} posts (or jobs) still not done after {timeout:.0f} s; "
                                    f"see the worker logs in {logs}")
             time.sleep(0.2)
     finally:

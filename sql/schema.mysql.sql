@@ -272,7 +272,54 @@ ALTER TABLE post_details MODIFY status ENUM('pending','published','failed','canc
 
 UPDATE alembic_version SET version_num='0008_more_values' WHERE alembic_version.version_num = '0007_webhooks';
 
--- Running upgrade 0008_more_values -> 0013_metrics
+-- Running upgrade 0008_more_values -> 0009_oauth
+
+ALTER TABLE social_accounts ADD COLUMN refresh_token_encrypted TEXT;
+
+ALTER TABLE social_accounts ADD COLUMN refresh_expires_at DATETIME(6);
+
+ALTER TABLE social_accounts ADD COLUMN scopes VARCHAR(1024);
+
+ALTER TABLE social_accounts ADD COLUMN auth_meta JSON;
+
+ALTER TABLE social_accounts ADD COLUMN refreshed_at DATETIME(6);
+
+ALTER TABLE social_accounts ADD COLUMN expiring_notified_at DATETIME(6);
+
+ALTER TABLE social_accounts ADD COLUMN status_reason VARCHAR(1024);
+
+CREATE TABLE oauth_states (
+    state_hash VARCHAR(64) NOT NULL, 
+    company_id CHAR(36) NOT NULL, 
+    platform VARCHAR(32) NOT NULL, 
+    verifier_encrypted TEXT, 
+    extras JSON NOT NULL, 
+    created_at DATETIME(6) NOT NULL, 
+    expires_at DATETIME(6) NOT NULL, 
+    used_at DATETIME(6), 
+    CONSTRAINT pk_oauth_states PRIMARY KEY (state_hash), 
+    CONSTRAINT fk_oauth_states_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_unicode_ci;
+
+CREATE INDEX ix_oauth_states_company_id ON oauth_states (company_id);
+
+CREATE INDEX ix_oauth_states_created_at ON oauth_states (created_at);
+
+CREATE TABLE oauth_apps (
+    id BIGINT NOT NULL AUTO_INCREMENT, 
+    platform VARCHAR(32) NOT NULL, 
+    instance VARCHAR(255) NOT NULL, 
+    client_id VARCHAR(255) NOT NULL, 
+    client_secret_encrypted TEXT NOT NULL, 
+    created_at DATETIME(6) NOT NULL, 
+    CONSTRAINT pk_oauth_apps PRIMARY KEY (id)
+)ENGINE=InnoDB CHARSET=utf8mb4 COLLATE utf8mb4_unicode_ci;
+
+CREATE UNIQUE INDEX uq_oauth_apps_platform_instance ON oauth_apps (platform, instance);
+
+UPDATE alembic_version SET version_num='0009_oauth' WHERE alembic_version.version_num = '0008_more_values';
+
+-- Running upgrade 0009_oauth -> 0013_metrics
 
 CREATE TABLE post_metrics (
     id BIGINT NOT NULL AUTO_INCREMENT, 
@@ -312,5 +359,5 @@ CREATE TABLE evergreen_rules (
 
 CREATE INDEX ix_evergreen_rules_company_id ON evergreen_rules (company_id);
 
-UPDATE alembic_version SET version_num='0013_metrics' WHERE alembic_version.version_num = '0008_more_values';
+UPDATE alembic_version SET version_num='0013_metrics' WHERE alembic_version.version_num = '0009_oauth';
 

@@ -282,7 +282,54 @@ ALTER TYPE post_status ADD VALUE IF NOT EXISTS 'draft';
 
 UPDATE alembic_version SET version_num='0008_more_values' WHERE alembic_version.version_num = '0007_webhooks';
 
--- Running upgrade 0008_more_values -> 0013_metrics
+-- Running upgrade 0008_more_values -> 0009_oauth
+
+ALTER TABLE social_accounts ADD COLUMN refresh_token_encrypted TEXT;
+
+ALTER TABLE social_accounts ADD COLUMN refresh_expires_at TIMESTAMP WITHOUT TIME ZONE;
+
+ALTER TABLE social_accounts ADD COLUMN scopes VARCHAR(1024);
+
+ALTER TABLE social_accounts ADD COLUMN auth_meta JSON;
+
+ALTER TABLE social_accounts ADD COLUMN refreshed_at TIMESTAMP WITHOUT TIME ZONE;
+
+ALTER TABLE social_accounts ADD COLUMN expiring_notified_at TIMESTAMP WITHOUT TIME ZONE;
+
+ALTER TABLE social_accounts ADD COLUMN status_reason VARCHAR(1024);
+
+CREATE TABLE oauth_states (
+    state_hash VARCHAR(64) NOT NULL, 
+    company_id VARCHAR(36) NOT NULL, 
+    platform VARCHAR(32) NOT NULL, 
+    verifier_encrypted TEXT, 
+    extras JSON NOT NULL, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    expires_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    used_at TIMESTAMP WITHOUT TIME ZONE, 
+    CONSTRAINT pk_oauth_states PRIMARY KEY (state_hash), 
+    CONSTRAINT fk_oauth_states_company_id FOREIGN KEY(company_id) REFERENCES companies (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_oauth_states_company_id ON oauth_states (company_id);
+
+CREATE INDEX ix_oauth_states_created_at ON oauth_states (created_at);
+
+CREATE TABLE oauth_apps (
+    id BIGSERIAL NOT NULL, 
+    platform VARCHAR(32) NOT NULL, 
+    instance VARCHAR(255) NOT NULL, 
+    client_id VARCHAR(255) NOT NULL, 
+    client_secret_encrypted TEXT NOT NULL, 
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, 
+    CONSTRAINT pk_oauth_apps PRIMARY KEY (id)
+);
+
+CREATE UNIQUE INDEX uq_oauth_apps_platform_instance ON oauth_apps (platform, instance);
+
+UPDATE alembic_version SET version_num='0009_oauth' WHERE alembic_version.version_num = '0008_more_values';
+
+-- Running upgrade 0009_oauth -> 0013_metrics
 
 CREATE TABLE post_metrics (
     id BIGSERIAL NOT NULL, 
@@ -322,5 +369,5 @@ CREATE TABLE evergreen_rules (
 
 CREATE INDEX ix_evergreen_rules_company_id ON evergreen_rules (company_id);
 
-UPDATE alembic_version SET version_num='0013_metrics' WHERE alembic_version.version_num = '0008_more_values';
+UPDATE alembic_version SET version_num='0013_metrics' WHERE alembic_version.version_num = '0009_oauth';
 

@@ -241,6 +241,32 @@ def add_due_posts(db: Db, tenant: Tenant, count: int, run_at: datetime = T0,
             PostSchedule.post_detail_id.in_(post_ids)).order_by(PostSchedule.id)))
 
 
+def add_due_post(db: Db, company_id: str, account_id: str, content: str, now: datetime,
+                 media_urls: list[str] | None = None) -> int:
+    """One post due a second before `now`, as the API would have stored it; its schedule id."""
+    with db.sessions.begin() as session:
+        detail = PostDetail(id=str(uuid.uuid4()), company_id=company_id,
+                            social_account_id=account_id, group_id=str(uuid.uuid4()),
+                            content=content, media_urls=media_urls or [], status="pending",
+                            created_at=now, updated_at=now)
+        session.add(detail)
+        session.flush()
+        schedule = PostSchedule(post_detail_id=detail.id, run_at=now - timedelta(seconds=1),
+                                status="pending", created_at=now, updated_at=now)
+        session.add(schedule)
+        session.flush()
+        return schedule.id
+
+
+@pytest.fixture
+def fakes():
+    """Every fake platform (tests/fakes/), on free local ports for the test."""
+    from tests.fakes import running_fakes
+
+    with running_fakes() as running:
+        yield running
+
+
 @pytest.fixture
 def tenant(request) -> Tenant:
     """A company with one active sandbox account, in whichever database the test uses."""
@@ -309,12 +335,12 @@ class CountingStream(io.BytesIO):
 
 
 @contextmanager
-def serving(app):
-    """`app` on 127.0.0.1:<free port>, a real socket and threads, as a browser or a fuzzer
-    reaches it; yields the base URL and disposes of the app's engine afterwards."""
+def serving(app, port: int = 0):
+    """`app` on 127.0.0.1:<port> (0: a free one), a real socket and threads, as a browser or a
+    fuzzer reaches it; yields the base URL and disposes of the app's engine afterwards."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -322,3 +348,28 @@ def serving(app):
     finally:
         server.shutdown()
         app.extensions["scheduler"]["engine"].dispose()
+
+
+# -- a real browser -------------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("SCHEDULER_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Debian's Chromium, headless, driven by Playwright (screenshots go to SHOTS)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does it)",
+                    pytrace=False)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS, headless=True, viewport={"width": 1280, "height": 900})
+        yield context
+        context.close()

@@ -159,6 +159,14 @@ def test_bad_bodies_are_refused_with_the_reason(db, tenant, api, change, status,
     ("facebook", "a" * 63207, [], "Facebook allows at most 63206"),
     ("instagram", "a" * 2201, ["https://example.com/a.jpg"], "Instagram allows at most 2200"),
     ("instagram", "no picture", [], "Instagram needs at least one image or video URL"),
+    # Bluesky counts graphemes: a family emoji is one, an accented letter with its mark is one
+    ("bluesky", "👨‍👩‍👧‍👦" * 301, [], "is 301 characters (graphemes"),
+    ("bluesky", "e\u0301" * 301, [], "Bluesky allows at most 300"),
+    ("bluesky", "hi", [f"https://example.com/{i}.jpg" for i in range(5)], "at most 4 images"),
+    ("mastodon", "a" * 501, [], "Mastodon allows at most 500"),
+    ("mastodon", "see " + LONG_URL + " " + "a" * 473, [], "is 501 characters (URLs count 23)"),
+    ("threads", "a" * 501, [], "Threads allows at most 500"),
+    ("threads", "😀" * 126, [], "is 504 characters (an emoji counts its UTF-8 bytes)"),
 ])
 def test_platform_limits(db, tenant, api, platform, content, media, problem):
     account = account_of(db, tenant, platform)
@@ -173,9 +181,28 @@ def test_platform_limits(db, tenant, api, platform, content, media, problem):
     ("linkedin", "a" * 3000, []),
     ("facebook", "a" * 63206, []),
     ("instagram", "a" * 2200, ["https://example.com/a.jpg"]),
+    ("bluesky", "👨‍👩‍👧‍👦" * 300, []),  # 2,100 code points, 7,500 bytes: 300 graphemes
+    ("bluesky", "e\u0301" * 300, []),
+    ("mastodon", "see " + LONG_URL + " " + "a" * 472, []),
+    ("mastodon", "@someone@mastodon.example.org " + "a" * 490, []),  # the domain is not counted
+    ("threads", "😀" * 125, []),
+    ("threads", "a" * 500, []),
 ])
 def test_content_at_the_limit_is_accepted(db, tenant, api, platform, content, media):
     assert schedule(api, account_of(db, tenant, platform), content, mediaUrls=media).status_code == 201
+
+
+def test_a_mastodon_instance_s_own_limit_applies(db, tenant, api):
+    account = account_of(db, tenant, "mastodon")
+    with db.sessions.begin() as session:  # what connect read from its /api/v2/instance
+        session.get(SocialAccount, account).auth_meta = {"max_characters": 1000,
+                                                         "max_media_attachments": 2}
+    assert schedule(api, account, "a" * 1000).status_code == 201
+    assert_error(schedule(api, account, "a" * 1001), 422, "validation_failed",
+                 "Mastodon allows at most 1000")
+    assert_error(schedule(api, account, "hi", mediaUrls=[f"https://example.com/{i}.jpg"
+                                                         for i in range(3)]),
+                 422, "validation_failed", "at most 2 images")
 
 
 @pytest.mark.parametrize("text,weight", [

@@ -3,11 +3,13 @@ id, answers 404. Never 200, never a 403 that confirms the thing exists, never a 
 other company's data is exactly as it was afterwards."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
 
+from app.models import OAuthState
 from app.services.accounts import create_client
 from app.services.evergreen import create_rule
 from app.services.posts import NewPost, schedule_post
@@ -36,9 +38,15 @@ def seeded(db: Db, name: str) -> dict:
     rule = create_rule(db.sessions, tenant.company_id, [tenant.account_id], 3, NOW).id
     draft = schedule_post(db.sessions, tenant.company_id,
                           NewPost([tenant.account_id], f"{name} draft", None), NOW).posts[0].id
+    state = f"{name}-state"  # a connect flow of theirs, under way
+    with db.sessions.begin() as session:
+        session.add(OAuthState(state_hash=hashlib.sha256(state.encode()).hexdigest(),
+                               company_id=tenant.company_id, platform="x", created_at=NOW,
+                               expires_at=NOW + timedelta(minutes=10),
+                               extras={"redirectUri": "https://s.example/connect/x/callback"}))
     return {"tenant": tenant, "company": tenant.company_id, "account": tenant.account_id,
             "client": client, "post": pending.id, "failed": failed.id, "webhook": webhook,
-            "rule": rule, "draft": draft}
+            "rule": rule, "draft": draft, "state": state}
 
 
 def body(mine: dict, **theirs) -> dict:
@@ -106,6 +114,10 @@ MATRIX = {
                                      "companyId": t["company"]}),
     "list rules as their company": lambda m, t: ("GET", f"/evergreen/rules?companyId={t['company']}", None),
     "delete their rule": lambda m, t: ("DELETE", f"/evergreen/rules/{t['rule']}", None),
+    "connect as their company": lambda m, t: ("POST", "/connect/x", {"companyId": t["company"]}),
+    "connect for their client": lambda m, t: ("POST", "/connect/x", {"clientId": t["client"]}),
+    "finish their connect flow": lambda m, t: (
+        "GET", f"/connect/x/callback?code=c&state={t['state']}", None),
 }
 
 
@@ -124,6 +136,7 @@ def snapshot(db: Db, company_id: str) -> dict:
             ("post_details", "company_id = :c"), ("social_accounts", "company_id = :c"),
             ("clients", "company_id = :c"), ("webhooks", "company_id = :c"),
             ("evergreen_rules", "company_id = :c"),
+            ("oauth_states", "company_id = :c"),
             ("post_schedule", "post_detail_id IN (SELECT id FROM post_details WHERE company_id = :c)"),
         ]}
 
@@ -175,7 +188,8 @@ def test_the_matrix_covers_every_operation(db, two):
     as_template = {_ids("t")["post"]: "{post_id}", _ids("t")["failed"]: "{post_id}",
                    _ids("t")["draft"]: "{post_id}",
                    _ids("t")["account"]: "{account_id}", _ids("m")["account"]: "{account_id}",
-                   _ids("t")["webhook"]: "{webhook_id}", _ids("t")["rule"]: "{rule_id}"}
+                   _ids("t")["webhook"]: "{webhook_id}", _ids("t")["rule"]: "{rule_id}",
+                   "/connect/x": "/connect/{platform}"}
     for concrete, template in as_template.items():
         covered = {(m, p.replace(concrete, template)) for m, p in covered}
     for path, operations in document["paths"].items():
@@ -186,4 +200,4 @@ def test_the_matrix_covers_every_operation(db, two):
 
 def _ids(side: str) -> dict:
     return {k: f"{side}-{k}" for k in ("company", "account", "client", "post", "failed", "webhook",
-                                       "rule", "draft")}
+                                       "rule", "draft", "state")}

@@ -87,3 +87,11 @@ def test_imports_smoke_mariadb():
     result = run_smoke("imports.py")
     assert result["ok"], result
     assert result["rows"] == 200 and result["median_s"] > 0 and result["reference_median_s"] > 0
+def test_jobs_lateness_smoke_mariadb():
+    result = run_smoke("jobs_lateness.py")
+    for label, runs in result["runs"].items():
+        for run in runs:
+            assert_published_once(run["verified"], result["posts"])
+            jobs = result["jobs"] if label == "with_jobs" else 0
+            assert run["verified"]["jobs_done"] == run["verified"]["refresh_requests"] == jobs
+    assert result["ok"]

@@ -16,8 +16,8 @@ from app.services.accounts import add_account
 from app.services.limits import length_for
 from app.services.posts import NewPost, schedule_post
 
-from conftest import make_tenant
-from test_dashboard_browser import SHOTS, browser, sign_in, site  # noqa: F401 - fixtures
+from conftest import SHOTS, make_tenant
+from test_dashboard_browser import sign_in, site  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.mariadb
 NEW_YORK = ZoneInfo("America/New_York")

@@ -2,14 +2,11 @@
 seeded MariaDB and the app served on a real socket. Screenshots go to test-output/screenshots/."""
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import update
 
 from app import create_app
@@ -19,33 +16,15 @@ from app.services.posts import NewPost, schedule_post
 from worker.cycle import Worker
 from worker.publishers.base import PermanentError
 
-from conftest import add_due_posts, make_tenant, serving
+from conftest import SHOTS, add_due_posts, make_tenant, serving
 from test_queue import Scripted
 
-CHROMIUM = os.environ.get("SCHEDULER_TEST_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 CALENDAR_UTC = datetime(2030, 1, 15, 3, 30, tzinfo=timezone.utc)  # 22:30 on the 14th in New York
 BUSY_DAY_UTC = datetime(2030, 1, 16, 14, 0, tzinfo=timezone.utc)  # the 16th in New York
 BUSY_POSTS = 40
 LONG_LABEL = "Winter sale starts Friday: everything in the shop at half price until Sunday night"
 
 pytestmark = pytest.mark.mariadb
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does it)",
-                    pytrace=False)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
-            args=ARGS, headless=True, viewport={"width": 1280, "height": 900})
-        yield context
-        context.close()
 
 
 @pytest.fixture

@@ -232,7 +232,8 @@ def test_limits_check_answers_as_schedule_post_would(db, tenant, api):
     assert response.status_code == 200, response.get_json()
     by_platform = {item["platform"]: item for item in response.get_json()["items"]}
     assert list(by_platform) == ["x", "linkedin"]
-    assert by_platform["x"]["length"] == 2 + 1 + 23 + 1 + 260 and by_platform["x"]["weighted"]
+    assert by_platform["x"]["length"] == 2 + 1 + 23 + 1 + 260
+    assert by_platform["x"]["counting"] == "weighted"
     assert by_platform["linkedin"]["length"] == len(text) and by_platform["linkedin"]["problems"] == {}
     x = api.post("/social-accounts", json={"platform": "x", "externalId": "x9",
                                            "accessToken": "t"}).get_json()["id"]

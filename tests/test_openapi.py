@@ -61,7 +61,12 @@ def served(mariadb):
     Webhook URLs are not resolved (SCHEDULER_WEBHOOK_ALLOW_PRIVATE=1): offline, example.com and
     the fuzzer's host names resolve nowhere, and POST /webhooks would answer 400 to the
     document's own example. The address check has its own tests in tests/test_webhooks.py."""
-    settings = dataclasses.replace(mariadb.settings, webhook_allow_private=1)
+    # Connect flows configured (their start makes no request; a callback's made-up state is
+    # refused before any), so schemathesis reaches past "not configured".
+    settings = dataclasses.replace(
+        mariadb.settings, webhook_allow_private=1, public_url="https://scheduler.example.com",
+        x_client_id="id", x_client_secret="secret", linkedin_client_id="id",
+        linkedin_client_secret="secret")
     with serving(create_app({"SETTINGS": settings})) as url:
         yield url
 

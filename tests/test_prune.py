@@ -14,7 +14,7 @@ from sqlalchemy import event, insert
 
 from app.cli import cli
 from app.errors import InvalidInput
-from app.models import IdempotencyKey, Job, PublishAttempt, WorkerRun
+from app.models import IdempotencyKey, Job, OAuthState, PublishAttempt, WorkerRun
 from app.services.retention import parse_duration, prune
 from worker.cycle import Worker
 
@@ -24,7 +24,7 @@ OLD = T0 - timedelta(days=91)
 RECENT = T0 - timedelta(days=89)
 WINDOW = timedelta(days=90)
 TABLES = ("post_details", "post_schedule", "publish_attempts", "worker_runs",
-          "idempotency_keys", "jobs")
+          "idempotency_keys", "jobs", "oauth_states")
 
 
 def counts(db) -> dict[str, int]:
@@ -60,6 +60,10 @@ def seed(db, tenant) -> dict:
             {**job, "status": "done", "updated_at": RECENT},
             {**job, "status": "pending", "updated_at": OLD},      # not finished: kept
             {**job, "status": "processing", "updated_at": OLD}])  # not finished: kept
+        conn.execute(insert(OAuthState), [  # connect flows: expired 10 minutes after they began
+            {"state_hash": f"{i:064d}", "company_id": tenant.company_id, "platform": "x",
+             "extras": {}, "created_at": at, "expires_at": at + timedelta(minutes=10)}
+            for i, at in enumerate((OLD, RECENT))])
     kept = db.rows("SELECT id FROM publish_attempts WHERE NOT (post_schedule_id = :a AND attempt "
                    "< 3) AND NOT (post_schedule_id = :b AND attempt = 1) AND NOT "
                    "(post_schedule_id = :c AND attempt = 1)", a=three, b=recent, c=in_flight)
@@ -70,11 +74,11 @@ def test_prune_deletes_old_history_and_keeps_posts_and_each_posts_last_attempt(d
     kept = seed(db, tenant)
     before = counts(db)
     report = prune(db.sessions, T0, WINDOW)
-    assert (report.publish_attempts, report.worker_runs, report.idempotency_keys, report.jobs) == (
-        4, 2, 1, 2)
+    assert (report.publish_attempts, report.worker_runs, report.idempotency_keys, report.jobs,
+            report.oauth_states) == (4, 2, 1, 2, 1)
     after = counts(db)
     assert after == {**before, "publish_attempts": 4, "worker_runs": 1, "idempotency_keys": 1,
-                     "jobs": 3}
+                     "jobs": 3, "oauth_states": 1}
     assert sorted(r["id"] for r in db.rows("SELECT id FROM publish_attempts")) == kept["attempts"]
     assert sorted(r["status"] for r in db.rows("SELECT status FROM jobs")) == [
         "done", "pending", "processing"]
@@ -87,7 +91,7 @@ def test_a_dry_run_counts_the_same_rows_and_changes_nothing(db, tenant):
     dry = prune(db.sessions, T0, WINDOW, dry_run=True)
     assert counts(db) == before and dry.batches == 0
     real = prune(db.sessions, T0, WINDOW)
-    fields = ("publish_attempts", "worker_runs", "idempotency_keys", "jobs")
+    fields = ("publish_attempts", "worker_runs", "idempotency_keys", "jobs", "oauth_states")
     assert [getattr(dry, f) for f in fields] == [getattr(real, f) for f in fields]
 
 

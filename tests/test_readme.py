@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SKIP = re.compile(r"\*Not run by `tests/test_readme\.py`: (?P<reason>[^*]+?)\.?\*")
-PORTS = (5000, 8701, 8702, 8703)  # the development server's and the fakes' (as the README says)
+PORTS = (5000, 8701, 8702, 8703, 8704, 8705, 8706)  # the development server's and the fakes'
 BLOCK_TIMEOUT = 300
 LOCK = Path("/tmp/post-scheduler-test-readme.lock")  # two runs on one machine take turns
 
@@ -33,7 +33,13 @@ EXPECTED = {
     "scheduler demo && scheduler worker run --loop --budget 30 && scheduler queue stats":
         [r"(?m)^done\s+5$"],
     '\\"scheduledAt\\": \\"$AT\\"': [r'"status":\s*"published"', r'"queueStatus":\s*"done"'],
-    "python -m tests.fakes &": [r"(?m)^done\s+4$", r"(?m)^failed\s+1$"],
+    "connect facebook": [r"(?m)^x @acme$", r"(?m)^facebook Acme Bakery$",
+                         r"(?m)^instagram @acmebakery$", r"(?m)^facebook Acme Deli$",
+                         r"(?m)^mastodon ", r"(?m)^threads @acme.threads$"],
+    "Posted with a refreshed token": [r'"event":\s*"token_refreshed"', r'"outcome":\s*"published"',
+                                      r"(?m)^done\s+1$"],
+    "python -m tests.fakes &": [r"(?m)^done\s+5$", r"(?m)^failed\s+1$",
+                                r"threads: POST /v1\.0/25001/threads_publish"],
 }
 
 # The shell session's prelude: the two swaps, then the state the previous block left.

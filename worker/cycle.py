@@ -23,6 +23,8 @@ from app.db import engine_of
 from app.errors import ConfigError
 from app.logs import event
 from app.models import PostDetail, SocialAccount
+from app.oauth.refresh import REFRESH_REFUSED, fresh_token, replace_expired
+from app.oauth.schedule import JUST_IN_TIME
 from app.services.accounts import mark_needs_reconnect, waiting_reason
 from app.statuses import AccountStatus, QueueStatus
 from app.timeutil import utcnow
@@ -87,6 +89,7 @@ class Worker:
         self.policy = RetryPolicy.of(settings)
         self._run = _RunState(settings)
         self.jobs = JobRunner(JobContext(settings, sessions, clock, self.publishers))
+        self._providers = self.jobs.ctx.providers()  # for just-in-time token refreshes
         self._leases = Leases(settings, sessions, clock)
 
     def run(self, loop: bool = False) -> RunSummary:
@@ -195,7 +198,9 @@ class Worker:
         with engine_of(self.sessions).connect() as conn:
             rows = conn.execute(
                 select(d.id, d.content, d.media_urls, a.id.label("account_id"), a.platform,
-                       a.external_id, a.display_name, a.status, a.access_token_encrypted)
+                       a.external_id, a.display_name, a.status, a.access_token_encrypted,
+                       a.token_expires_at, a.auth_meta,
+                       a.refresh_token_encrypted.is_not(None).label("refreshable"))
                 .join_from(PostDetail.__table__, SocialAccount.__table__,
                            a.id == d.social_account_id)
                 .where(d.id.in_([j.post_detail_id for j in jobs]))).all()
@@ -207,7 +212,8 @@ class Worker:
                                               job.schedule_id, job.attempt),
                            _AccountRow(row.account_id, row.platform, row.external_id,
                                        row.display_name, row.status,
-                                       row.access_token_encrypted)))
+                                       row.access_token_encrypted, row.token_expires_at,
+                                       dict(row.auth_meta or {}), bool(row.refreshable))))
         for _, _, account in loaded:
             self._run.credentials(account)  # decrypted once per account, before any request
         return loaded
@@ -257,7 +263,7 @@ class Worker:
         class of the taxonomy ends here in its queue outcome."""
         note = None
         try:
-            credentials = self._run.credentials(account)
+            credentials = self._credentials(account)
             with guarded(lambda: self._leases.check(job)):  # before each request it makes
                 self._leases.check(job)
                 if job.unknown_since is not None:
@@ -278,6 +284,8 @@ class Worker:
             return self._rate_limited(job, account, exc, _failure(exc, note=note))
         except AuthError as exc:
             self._run.needs_reconnect.add(account.id)
+            if exc.error_code in REFRESH_REFUSED:  # the token, not this post: it waits too
+                return self._after(job, account, Event.NEEDS_RECONNECT, _failure(exc, note=note))
             mark_needs_reconnect(self.sessions, account.id, self.clock())
             return self._after(job, account, Event.PERMANENT, _failure(
                 exc, f"{exc.message}. Reconnect the {account.platform} account to publish again; "
@@ -287,8 +295,27 @@ class Worker:
         except Exception as exc:  # RetryableError, and anything unforeseen, is worth a retry
             return self._after(job, account, Event.RETRYABLE, _failure(exc, note=note),
                                maybe_published=getattr(exc, "maybe_published", False))
-        return self._published(job, account, result.platform_post_id,
-                               Failure(note, error_code="lookup_unavailable") if note else None)
+        if note or result.note:
+            remark = Failure("; ".join(filter(None, (note, result.note))),
+                             error_code="lookup_unavailable" if note else "published_with_note")
+        else:
+            remark = None
+        return self._published(job, account, result.platform_post_id, remark)
+
+    def _credentials(self, account: "_AccountRow") -> Account:
+        """The account's token; refreshed first (under its row lock, app/oauth/refresh.py) when it
+        expires within JUST_IN_TIME."""
+        expires = account.token_expires_at
+        if expires is not None and expires <= self.clock() + JUST_IN_TIME:
+            credentials = account.to_publisher(fresh_token(self._providers, account.id))
+        else:
+            credentials = self._run.credentials(account)
+        if not account.refreshable:
+            return credentials
+        # A token the platform calls expired before its time (Bluesky's ExpiredToken)
+        stale = credentials.access_token
+        return replace(credentials, refresh=lambda: replace_expired(self._providers, account.id,
+                                                                     stale))
 
     def _look(self, job: Claimed, post: PostToPublish, credentials: Account,
               publisher: Publisher) -> tuple[str | None, str | None]:
@@ -493,9 +520,13 @@ class _AccountRow:
     display_name: str | None
     status: str
     sealed_token: str = field(repr=False)
+    token_expires_at: datetime | None = None
+    meta: dict = field(default_factory=dict)  # social_accounts.auth_meta
+    refreshable: bool = False  # a refresh token is stored
 
     def to_publisher(self, token: str) -> Account:
-        return Account(self.id, self.platform, self.external_id, self.display_name, token)
+        return Account(self.id, self.platform, self.external_id, self.display_name, token,
+                       self.meta)
 
 
 def _unreachable(exc: DBAPIError) -> bool:

@@ -4,6 +4,7 @@ backoff, failed), fenced on its lock_token like a post's."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,13 +15,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.logs import event
+from app.oauth.base import ProviderContext
+from app.oauth.schedule import REFRESH_KIND
 from app.queue import jobs as job_queue
 from app.queue.jobs import ClaimedJob
 from app.services import evergreen
 from app.services.retention import prune
+from worker.publishers.base import AuthError
+from worker.publishers.http import HttpClient
 
 log = logging.getLogger("worker")
 JOB_BACKOFF = 60.0  # seconds before a failed job's second attempt; doubles after
+# Jobs running at once in one run, at most. A refresh holds a database connection (and its
+# account row) while the platform answers: 8 leave most of the run's 12 connections, and its
+# threads, to the posts that fall due meanwhile (bench/jobs_lateness.py measures it).
+JOB_SLOTS = 8
 
 
 class JobFailed(Exception):
@@ -46,6 +55,11 @@ class JobContext:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
     publishers: dict = field(default_factory=dict)  # platform -> publisher, as the worker's
+
+    def providers(self) -> ProviderContext:
+        """What the OAuth providers are built with (a refresh_token job's refresh)."""
+        return ProviderContext(self.settings, HttpClient.from_settings(self.settings),
+                               self.sessions, self.clock)
 
 
 def run_prune(ctx: JobContext, job: ClaimedJob) -> dict:
@@ -76,8 +90,21 @@ def run_evergreen(ctx: JobContext, job: ClaimedJob) -> dict:
     return {"scheduled": [p.id for p in result.scheduled], "skipped": len(result.skipped)}
 
 
+def run_refresh_token(ctx: JobContext, job: ClaimedJob) -> dict:
+    """Refresh the token the job was queued for (or warn that it will expire); a refusal leaves
+    the account needs_reconnect and ends the job, a platform that cannot answer is retried."""
+    from app.oauth.refresh import refresh_ahead
+
+    try:
+        outcome = refresh_ahead(ctx.providers(), job.payload["accountId"],
+                                datetime.fromisoformat(job.payload["expiresAt"]))
+    except AuthError as exc:
+        raise JobFailed(exc.message) from None
+    return {"account_id": job.payload["accountId"], "done": outcome.done, "warned": outcome.warned}
+
+
 HANDLERS: dict[str, Callable[[JobContext, ClaimedJob], dict | None]] = {
-    "prune": run_prune, "deliver_webhook": run_deliver_webhook,
+    "prune": run_prune, "deliver_webhook": run_deliver_webhook, REFRESH_KIND: run_refresh_token,
     "collect_metrics": run_collect_metrics, evergreen.ROTATE_KIND: run_evergreen}
 
 
@@ -92,12 +119,15 @@ def enqueue_daily_prune(settings: Settings, sessions: sessionmaker[Session],
 
 
 class JobRunner:
-    """Claims due jobs only into publishing's spare capacity and runs them on the run's pool;
-    when none is due it looks again after a poll interval, not on every wake of the loop."""
+    """Claims due jobs only into publishing's spare capacity, at most JOB_SLOTS at a time, and
+    runs them on the run's pool; when none is due it looks again after a poll interval, not on
+    every wake of the loop."""
 
     def __init__(self, ctx: JobContext):
         self.ctx = ctx
         self.next_look = 0.0
+        self.running = 0
+        self._lock = threading.Lock()
 
     def prepare(self) -> None:
         """At the start of a run: stale job locks back to pending, today's prune and this
@@ -110,14 +140,25 @@ class JobRunner:
         evergreen.enqueue_weekly_rotations(ctx.sessions, ctx.clock())
 
     def submit(self, pool: ThreadPoolExecutor, spare: int) -> set[Future]:
-        if spare <= 0 or time.monotonic() < self.next_look:
+        with self._lock:
+            slots = min(spare, JOB_SLOTS - self.running)
+        if slots <= 0 or time.monotonic() < self.next_look:
             return set()
         s = self.ctx.settings
-        claimed = job_queue.claim_jobs(self.ctx.sessions, self.ctx.clock(), min(spare, s.batch_size),
+        claimed = job_queue.claim_jobs(self.ctx.sessions, self.ctx.clock(), min(slots, s.batch_size),
                                        s.worker_id)
         if not claimed:
             self.next_look = time.monotonic() + s.poll_interval
-        return {pool.submit(self.run_one, job) for job in claimed}
+        with self._lock:
+            self.running += len(claimed)
+        return {pool.submit(self._run_counted, job) for job in claimed}
+
+    def _run_counted(self, job: ClaimedJob) -> str:
+        try:
+            return self.run_one(job)
+        finally:
+            with self._lock:
+                self.running -= 1
 
     def run_one(self, job: ClaimedJob) -> str:
         """Run one job and write its outcome; the outcome's name for the run's summary."""

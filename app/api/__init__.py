@@ -4,11 +4,12 @@ from __future__ import annotations
 from flask import Flask
 
 from app.api import (
-    accounts, errors, health, imports, limits, planning, posts, queue_health, webhooks,
+    accounts, connect, errors, health, imports, limits, planning, posts, queue_health, webhooks,
 )
 from app.api.spec import openapi_document
 
-APIS = (posts.api, imports.api, limits.api, accounts.api, webhooks.api, planning.api, queue_health.api, health.api)
+APIS = (posts.api, imports.api, limits.api, accounts.api, connect.api, webhooks.api, planning.api,
+        queue_health.api, health.api)
 
 
 def register(app: Flask) -> None:

@@ -17,8 +17,8 @@ from werkzeug.exceptions import HTTPException
 
 from app.api.spec import HttpError
 from app.errors import (
-    Conflict, DatabaseUnavailable, InvalidInput, NotFound, SchedulerError, SchemaMissing,
-    Unauthorized,
+    Conflict, DatabaseUnavailable, InvalidInput, NotConfigured, NotFound, PlatformError,
+    SchedulerError, SchemaMissing, Unauthorized,
 )
 from app.logs import event
 
@@ -32,6 +32,8 @@ STATUS = [
     (Unauthorized, 401, "unauthorized"),
     (DatabaseUnavailable, 503, "database_unavailable"),
     (SchemaMissing, 503, "schema_missing"),
+    (NotConfigured, 409, "not_configured"),
+    (PlatformError, 502, "platform_error"),
 ]
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
               413: "payload_too_large", 415: "unsupported_media_type"}

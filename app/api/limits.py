@@ -21,9 +21,10 @@ class LimitsCheckIn(Strict):
 
 class PlatformCheck(Out):
     platform: Platform
-    length: int = Field(description="As the platform counts: X weighted, else characters")
+    length: int = Field(description="As the platform counts it (see `counting`)")
     maxLength: int
-    weighted: bool
+    counting: str = Field(description="weighted (X), graphemes (Bluesky), mastodon, threads "
+                                      "or characters")
     problems: dict[str, str] = Field(description="By field, as POST /schedule-post would answer")
 
 
@@ -36,6 +37,6 @@ class LimitsCheckOut(Out):
 def check(company_id: str, body: LimitsCheckIn):
     return LimitsCheckOut(items=[
         PlatformCheck(platform=p, length=length_for(p, body.content),
-                      maxLength=LIMITS[p].max_length, weighted=LIMITS[p].weighted,
+                      maxLength=LIMITS[p].max_length, counting=LIMITS[p].counting,
                       problems=check_post(p, body.content, list(body.mediaUrls)))
         for p in dict.fromkeys(body.platforms)])

@@ -264,14 +264,17 @@ class AccountOut(Out):
     displayName: str | None
     clientId: str | None
     status: AccountStatus
+    statusReason: str | None = Field(description="why the account must be reconnected")
     tokenExpiresAt: datetime | None
+    refreshable: bool = Field(description="the scheduler holds a refresh token for it")
     createdAt: datetime
 
     @classmethod
     def of(cls, a: SocialAccount) -> "AccountOut":
         return cls(id=a.id, platform=a.platform, externalId=a.external_id,
                    displayName=a.display_name, clientId=a.client_id, status=a.status,
-                   tokenExpiresAt=a.token_expires_at, createdAt=a.created_at)
+                   statusReason=a.status_reason, tokenExpiresAt=a.token_expires_at,
+                   refreshable=a.refresh_token_encrypted is not None, createdAt=a.created_at)
 
 
 class AccountList(Out):

@@ -44,6 +44,13 @@ class Operation:
     auth: bool
     headers: dict[str, str] = field(default_factory=dict)  # request header -> description
     conflicts: str | None = None  # when the operation answers 409, if it can
+    # A path parameter that is not an id: its values (the others are UUIDs).
+    path_values: dict[str, list[str]] = field(default_factory=dict)
+    statuses: dict[int, str] = field(default_factory=dict)  # other successes, same body
+    # The API key may be absent (a browser coming back from a platform): then the view gets
+    # company_id None and may answer with a redirect, described here.
+    optional_auth: str | None = None
+    errors: dict[int, str] = field(default_factory=dict)  # more error answers, with when
     # A body that is not JSON (a file upload): its OpenAPI `content` map; the view reads it.
     upload: dict | None = None
     upload_limit: str | None = None  # the setting bounding the upload's size
@@ -69,20 +76,25 @@ class Api:
               status: int = 200, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, auth: bool = True,
               headers: dict[str, str] | None = None, conflicts: str | None = None,
-              one_session: bool = False, upload: dict | None = None,
+              one_session: bool = False, path_values: dict[str, list[str]] | None = None,
+              statuses: dict[int, str] | None = None, optional_auth: str | None = None,
+              errors: dict[int, str] | None = None, upload: dict | None = None,
               upload_limit: str | None = None) -> Callable:
         """`one_session`: the key is checked in a database session that the view then gets as
         `db` and commits in (one connection and one transaction a request, for the hot path);
         it is closed, rolled back unless committed, when the view returns or raises."""
         operation = Operation(method, rule, summary, self.tag, status, response, body, query, auth,
-                              headers or {}, conflicts, upload, upload_limit)
+                              headers or {}, conflicts, path_values or {}, statuses or {},
+                              optional_auth, errors or {}, upload, upload_limit)
         self.operations.append(operation)
 
         def decorate(view: Callable) -> Callable:
             def run(path_args: dict, db: Session | None):
                 kwargs = dict(path_args)
-                _check_ids(path_args)
-                if auth:
+                _check_ids({k: v for k, v in path_args.items() if k not in operation.path_values})
+                if auth and optional_auth and not request.headers.get("Authorization"):
+                    kwargs["company_id"] = None
+                elif auth:
                     kwargs["company_id"] = g.company_id = authenticate(db)
                 if query is not None:
                     kwargs["query"] = _validated(query, _query_args())
@@ -216,6 +228,8 @@ def _check_company(parsed: BaseModel | None, company_id: str | None) -> None:
 
 
 def _respond(result, status: int) -> Response:
+    if isinstance(result, Response):  # a redirect, for a browser
+        return result
     headers = {}
     if isinstance(result, tuple):
         result, status, headers = (*result, {})[:3]
@@ -270,16 +284,21 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
     ok = {"description": "OK"}
     if op.response is not None:
         ok["content"] = json_of(op.response)
+    others = {str(status): {**ok, "description": why} for status, why in op.statuses.items()}
+    if op.optional_auth:
+        others["302"] = {"description": op.optional_auth}
     spec = {"summary": op.summary, "operationId": f"{op.method.lower()}{_camel(op.path)}",
             "tags": [op.tag],
-            "responses": {str(op.status): ok, **{
+            "responses": {str(op.status): ok, **others, **{
                 str(status): {"description": why, "content": json_of(ErrorBody)}
                 for status, why in _errors(op).items()},
                 "default": {"description": "An unexpected error (5xx: the database is "
                                            "unavailable, or a bug)", "content": json_of(ErrorBody)}},
-            "security": [{"bearerAuth": []}] if op.auth else []}
+            "security": ([{"bearerAuth": []}, {}] if op.optional_auth else [{"bearerAuth": []}])
+            if op.auth else []}
     params = [{"name": p, "in": "path", "required": True,
-               "schema": {"type": "string", "format": "uuid"}} for p in op.path_params]
+               "schema": {"type": "string", "enum": op.path_values[p]} if p in op.path_values
+               else {"type": "string", "format": "uuid"}} for p in op.path_params]
     params += [{"name": name, "in": "header", "required": False, "description": text,
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255,
                            "pattern": PRINTABLE_HEADER}}
@@ -314,7 +333,7 @@ def _errors(op: Operation) -> dict[int, str]:
         errors[415] = f"The body is not sent as {' or '.join(op.upload)}"
     if op.body is not None or op.query is not None or op.headers or op.upload is not None:
         errors[422] = "A field is not valid: `fields` names each one and says why"
-    return errors
+    return errors | op.errors
 
 
 def _query_params(model: type[BaseModel], components: dict) -> list[dict]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import crypto
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import ApiKey, Client, Company, SocialAccount
+from app.oauth.schedule import schedule_refresh
 from app.services.limits import LIMITS
 from app.statuses import AccountStatus
 from app.timeutil import zone
@@ -97,6 +98,7 @@ def add_account(sessions: sessionmaker[Session], company_id: str, platform: str,
             session.flush()
         except IntegrityError:
             raise Conflict(f"this company already has the {platform} account {external_id}") from None
+        schedule_refresh(session, account, now)
     return account
 
 
@@ -163,22 +165,29 @@ def list_companies(sessions: sessionmaker[Session]) -> list[Company]:
         return list(session.scalars(select(Company).order_by(Company.created_at, Company.id)))
 
 
-def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime) -> None:
+def mark_needs_reconnect(sessions: sessionmaker[Session], account_id: str, now: datetime,
+                         reason: str | None = None) -> None:
     """The platform refused the account's token: the account needs reconnecting, and its pending
     posts wait for that (status `waiting`)."""
+    with sessions.begin() as session:
+        needs_reconnect(session, account_id, now, reason)
+
+
+def needs_reconnect(session: Session, account_id: str, now: datetime,
+                    reason: str | None = None) -> None:
+    """mark_needs_reconnect inside the caller's transaction (a refresh holding the row)."""
     from worker.queue import hold_account_posts
 
     from app.services.webhooks import account_event
 
-    with sessions.begin() as session:
-        changed = session.execute(update(SocialAccount).where(
-            SocialAccount.id == account_id, SocialAccount.status != AccountStatus.NEEDS_RECONNECT)
-            .values(status=AccountStatus.NEEDS_RECONNECT, updated_at=now)).rowcount
-        account = session.get(SocialAccount, account_id)
-        if account is not None:
-            hold_account_posts(session, account_id, now, waiting_reason(account))
-            if changed:  # the transition, once: not every thread that saw the refusal
-                account_event(session, "account.needs_reconnect", account_id, now)
+    changed = session.execute(update(SocialAccount).where(
+        SocialAccount.id == account_id, SocialAccount.status != AccountStatus.NEEDS_RECONNECT)
+        .values(status=AccountStatus.NEEDS_RECONNECT, status_reason=reason, updated_at=now)).rowcount
+    account = session.get(SocialAccount, account_id, populate_existing=True)
+    if account is not None:
+        hold_account_posts(session, account_id, now, waiting_reason(account))
+        if changed:  # the transition, once: not every thread that saw the refusal
+            account_event(session, "account.needs_reconnect", account_id, now)
 
 
 def waiting_reason(account: SocialAccount) -> str:
@@ -192,8 +201,6 @@ def reconnect_account(sessions: sessionmaker[Session], company_id: str, account_
                       keys: crypto.KeyRing | None = None) -> tuple[SocialAccount, int]:
     """A new token for the account, which is active again; the posts that were waiting for it
     are pending again, each due at its own time. Returns the account and how many were released."""
-    from worker.queue import release_account_posts
-
     if not access_token.strip():
         raise InvalidInput("the access token must not be empty",
                            fields={"accessToken": "must not be empty"})
@@ -201,13 +208,30 @@ def reconnect_account(sessions: sessionmaker[Session], company_id: str, account_
         account = session.get(SocialAccount, account_id, with_for_update=True)
         if account is None or account.company_id != company_id:
             raise NotFound(f"no social account {account_id} in this company")
-        account.access_token_encrypted = crypto.seal(access_token, keys)
-        account.token_expires_at = token_expires_at
-        account.status = AccountStatus.ACTIVE
-        account.updated_at = now
-        session.flush()
-        released = release_account_posts(session, account_id, now)
+        released = renew(session, account, now, access_token, token_expires_at, keys=keys)
     return account, released
+
+
+def renew(session: Session, account: SocialAccount, now: datetime, access_token: str,
+          expires_at: datetime | None, refresh_token: str | None = None,
+          refresh_expires_at: datetime | None = None, keys: crypto.KeyRing | None = None) -> int:
+    """New tokens for an account the caller holds (FOR UPDATE), inside its transaction: active
+    again, its waiting posts pending, its next refresh (or expiry warning) queued. A refresh
+    token is replaced only by a new one: None keeps the stored one. Returns the posts released."""
+    from worker.queue import release_account_posts
+
+    account.access_token_encrypted = crypto.seal(access_token, keys)
+    account.token_expires_at = expires_at
+    if refresh_token is not None:
+        account.refresh_token_encrypted = crypto.seal(refresh_token, keys)
+        account.refresh_expires_at = refresh_expires_at
+    account.status = AccountStatus.ACTIVE
+    account.status_reason = None
+    account.expiring_notified_at = None
+    account.updated_at = now
+    session.flush()
+    schedule_refresh(session, account, now)
+    return release_account_posts(session, account.id, now)
 
 
 def _company(session: Session, company_id: str) -> Company:

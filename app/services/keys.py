@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto
 from app.errors import ConfigError
-from app.models import SocialAccount, Webhook
+from app.models import OAuthApp, SocialAccount, Webhook
 
-# Every sealed column: (table, column). A refresh-token column joins when it exists.
+# Every sealed column kept for long: (table, column). (A connect flow's sealed PKCE verifier
+# lives 10 minutes; the old key that sealed it stays listed through a rotation anyway.)
 SEALED = ((SocialAccount.__table__, "access_token_encrypted"),
           (SocialAccount.__table__, "refresh_token_encrypted"),
+          (OAuthApp.__table__, "client_secret_encrypted"),
           (Webhook.__table__, "secret_encrypted"))
 
 

@@ -1,4 +1,4 @@
-"""What each platform accepts: content length (X's weighted count), media, and URL rules.
+"""What each platform accepts: content length (counted each platform's way), media, and URL rules.
 
 Checked when a post is scheduled or edited, so a post the platform would refuse is refused
 at once with the reason, not three attempts later at publish time.
@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
+
+import regex
 
 from app.statuses import Platform
 
@@ -21,15 +23,21 @@ class Limits:
     name: str
     max_length: int
     needs_media: bool = False
-    weighted: bool = False  # X counts with twitter-text's weights, not characters
+    counting: str = "characters"  # how the platform counts: a key of COUNTERS
+    max_media: int = MAX_MEDIA
 
 
 LIMITS = {
-    Platform.X: Limits("X", 280, weighted=True),
+    Platform.X: Limits("X", 280, counting="weighted"),
     Platform.LINKEDIN: Limits("LinkedIn", 3000),
     Platform.FACEBOOK: Limits("Facebook", 63206),
     Platform.INSTAGRAM: Limits("Instagram", 2200, needs_media=True),
     Platform.SANDBOX: Limits("the sandbox", 63206),
+    Platform.BLUESKY: Limits("Bluesky", 300, counting="graphemes", max_media=4),
+    # An instance may allow more (its /api/v2/instance): the account's own limit, read at
+    # connect, replaces these two (see check_post).
+    Platform.MASTODON: Limits("Mastodon", 500, counting="mastodon", max_media=4),
+    Platform.THREADS: Limits("Threads", 500, counting="threads", max_media=20),
 }
 
 # twitter-text v3: these code point ranges weigh 1, everything else 2 (out of 280);
@@ -59,6 +67,38 @@ def weighted_length(text: str) -> int:
     return total
 
 
+def grapheme_length(text: str) -> int:
+    """User-perceived characters (extended grapheme clusters, Unicode's \\X): an emoji with its
+    skin tone or ZWJ sequence, or a letter with its combining marks, is one (Bluesky)."""
+    return len(_GRAPHEME.findall(text))
+
+
+_GRAPHEME = regex.compile(r"\X")
+# Mastodon: a URL counts 23 whatever its length, a remote mention only its @user part.
+_MASTODON_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_REMOTE_MENTION = re.compile(r"(@\w+)@[\w.-]+\w")
+
+
+def mastodon_length(text: str) -> int:
+    """Mastodon's count (StatusLengthValidator): graphemes, every URL 23, `@user@domain` as
+    `@user`."""
+    text = _MASTODON_URL.sub("x" * _URL_WEIGHT, text)
+    return grapheme_length(_REMOTE_MENTION.sub(r"\1", text))
+
+
+def threads_length(text: str) -> int:
+    """Threads' count: characters, but an emoji counts its UTF-8 bytes (Threads' docs)."""
+    return sum(len(piece.encode()) if is_emoji else len(piece)
+               for piece, is_emoji in _split(text, _EMOJI))
+
+
+COUNTERS = {"characters": len, "weighted": weighted_length, "graphemes": grapheme_length,
+            "mastodon": mastodon_length, "threads": threads_length}
+UNITS = {"weighted": " (weighted: URLs count 23, CJK and emoji 2)",
+         "graphemes": " (graphemes: an emoji or accented letter counts 1)",
+         "mastodon": " (URLs count 23)", "threads": " (an emoji counts its UTF-8 bytes)"}
+
+
 def _split(text: str, pattern: re.Pattern):
     at = 0
     for match in pattern.finditer(text):
@@ -75,26 +115,41 @@ def _char_weight(char: str) -> int:
     return 1 if any(lo <= point <= hi for lo, hi in _LIGHT) else 2
 
 
-def length_for(platform: str, content: str) -> int:
-    """`content`'s length as `platform` counts it: X's weighted count, else characters (code
-    points). The composer shows this number (POST /limits/check), so it and the check agree."""
-    return weighted_length(content) if LIMITS[platform].weighted else len(content)
-
-
-def check_post(platform: str, content: str, media_urls: list[str]) -> dict[str, str]:
-    """What is wrong with this post for `platform`, by request field; empty when it is fine."""
+def limits_for(platform: str, account_meta: dict | None = None) -> Limits:
+    """The platform's limits, with what the account's own server told at connect (a Mastodon
+    instance's `max_characters` and `max_media_attachments`, kept in auth_meta)."""
     limits = LIMITS[platform]
+    meta = account_meta or {}
+    length, media = meta.get("max_characters"), meta.get("max_media_attachments")
+    if isinstance(length, int) and length > 0:
+        limits = replace(limits, max_length=length)
+    if isinstance(media, int) and media >= 0:
+        limits = replace(limits, max_media=min(media, MAX_MEDIA))
+    return limits
+
+
+def length_for(platform: str, content: str, account_meta: dict | None = None) -> int:
+    """`content`'s length as `platform` counts it (COUNTERS): the number check_post compares and
+    the composer's counter shows (POST /limits/check), so the two cannot disagree."""
+    return COUNTERS[limits_for(platform, account_meta).counting](content)
+
+
+def check_post(platform: str, content: str, media_urls: list[str],
+               account_meta: dict | None = None) -> dict[str, str]:
+    """What is wrong with this post for `platform`, by request field; empty when it is fine."""
+    limits = limits_for(platform, account_meta)
     problems: dict[str, str] = {}
     if not content.strip():
         problems["content"] = "must not be empty"
     else:
-        length = length_for(platform, content)
+        length = length_for(platform, content, account_meta)
         if length > limits.max_length:
-            unit = " (weighted: URLs count 23, CJK and emoji 2)" if limits.weighted else ""
-            problems["content"] = (f"is {length} characters{unit}; {limits.name} allows "
-                                   f"at most {limits.max_length}")
+            problems["content"] = (f"is {length} characters{UNITS.get(limits.counting, '')}; "
+                                   f"{limits.name} allows at most {limits.max_length}")
     if limits.needs_media and not media_urls:
         problems["mediaUrls"] = f"{limits.name} needs at least one image or video URL"
+    elif len(media_urls) > limits.max_media:
+        problems["mediaUrls"] = f"{limits.name} takes at most {limits.max_media} images or videos"
     return problems
 
 

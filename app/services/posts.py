@@ -257,7 +257,7 @@ def _check_media(media_urls) -> None:
 
 
 def _check_for_platform(account: SocialAccount, content: str, media_urls: list[str]) -> None:
-    problems = check_post(account.platform, content, media_urls)
+    problems = check_post(account.platform, content, media_urls, account.auth_meta)
     if problems:
         name = account.display_name or account.external_id
         raise InvalidInput("; ".join(f"{k} {v} (account {name})" for k, v in problems.items()),
@@ -267,7 +267,8 @@ def _check_for_platform(account: SocialAccount, content: str, media_urls: list[s
 # What creating a post reads of its accounts (not the token): a Core SELECT of these columns,
 # on the API's hot path, costs about 10 % less CPU than an ORM load of the whole row.
 _ACCOUNT_COLUMNS = [SocialAccount.__table__.c[name] for name in (
-    "id", "company_id", "client_id", "platform", "external_id", "display_name", "status")]
+    "id", "company_id", "client_id", "platform", "external_id", "display_name", "status",
+    "auth_meta")]
 
 
 def _accounts(session: Session, company_id: str, account_ids: list[str],

@@ -11,7 +11,7 @@ from sqlalchemy import Table, delete, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import InvalidInput
-from app.models import IdempotencyKey, Job, PublishAttempt, WebhookDelivery, WorkerRun
+from app.models import IdempotencyKey, Job, OAuthState, PublishAttempt, WebhookDelivery, WorkerRun
 from app.queue.tx import in_transaction
 from app.statuses import DeliveryStatus, JobStatus
 
@@ -38,6 +38,7 @@ class PruneReport:
     idempotency_keys: int = 0
     jobs: int = 0
     webhook_deliveries: int = 0  # delivered or given up; pending and retrying ones stay
+    oauth_states: int = 0        # connect flows that expired before the cutoff
     batches: int = 0
 
     def as_dict(self) -> dict:
@@ -54,7 +55,7 @@ def _old_attempts(cutoff: datetime):
 def _targets(cutoff: datetime) -> dict[str, tuple[Table, tuple]]:
     """Per report field: the table (or alias) to read and what makes one of its rows old."""
     runs, keys, jobs = WorkerRun.__table__, IdempotencyKey.__table__, Job.__table__
-    sent = WebhookDelivery.__table__
+    sent, states = WebhookDelivery.__table__, OAuthState.__table__
     return {
         "publish_attempts": _old_attempts(cutoff),
         # A run lasts a minute at most: one started before the window is finished or dead.
@@ -63,6 +64,7 @@ def _targets(cutoff: datetime) -> dict[str, tuple[Table, tuple]]:
         "jobs": (jobs, (jobs.c.status.in_((JobStatus.DONE, JobStatus.FAILED)), jobs.c.updated_at < cutoff)),
         "webhook_deliveries": (sent, (sent.c.status.in_((DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)),
                                       sent.c.created_at < cutoff)),
+        "oauth_states": (states, (states.c.expires_at < cutoff,)),
     }
 
 
@@ -87,11 +89,12 @@ def _delete_in_batches(sessions: sessionmaker[Session], table: Table, old: tuple
     """Read up to `batch` old ids, delete them by primary key, commit; again until none is left.
     Deleting by id (not by the condition) keeps each transaction's locks to those rows."""
     base = getattr(table, "original", table)  # MySQL cannot DELETE from a table it reads by alias
+    key = base.primary_key.columns.keys()[0]  # id; oauth_states' state_hash
 
     def one_batch(conn) -> int:
-        ids = list(conn.scalars(select(table.c.id).where(*old).order_by(table.c.id).limit(batch)))
+        ids = list(conn.scalars(select(table.c[key]).where(*old).order_by(table.c[key]).limit(batch)))
         if ids:
-            conn.execute(delete(base).where(base.c.id.in_(ids)))
+            conn.execute(delete(base).where(base.c[key].in_(ids)))
         return len(ids)
 
     deleted = batches = 0

@@ -63,7 +63,7 @@ function setupComposer(composer) {
       li.className = over ? "over" : "";
       const problems = Object.entries(item.problems).filter(([f]) => content.value || f !== "content");
       li.textContent = item.platform + " " + item.length + "/" + item.maxLength +
-        (item.weighted ? " (weighted)" : "") +
+        (item.counting !== "characters" ? " (" + item.counting + ")" : "") +
         (problems.length ? ": " + problems.map(([f, why]) => f + " " + why).join("; ") : "");
       return li;
     }));

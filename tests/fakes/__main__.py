@@ -1,6 +1,7 @@
 """Run the fake platforms until Ctrl-C and print the settings that point the worker at them:
 
-    python -m tests.fakes [--delay 0.25] [--x-port 8701 --graph-port 8702 --linkedin-port 8703]
+    python -m tests.fakes [--delay 0.25] [--x-port 8701 --graph-port 8702 --linkedin-port 8703
+                           --bluesky-port 8704 --mastodon-port 8705 --threads-port 8706]
 """
 from __future__ import annotations
 
@@ -19,16 +20,22 @@ def main() -> None:
     parser.add_argument("--x-port", type=int, default=8701)
     parser.add_argument("--graph-port", type=int, default=8702)
     parser.add_argument("--linkedin-port", type=int, default=8703)
+    parser.add_argument("--bluesky-port", type=int, default=8704)
+    parser.add_argument("--mastodon-port", type=int, default=8705)
+    parser.add_argument("--threads-port", type=int, default=8706)
     args = parser.parse_args()
+    ports = (args.x_port, args.graph_port, args.linkedin_port, args.bluesky_port,
+             args.mastodon_port, args.threads_port)
     with contextlib.ExitStack() as stack:
         try:
             fakes = stack.enter_context(running_fakes(
-                args.delay, args.host, (args.x_port, args.graph_port, args.linkedin_port)))
+                args.delay, args.host, ports))
         except OSError as exc:
-            sys.exit(f"python -m tests.fakes: cannot listen on {args.host} ports {args.x_port}, "
-                     f"{args.graph_port}, {args.linkedin_port}: {exc.strerror}; stop what "
-                     "holds them or pick others with --x-port, --graph-port, --linkedin-port")
-        print("# fake X, Graph (Facebook, Instagram) and LinkedIn are up; point the worker at them:")
+            sys.exit(f"python -m tests.fakes: cannot listen on {args.host} ports "
+                     f"{', '.join(map(str, ports))}: {exc.strerror}; stop what holds them or "
+                     "pick others with --x-port, --graph-port, ... (see --help)")
+        print("# fake X, Graph (Facebook, Instagram), LinkedIn, Bluesky, Mastodon (instance "
+              f"{fakes.mastodon.base_url}) and Threads are up; point the worker at them:")
         for name, value in fakes.env().items():
             print(f"export {name}={value}")
         print("# every request they receive is printed below; Ctrl-C stops them", flush=True)

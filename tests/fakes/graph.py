@@ -1,11 +1,13 @@
 """Meta's Graph API as the Facebook Page and Instagram publishers use it: versioned paths,
 form-encoded POSTs carrying access_token, Graph error objects with `code`, usage headers,
-Page feed/photos/videos/published_posts and Instagram media containers."""
+Page feed/photos/videos/published_posts and Instagram media containers; and Facebook Login
+(tests/fakes/facebook_login.py), which connects the accounts."""
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
 
+from tests.fakes.facebook_login import FacebookLogin
 from tests.fakes.server import Answer, FakePlatform, Received, cursor, offset_of, page_of
 
 
@@ -19,7 +21,7 @@ def _error(status: int, message: str, kind: str, code: int, subcode: int | None 
     return Answer(status, {"error": error}, headers or {})
 
 
-class FakeGraph(FakePlatform):
+class FakeGraph(FacebookLogin, FakePlatform):
     name = "graph"
     version = "v25.0"
     regain_minutes = 3
@@ -37,6 +39,9 @@ class FakeGraph(FakePlatform):
         prefix = f"/{self.version}/"
         if not request.path.startswith(prefix):
             return _error(400, f"Unknown path components: {request.path}", "OAuthException", 2500)
+        login = self.login_route(request)
+        if login is not None:
+            return login
         node, _, edge = request.path[len(prefix):].partition("/")
         handler = getattr(self, f"_{request.method.lower()}_{edge or 'node'}", None)
         if handler is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from tests.fakes.oauth import OAuthServer
 from tests.fakes.server import Answer, FakePlatform, Received, page_of
 
 REQUIRED = ("author", "commentary", "visibility", "distribution", "lifecycleState")
@@ -19,16 +20,39 @@ def _error(status: int, message: str, code: str | None = None,
     return Answer(status, body, headers or {})
 
 
-class FakeLinkedIn(FakePlatform):
+class FakeLinkedIn(OAuthServer, FakePlatform):
+    """LinkedIn's Posts API, its 3-legged OAuth at /oauth/v2 (client credentials in the form,
+    60-day access tokens, refresh tokens not rotated, for apps that have them) and OpenID
+    Connect's /v2/userinfo."""
     name = "linkedin"
     retry_after = 60
+    authorize_path = "/oauth/v2/authorization"
+    token_path = "/oauth/v2/accessToken"
+    client_auth = "body"
+    pkce = False
+    access_ttl = 60 * 86400
+    refresh_ttl = 365 * 86400
+    rotate_refresh = False
+    scope_separator = ","
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.oauth_init()
+        self.user.id = "abc123XYZ"
         self.posts: list[dict] = []
         self.metrics: dict[str, dict] = {}  # post URN -> counts (default: made up)
 
+    @property
+    def oauth_base_url(self) -> str:
+        return self.base_url + "/oauth/v2"
+
     def route(self, request: Received) -> Answer:
+        oauth = self.oauth_route(request)
+        if oauth is not None:
+            return oauth
+        if request.path == "/v2/userinfo" and request.method == "GET":
+            user = self.user_of(request.token())
+            return Answer(200, {"sub": user.id, "name": user.name, "email_verified": True})
         if request.path not in ("/rest/posts", "/rest/socialActions",
                                 "/rest/organizationalEntityShareStatistics"):
             return _error(404, f"No virtual resource found for {request.path}", "NOT_FOUND")

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 # What a scripted failure can be; each fake answers each of them the way its platform does.
-KINDS = ("auth", "rate_limited", "retryable", "permanent", "duplicate", "timeout")
+KINDS = ("auth", "rate_limited", "retryable", "permanent", "duplicate", "timeout", "garbage")
 
 
 @dataclass
@@ -54,6 +54,7 @@ class Answer:
     body: dict | None = None
     headers: dict[str, str] = field(default_factory=dict)
     hang: float = 0.0  # seconds to wait before answering (a timeout on the client's side)
+    html: str | None = None  # a page for a browser (an authorization dialog) instead of JSON
 
 
 @dataclass
@@ -68,6 +69,7 @@ class FakePlatform:
 
     name = "fake"
     hang_seconds = 3.0  # a "timeout" answer comes this late: past the tests' read timeout
+    public_paths: tuple[str, ...] = ()  # served without an access token (OAuth's own endpoints)
 
     def __init__(self, delay: float = 0.0, host: str = "127.0.0.1", port: int = 0):
         self.delay = delay
@@ -77,8 +79,7 @@ class FakePlatform:
         self._script: deque[Scripted] = deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1000)
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _handler(self))
         self._thread: threading.Thread | None = None
 
     # -- control ------------------------------------------------------------------------
@@ -99,7 +100,8 @@ class FakePlatform:
         self._server.server_close()
 
     def fail_next(self, kind: str, times: int = 1, match: str | None = None, **options) -> None:
-        """The next `times` requests matching `match` (default: any POST) get a `kind` answer."""
+        """The next `times` requests matching `match` (default: any POST) get a `kind` answer
+        (`status=` overrides its HTTP status)."""
         if kind not in KINDS:
             raise ValueError(f"unknown failure kind {kind!r}; one of {KINDS}")
         with self._lock:
@@ -127,14 +129,28 @@ class FakePlatform:
                 answer = self.route(request)
                 answer.hang = scripted.options.get("hang", self.hang_seconds)
                 return answer
-            answer = self.failure(scripted.kind, request, **scripted.options)
+            if scripted.kind == "garbage":  # a proxy's error page where JSON was due
+                return Answer(scripted.options.get("status", 200),
+                              html="<html><body>Bad Gateway</body></html>")
+            answer = (request.path in self.public_paths and self.token_failure(scripted.kind)) \
+                or self.failure(scripted.kind, request, **scripted.options)
+            answer.status = scripted.options.get("status", answer.status)
             if scripted.options.get("echo_token"):
                 _echo_token(answer.body, request.token())
             return answer
+        if request.path in self.public_paths:
+            return self.route(request)
         token = request.token()
-        if not token or (self.tokens is not None and token not in self.tokens):
+        if not token or not self.token_valid(token):
             return self.failure("auth", request)
         return self.route(request)
+
+    def token_valid(self, token: str) -> bool:
+        return self.tokens is None or token in self.tokens
+
+    def token_failure(self, kind: str) -> Answer | None:
+        """A scripted failure of an OAuth endpoint (tests/fakes/oauth.py); None: none."""
+        return None
 
     def _take_scripted(self, request: Received) -> Scripted | None:
         line = f"{request.method} {request.path}"
@@ -150,6 +166,13 @@ class FakePlatform:
 
     def failure(self, kind: str, request: Received, **options) -> Answer:
         raise NotImplementedError
+
+
+class _Server(ThreadingHTTPServer):
+    # A worker opens up to SCHEDULER_CONCURRENCY (96) connections at once: the default backlog
+    # of 5 refused some of them, a fault of the fake that no platform has.
+    request_queue_size = 128
+    daemon_threads = True
 
 
 def page_of(items: list, offset: int, size: int) -> tuple[list, int | None]:
@@ -172,7 +195,9 @@ def offset_of(token: str | None) -> int:
 def _echo_token(body: dict | None, token: str | None) -> None:
     """What a careless platform does: quote the credential back in its error message."""
     for part in (body or {}, (body or {}).get("error") or {}):
-        for key in ("message", "detail"):
+        if not isinstance(part, dict):
+            continue
+        for key in ("message", "detail", "error"):
             if isinstance(part.get(key), str):
                 part[key] += f" (access_token={token})"
 
@@ -198,12 +223,17 @@ def _handler(platform: FakePlatform) -> type[BaseHTTPRequestHandler]:
             answer = platform.answer(request)
             if answer.hang:
                 time.sleep(answer.hang)
-            body = b"" if answer.body is None else json.dumps(answer.body).encode()
+            if answer.html is not None:
+                body = answer.html.encode()
+            else:
+                body = b"" if answer.body is None else json.dumps(answer.body).encode()
             try:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                if answer.body is not None:
+                if answer.html is not None:
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                elif answer.body is not None:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from tests.fakes.oauth import OAuthServer
 from tests.fakes.server import Answer, FakePlatform, Received, cursor, offset_of, page_of
 
 
@@ -12,17 +13,33 @@ def _problem(status: int, title: str, detail: str, kind: str = "about:blank") ->
     return {"title": title, "detail": detail, "type": kind, "status": status}
 
 
-class FakeX(FakePlatform):
+class FakeX(OAuthServer, FakePlatform):
+    """X API v2, and its OAuth 2.0 server: authorize at /i/oauth2/authorize (PKCE), tokens at
+    /2/oauth2/token (Basic client auth; 2-hour access tokens; single-use refresh tokens)."""
     name = "x"
     reset_in = 120  # seconds until x-rate-limit-reset in a 429
+    authorize_path = "/i/oauth2/authorize"
+    token_path = "/2/oauth2/token"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.oauth_init()
         self.tweets: list[dict] = []  # {"id", "text", "token", "created_at"}
         self._texts: set[tuple[str | None, str]] = set()  # (token, text): X refuses a repeat
         self.metrics: dict[str, dict] = {}  # tweet id -> public_metrics (default: made up)
 
+    @property
+    def authorize_url(self) -> str:
+        return self.base_url + self.authorize_path
+
     def route(self, request: Received) -> Answer:
+        oauth = self.oauth_route(request)
+        if oauth is not None:
+            return oauth
+        if request.method == "GET" and request.path == "/2/users/me":
+            user = self.user_of(request.token())
+            return Answer(200, {"data": {"id": user.id, "username": user.username,
+                                         "name": user.name}})
         if request.method == "POST" and request.path == "/2/tweets":
             return self._create(request)
         if request.method == "GET" and request.path.startswith("/2/users/") and \

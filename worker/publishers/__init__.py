@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from app.config import Settings
 from worker.publishers.base import Publisher
+from worker.publishers.bluesky import BlueskyPublisher
 from worker.publishers.facebook import FacebookPublisher
 from worker.publishers.http import HttpClient
 from worker.publishers.instagram import InstagramPublisher
 from worker.publishers.linkedin import LinkedInPublisher
+from worker.publishers.mastodon import MastodonPublisher
 from worker.publishers.sandbox import SandboxPublisher
+from worker.publishers.threads import ThreadsPublisher
 from worker.publishers.x import XPublisher
 
 
@@ -17,5 +20,6 @@ def default_publishers(settings: Settings) -> dict[str, Publisher]:
     http = HttpClient.from_settings(settings)
     publishers = [SandboxPublisher(), XPublisher(settings, http),
                   FacebookPublisher(settings, http), InstagramPublisher(settings, http),
-                  LinkedInPublisher(settings, http)]
+                  LinkedInPublisher(settings, http), BlueskyPublisher(settings, http),
+                  MastodonPublisher(settings, http), ThreadsPublisher(settings, http)]
     return {p.platform: p for p in publishers}

@@ -43,11 +43,20 @@ class Account:
     external_id: str
     display_name: str | None
     access_token: str = field(repr=False)  # never in a repr, so never in a log line
+    # social_accounts.auth_meta: what connect learned (a Mastodon instance, a Bluesky PDS).
+    meta: dict = field(default_factory=dict, compare=False)
+    # A new access token when the platform says this one expired (Bluesky's ExpiredToken):
+    # refreshes the stored session once for every worker; raises AuthError when refused.
+    # None where the account has nothing to refresh with.
+    refresh: Callable[[], str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class PublishResult:
     platform_post_id: str
+    # Something the owner should know about a post that did go out (a mention left as plain
+    # text): kept in the attempt's record.
+    note: str | None = None
 
 
 class PublishError(Exception):

@@ -26,22 +26,29 @@ NOT_READY_WAIT = timedelta(minutes=1)
 
 
 class InstagramPublisher:
+    """Also the base of Threads' publisher: the same container, status and publish steps under
+    other names (the class attributes)."""
+
     platform = Platform.INSTAGRAM
+    name = "Instagram"
+    publish_edge = "media_publish"
+    status_field, status_fields = "status_code", "status_code,status"
 
     def __init__(self, settings, http: HttpClient, sleep=time.sleep):
-        self.graph = GraphClient(settings, http, "Instagram")
+        self.graph = GraphClient(settings, http, self.name)
         self.poll_interval = settings.instagram_poll_interval
         self.poll_attempts = settings.instagram_poll_attempts
         self.sleep = sleep
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult:
-        if not post.media_urls:
-            raise PermanentError("Instagram needs an image or a video: add a media URL to the post",
-                                 error_code="no_media")
         container = self._reusable(post, account) or self._create(post, account)
+        return self._publish_container(container, account)
+
+    def _publish_container(self, container: str, account: Account) -> PublishResult:
+        """Once the container is FINISHED: published, the new post's id."""
         self._wait_until_finished(container, account)
-        answer = self.graph.post(f"{account.external_id}/media_publish", account, creates=True,
-                                 fields={"creation_id": container})
+        answer = self.graph.post(f"{account.external_id}/{self.publish_edge}", account,
+                                 creates=True, fields={"creation_id": container})
         return PublishResult(self.graph.created_id(answer, "id"))
 
     def find_existing(self, post: PostToPublish, account: Account, since: datetime) -> str | None:
@@ -71,7 +78,7 @@ class InstagramPublisher:
         status = self._status(post.draft_id, account)
         if status == "PUBLISHED":
             raise PermanentError(
-                f"Instagram: the container {post.draft_id} of an earlier attempt is already "
+                f"{self.name}: the container {post.draft_id} of an earlier attempt is already "
                 "published, but its media id is unknown: check the account", error_code="published")
         if status in ("EXPIRED", "ERROR"):
             post.keep_draft(None)  # dead: make a new one
@@ -79,6 +86,9 @@ class InstagramPublisher:
         return post.draft_id
 
     def _create(self, post: PostToPublish, account: Account) -> str:
+        if not post.media_urls:
+            raise PermanentError("Instagram needs an image or a video: add a media URL to the post",
+                                 error_code="no_media")
         user = account.external_id
         if len(post.media_urls) == 1:
             fields = {**_media_fields(post.media_urls[0]), "caption": post.content}
@@ -99,18 +109,18 @@ class InstagramPublisher:
             if status in ("FINISHED", "PUBLISHED"):
                 return
             if status in ("ERROR", "EXPIRED"):
-                raise PermanentError(f"Instagram could not process the media (container "
+                raise PermanentError(f"{self.name} could not process the media (container "
                                      f"{container} is {status}): check the media URL and format",
                                      error_code=f"container_{status.lower()}")
             if check + 1 < self.poll_attempts:
                 self.sleep(self.poll_interval)
-        raise NotReadyError(f"Instagram is still processing the media (container {container}); "
+        raise NotReadyError(f"{self.name} is still processing the post (container {container}); "
                             "the post will be tried again shortly", retry_after=NOT_READY_WAIT,
                             error_code="container_in_progress")
 
     def _status(self, container: str, account: Account) -> str:
-        return str(self.graph.get(container, account, {"fields": "status_code,status"})
-                   .get("status_code") or "")
+        return str(self.graph.get(container, account, {"fields": self.status_fields})
+                   .get(self.status_field) or "")
 
 
 def _media_fields(url: str, carousel_item: bool = False) -> dict[str, str]:

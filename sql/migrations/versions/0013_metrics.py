@@ -6,14 +6,14 @@ rotation schedules name it in `evergreen_source_id`. `evergreen_rules` is a comp
 rotation ("N evergreen posts a week on these accounts"), run by weekly evergreen jobs.
 
 Revision ID: 0013_metrics
-Revises: 0008_more_values
+Revises: 0009_oauth
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0013_metrics"
-down_revision = "0008_more_values"
+down_revision = "0009_oauth"
 branch_labels = None
 depends_on = None
 
