@@ -10,8 +10,10 @@ import json
 import sys
 from datetime import datetime, timedelta
 from importlib import metadata
+from typing import Any
 
 import click
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from app import crypto, logs
@@ -67,6 +69,8 @@ class Conventions:
     errors as one line (JSON under --json) with exit code EX_USAGE instead of click's 2, which
     README.md gives to "database unreachable"."""
 
+    # A mixin before click's Group/Command: its super() calls reach them, which mypy cannot
+    # see from a class based on object, hence the type: ignore[misc] on each.
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         as_json, args = take_json_flag(args)
         if as_json:
@@ -114,7 +118,7 @@ class Context:
 
     def __init__(self, as_json: bool = False):
         self.as_json = as_json
-        self.engine = None
+        self.engine: Engine | None = None
 
     def active(self) -> click.Context:
         """A bare click context holding this one, for reporting outside any command."""
@@ -127,13 +131,17 @@ class Context:
     def keys(self) -> crypto.KeyRing:
         return crypto.KeyRing.of(self.settings)
 
-    def sessions(self, check_schema_first: bool = True):
+    def connected(self, check_schema_first: bool = True) -> Engine:
+        """The engine, made (and its database checked) on first use."""
         if self.engine is None:
             self.engine = make_engine(self.settings)
             check_connection(self.engine)
             if check_schema_first:
                 check_schema(self.engine)
-        return make_session_factory(self.engine)
+        return self.engine
+
+    def sessions(self, check_schema_first: bool = True):
+        return make_session_factory(self.connected(check_schema_first))
 
     def output(self, data, human: str) -> None:
         click.echo(json.dumps(data, default=str, indent=None) if self.as_json else human)
@@ -185,11 +193,11 @@ def db() -> None:
 
 def _on_schema(ctx: Context, work):
     """Log in (the schema may be anything) and run `work(engine)`; a database error is one line."""
-    ctx.sessions(check_schema_first=False)
+    engine = ctx.connected(check_schema_first=False)
     try:
-        return work(ctx.engine)
+        return work(engine)
     except DBAPIError as exc:
-        raise DatabaseUnavailable(explain_connect_error(ctx.engine, exc)) from None
+        raise DatabaseUnavailable(explain_connect_error(engine, exc)) from None
 
 
 @db.command("init")
@@ -200,7 +208,7 @@ def db_init(ctx: Context) -> None:
     from app.migrations import init_schema
 
     applied = _on_schema(ctx, init_schema)
-    where = describe(ctx.engine)
+    where = describe(ctx.connected(check_schema_first=False))
     human = (f"applied {', '.join(applied)} on {where}" if applied
              else f"schema already up to date on {where}")
     ctx.output({"applied": applied, "database": where}, human)
@@ -223,7 +231,8 @@ def db_status(ctx: Context) -> None:
     else:
         advice = "run `scheduler db init`"
     ctx.output({"current": state.current, "old_runner": state.old_runner, "head": state.head,
-                "up_to_date": state.up_to_date, "database": describe(ctx.engine)},
+                "up_to_date": state.up_to_date,
+                "database": describe(ctx.connected(check_schema_first=False))},
                f"current: {current or 'none (empty database)'}\nhead:    {state.head}\n{advice}")
 
 
@@ -397,7 +406,8 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str | None,
     # `now` and `+N` are instants already; any other time is read as the API reads scheduledAt;
     # no --at: drafts.
     relative = at is not None and (at.strip().lower() == "now" or at.strip().startswith("+"))
-    request = NewPost(list(account_ids), text, parse_when(at, now) if relative else at,
+    request = NewPost(list(account_ids), text,
+                      parse_when(at, now) if at is not None and relative else at,
                       timezone=tz_name, media_urls=tuple(media_urls),
                       not_before=None if relative else now)
     posts = schedule_post(sessions, first.company_id, request, now,
@@ -505,8 +515,8 @@ def post_list(ctx: Context, company_id: str, status: str | None, client_id: str 
     sessions = ctx.sessions()
     tz_name = get_company(sessions, company_id).timezone
     filters = PostFilter(status=status, client_id=client_id, social_account_id=account_id,
-                         run_from=run_from and parse_instant(run_from, tz_name),
-                         run_to=run_to and parse_instant(run_to, tz_name))
+                         run_from=parse_instant(run_from, tz_name) if run_from else None,
+                         run_to=parse_instant(run_to, tz_name) if run_to else None)
     page, next_cursor = list_posts(sessions, company_id, filters, limit, cursor)
     items = [PostOut.of(p).model_dump(mode="json") for p in page]
     lines = [f"{p['id']}  {p['scheduledAt'] or '(draft)':<20}  {p['status']:<9} "
@@ -583,7 +593,8 @@ def worker_run(click_ctx: click.Context, loop: bool, budget: float | None) -> No
     """
     from worker.runner import run_worker
 
-    overrides = {} if budget is None else {"loop_budget" if loop else "run_budget": budget}
+    overrides: dict[str, Any] = ({} if budget is None
+                                 else {"loop_budget" if loop else "run_budget": budget})
     summary = run_worker(Settings.from_env(**overrides), loop=loop)
     ctx = click_ctx.find_object(Context)
     if ctx is not None and ctx.as_json:

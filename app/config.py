@@ -10,7 +10,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field, fields
-from typing import Mapping
+from typing import Mapping, cast
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
@@ -72,7 +72,6 @@ class Settings:
     retention_days: int = 90  # history older than this is pruned once a day by a worker; 0: never
     webhook_timeout: float = 10.0  # seconds to connect to, and then to wait for, a webhook receiver
     webhook_allow_private: int = 0  # 1: webhook URLs may resolve to private/loopback addresses
-    evergreen_min_gap: int = 30  # days: evergreen rotation never repeats a text on an account sooner
     # Connect flows (OAuth): this scheduler's address as browsers reach it (redirect URIs), the
     # platforms' authorize pages and the app credentials registered with each platform.
     public_url: str = ""  # e.g. https://scheduler.example.com; needed to connect by OAuth
@@ -98,6 +97,7 @@ class Settings:
     mastodon_app_name: str = "Post Scheduler"
     log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
     sql_dir: str = ""  # where sql/ is, when neither a checkout nor `pip install .` put it in place
+    evergreen_min_gap: int = 30  # days: evergreen rotation never repeats a text on an account sooner
 
     # name of the environment variable for each field, and how to read it
     ENV = {
@@ -131,7 +131,6 @@ class Settings:
         "retention_days": "SCHEDULER_RETENTION_DAYS",
         "webhook_timeout": "SCHEDULER_WEBHOOK_TIMEOUT",
         "webhook_allow_private": "SCHEDULER_WEBHOOK_ALLOW_PRIVATE",
-        "evergreen_min_gap": "SCHEDULER_EVERGREEN_MIN_GAP",
         "public_url": "SCHEDULER_PUBLIC_URL",
         "x_authorize_url": "X_AUTHORIZE_URL",
         "x_client_id": "X_CLIENT_ID",
@@ -150,6 +149,7 @@ class Settings:
         "mastodon_app_name": "MASTODON_APP_NAME",
         "log_level": "SCHEDULER_LOG_LEVEL",
         "sql_dir": "SCHEDULER_SQL_DIR",
+        "evergreen_min_gap": "SCHEDULER_EVERGREEN_MIN_GAP",
     }
 
     @classmethod
@@ -165,7 +165,7 @@ class Settings:
         """The defaults, with `names` read from the environment and not cross-checked: for what
         is needed before, or without, the whole configuration (the log level, the key ring)."""
         environ = os.environ if environ is None else environ
-        kinds = {f.name: f.type for f in fields(cls)}
+        kinds = {f.name: cast(str, f.type) for f in fields(cls)}  # strings: postponed annotations
         values = {}
         for name in names:
             var = cls.ENV[name]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +21,20 @@ from app.errors import DatabaseUnavailable
 ACCESS_DENIED = (1044, 1045, 1698)
 UNKNOWN_DATABASE = 1049
 CANT_CONNECT = (2002, 2003, 2005, 2006, 2013)
+
+
+# A Session's execute() is typed as returning a Result; for INSERT/UPDATE/DELETE it is the
+# CursorResult a Connection's is typed as, which holds these two.
+def new_id(result: Result[Any]) -> Any:
+    """The primary key of the one row an INSERT made."""
+    key = cast(CursorResult[Any], result).inserted_primary_key
+    assert key is not None  # an INSERT of one row
+    return key[0]
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 IDLE_PING_AFTER = 10.0  # seconds a pooled connection may rest before it is tested on checkout

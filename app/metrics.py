@@ -7,13 +7,14 @@ metrics the same whichever API process is scraped, and correct across restarts.
 from __future__ import annotations
 
 import hmac
+from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
 )
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import ColumnClause, case, func, literal_column, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import Unauthorized
@@ -38,14 +39,15 @@ class DatabaseCollector:
                                          .group_by(PostSchedule.status)).all())
             oldest = session.scalar(select(func.min(PostSchedule.run_at)).where(
                 PostSchedule.status == QueueStatus.PENDING, PostSchedule.run_at <= now))
-            by_platform = session.execute(
+            # outcome IN (COUNTED): never NULL here
+            by_platform = cast(list[tuple[str, str, int]], session.execute(
                 select(SocialAccount.platform, PublishAttempt.outcome, func.count())
                 .select_from(PublishAttempt)
                 .join(PostSchedule, PostSchedule.id == PublishAttempt.post_schedule_id)
                 .join(PostDetail, PostDetail.id == PostSchedule.post_detail_id)
                 .join(SocialAccount, SocialAccount.id == PostDetail.social_account_id)
                 .where(PublishAttempt.outcome.in_(COUNTED))
-                .group_by(SocialAccount.platform, PublishAttempt.outcome)).all()
+                .group_by(SocialAccount.platform, PublishAttempt.outcome)).all())
             durations = session.execute(_histogram_query(dialect)).all()
             last_run = session.scalar(select(func.max(WorkerRun.started_at)))
 
@@ -76,6 +78,7 @@ class DatabaseCollector:
 
 
 def _histogram_query(dialect: str):
+    seconds: ColumnClause[Any]
     if dialect == "sqlite":
         seconds = literal_column("(julianday(publish_attempts.finished_at) - "
                                  "julianday(publish_attempts.started_at)) * 86400.0")

@@ -67,7 +67,9 @@ def script_directory() -> ScriptDirectory:
 
 
 def head_revision() -> str:
-    return script_directory().get_current_head()
+    head = script_directory().get_current_head()
+    assert head is not None, "sql/migrations/versions holds no revision"
+    return head
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def _state(conn: Connection) -> SchemaState:
     old = None if current else _old_runner_revision(conn)
     known = current is None or _is_known(scripts, current)
     conn.rollback()  # the reads above began a transaction: leave the connection clean
-    return SchemaState(current, scripts.get_current_head(), old, known)
+    return SchemaState(current, head_revision(), old, known)
 
 
 def _is_known(scripts: ScriptDirectory, revision: str) -> bool:
@@ -184,6 +186,7 @@ def _foreign_keys_off(conn: Connection) -> Iterator[None]:
         yield
         return
     raw = conn.connection.driver_connection
+    assert raw is not None  # an open connection has its driver's
     raw.execute("PRAGMA foreign_keys=OFF")
     try:
         yield

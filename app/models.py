@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from enum import StrEnum
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, Index, Integer, MetaData, String, Text,
-    TypeDecorator, false, text,
+    Table, TypeDecorator, false, text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -75,7 +76,10 @@ MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    __table_args__ = MYSQL_TABLE
+    # The options dict here; a model with indexes gives a tuple of them ending in the dict.
+    __table_args__: Any = MYSQL_TABLE
+    # Every model maps a Table (DeclarativeBase types it as the wider FromClause).
+    __table__: ClassVar[Table]
 
 
 class Company(Base):
@@ -325,6 +329,40 @@ class WebhookDelivery(Base):
 
 
 
+class OAuthState(Base):
+    """A connect flow between its start and its callback: single use, bound to the company,
+    expiring; only the state's hash is kept, and the PKCE verifier is sealed."""
+
+    __tablename__ = "oauth_states"
+    __table_args__ = MYSQL_TABLE
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    verifier_encrypted: Mapped[str | None] = mapped_column(Text)
+    # What the callback needs besides the code: the redirect URI sent, a clientId, an instance.
+    extras: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthApp(Base):
+    """Client credentials a platform issued to this scheduler at run time (Mastodon registers
+    an app once per instance); the secret is sealed."""
+
+    __tablename__ = "oauth_apps"
+    __table_args__ = (
+        Index("uq_oauth_apps_platform_instance", "platform", "instance", unique=True), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class PostMetrics(Base):
     """A published post's engagement at one checkpoint (1h, 24h, 7d after publishing), as its
     platform counted it; a count the platform does not give is NULL. `raw` is its answer."""
@@ -357,38 +395,4 @@ class EvergreenRule(Base):
     company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
     account_ids: Mapped[list] = mapped_column(JSON)
     per_week: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class OAuthState(Base):
-    """A connect flow between its start and its callback: single use, bound to the company,
-    expiring; only the state's hash is kept, and the PKCE verifier is sealed."""
-
-    __tablename__ = "oauth_states"
-    __table_args__ = MYSQL_TABLE
-
-    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
-    platform: Mapped[str] = mapped_column(String(32))
-    verifier_encrypted: Mapped[str | None] = mapped_column(Text)
-    # What the callback needs besides the code: the redirect URI sent, a clientId, an instance.
-    extras: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class OAuthApp(Base):
-    """Client credentials a platform issued to this scheduler at run time (Mastodon registers
-    an app once per instance); the secret is sealed."""
-
-    __tablename__ = "oauth_apps"
-    __table_args__ = (
-        Index("uq_oauth_apps_platform_instance", "platform", "instance", unique=True), MYSQL_TABLE)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    platform: Mapped[str] = mapped_column(String(32))
-    instance: Mapped[str] = mapped_column(String(255))
-    client_id: Mapped[str] = mapped_column(String(255))
-    client_secret_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -33,8 +33,10 @@ CACHEABLE = {"static", "health.openapi"}  # public, unchanging for a deployment:
 def register(app: Flask, trusted_proxies: int) -> None:
     if trusted_proxies:
         # Only then is X-Forwarded-Proto believed (request.is_secure), from that many hops.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted_proxies, x_proto=trusted_proxies,
-                                x_host=trusted_proxies, x_port=trusted_proxies)
+        # Flask's documented way to add a middleware; mypy sees a method replaced.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted_proxies,  # type: ignore[method-assign]
+                                x_proto=trusted_proxies, x_host=trusted_proxies,
+                                x_port=trusted_proxies)
     app.after_request(_secure_headers)
 
 
@@ -57,4 +59,6 @@ def same_origin() -> bool:
 
 
 def tokens_match(given: str | None, expected: str | None) -> bool:
-    return bool(given and expected) and hmac.compare_digest(given, expected)
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given, expected)

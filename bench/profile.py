@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,10 +30,10 @@ from bench.common import (  # noqa: E402
 )
 
 
-class InlinePool:
+class InlinePool(Executor):
     """A ThreadPoolExecutor stand-in that runs each job when it is submitted."""
 
-    def submit(self, fn, *args, **kwargs) -> Future:
+    def submit(self, fn, /, *args, **kwargs) -> Future:
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
@@ -101,8 +101,10 @@ def main() -> None:
         profiler = profile_worker(db, args.posts, args.platform) if args.target == "worker" else \
             profile_api(db, args.requests)
         count = args.posts if args.target == "worker" else args.requests
-        note(f"{count} in {profiler.last_session.duration:.2f} s on one thread "
-             f"({count / profiler.last_session.duration:.0f}/s under the profiler)")
+        session = profiler.last_session
+        assert session is not None  # the profiler has run
+        note(f"{count} in {session.duration:.2f} s on one thread "
+             f"({count / session.duration:.0f}/s under the profiler)")
     print(profiler.output_text(unicode=False, color=False))
 
 

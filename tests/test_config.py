@@ -42,7 +42,6 @@ EVERY_VARIABLE = [
     ("SCHEDULER_OLD_SECRET_KEYS", "old_secret_keys", "a" * 44 + "," + "b" * 44, "a" * 44 + "," + "b" * 44),
     ("SCHEDULER_WEBHOOK_TIMEOUT", "webhook_timeout", "3", 3.0),
     ("SCHEDULER_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private", "1", 1),
-    ("SCHEDULER_EVERGREEN_MIN_GAP", "evergreen_min_gap", "14", 14),
     ("SCHEDULER_PUBLIC_URL", "public_url", "https://scheduler.example.com", "https://scheduler.example.com"),
     ("X_AUTHORIZE_URL", "x_authorize_url", "http://127.0.0.1:9/authorize", "http://127.0.0.1:9/authorize"),
     ("X_CLIENT_ID", "x_client_id", "x-client", "x-client"),
@@ -61,6 +60,7 @@ EVERY_VARIABLE = [
     ("MASTODON_APP_NAME", "mastodon_app_name", "Acme Scheduler", "Acme Scheduler"),
     ("SCHEDULER_LOG_LEVEL", "log_level", "DEBUG", "DEBUG"),
     ("SCHEDULER_SQL_DIR", "sql_dir", "/opt/scheduler/sql", "/opt/scheduler/sql"),
+    ("SCHEDULER_EVERGREEN_MIN_GAP", "evergreen_min_gap", "14", 14),
 ]
 NUMERIC = [(var, name) for var, name, _, parsed in EVERY_VARIABLE
            if isinstance(parsed, (int, float))]

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -207,10 +206,12 @@ from datetime import datetime
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.services import evergreen
-url, company, start_at, now = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+url, company, now = sys.argv[1], sys.argv[2], sys.argv[3]
 sessions = make_session_factory(make_engine(Settings(database_url=url)))
-while time.time() < start_at:
-    time.sleep(0.001)
+with sessions() as session:
+    session.connection()  # connected and imported: ready
+print("ready", flush=True)
+sys.stdin.readline()  # the go, sent to both at once
 began = time.time()
 result = evergreen.rotate(sessions, company, 5, datetime.fromisoformat(now))
 print(json.dumps({"began": began, "ended": time.time(),
@@ -220,12 +221,16 @@ print(json.dumps({"began": began, "ended": time.time(),
 
 def test_two_rotations_at_once_never_schedule_a_post_twice(server_db, tenant):
     sources = {plant_source(server_db, tenant, f"Race tip {i}", [30 + i]) for i in range(8)}
-    start_at = time.time() + 2.0
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs = [subprocess.Popen([sys.executable, "-c", ROTATE_SCRIPT, server_db.url, tenant.company_id,
-                              str(start_at), NOW.isoformat()], stdout=subprocess.PIPE,
+                              NOW.isoformat()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
             for _ in range(2)]
+    for run in runs:
+        assert run.stdout.readline().strip() == "ready", run.stderr.read()
+    for run in runs:
+        run.stdin.write("go\n")
+        run.stdin.flush()
     outputs = []
     for run in runs:
         out, err = run.communicate(timeout=120)

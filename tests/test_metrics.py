@@ -277,3 +277,11 @@ def test_the_metrics_endpoint_and_the_post_page(sqlite, tenant, api):
     page = client.get(f"/dashboard/posts/{post_id}").get_data(as_text=True)
     assert 'data-testid="metrics"' in page and 'data-checkpoint="1h"' in page
     assert f"<td>{row.impressions}</td>" in page
+
+
+def test_the_api_names_the_same_checkpoints():
+    from typing import get_args
+
+    from app.api.planning import MetricsOut
+
+    assert get_args(MetricsOut.model_fields["checkpoint"].annotation) == tuple(metrics.CHECKPOINTS)

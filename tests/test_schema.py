@@ -119,7 +119,8 @@ def test_every_table_is_innodb_utf8mb4_whatever_the_database_default(mariadb):
         drop_database(server, name)
         server.dispose()
     assert len(tables) == 16  # the nine tables of 0001-0005, 0006's jobs, 0007's webhooks and
-    # webhook_deliveries, 0009's oauth_states and oauth_apps, 0013's post_metrics and evergreen_rules
+    # webhook_deliveries, 0009's oauth_states and oauth_apps, 0013's post_metrics and
+    # evergreen_rules
     assert {(t[1], t[2]) for t in tables} == {("InnoDB", "utf8mb4_unicode_ci")}, tables
     widened = {(t, c) for t, c, kind in columns if kind == "mediumtext"}
     assert widened == {("post_details", "content"), ("post_details", "error_message"),

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable
@@ -132,7 +132,7 @@ class Worker:
                   error="database unreachable: this run's worker_runs row was not completed")
         event(log, "worker_run", **summary.as_log())
 
-    def _drain(self, pool: ThreadPoolExecutor, summary: RunSummary, started: float,
+    def _drain(self, pool: Executor, summary: RunSummary, started: float,
                loop: bool) -> None:
         """Claim whole batches ahead into `ready`, keep the pool busy from it, and write the
         published outcomes in groups (up to RECORD_GROUP, or what finished within
@@ -321,8 +321,10 @@ class Worker:
               publisher: Publisher) -> tuple[str | None, str | None]:
         """An earlier attempt may have published this post: the platform's id of it if it is
         there, and a note for the attempt record when the platform cannot be asked."""
+        assert job.unknown_since is not None  # the caller looks only after an unknown attempt
         since = job.unknown_since - LOOKUP_SLACK
         find = getattr(publisher, "find_existing", None)
+        note: str | None
         try:
             if find is None:
                 raise LookupUnavailable(f"{credentials.platform} gives no way to read back "

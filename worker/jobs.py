@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -139,7 +139,7 @@ class JobRunner:
         enqueue_daily_prune(ctx.settings, ctx.sessions, ctx.clock())
         evergreen.enqueue_weekly_rotations(ctx.sessions, ctx.clock())
 
-    def submit(self, pool: ThreadPoolExecutor, spare: int) -> set[Future]:
+    def submit(self, pool: Executor, spare: int) -> set[Future]:
         with self._lock:
             slots = min(spare, JOB_SLOTS - self.running)
         if slots <= 0 or time.monotonic() < self.next_look:

@@ -17,6 +17,7 @@ from sqlalchemy import Select, case, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import new_id, rowcount
 from app.models import PostDetail, PostSchedule, PublishAttempt, WorkerRun
 from app.queue.locked import LockedTable
 from app.queue.tx import LockConflict, in_transaction  # noqa: F401  (re-exported: the queue's API)
@@ -49,7 +50,7 @@ class Claimed:
 
 @dataclass(frozen=True)
 class Failure:
-    message: str
+    message: str | None
     http_status: int | None = None
     error_code: str | None = None
 
@@ -213,7 +214,9 @@ def _finish_published(conn: Connection, mine: list[Published], now: datetime) ->
         conn.execute(update(a).where(tuple_(a.c.post_schedule_id, a.c.attempt).in_(plain),
                                         a.c.outcome.is_(None))
                         .values(error_code=None, error_message=None, **done))
-    for item in (i for i in mine if i.note is not None):
+    for item in mine:
+        if item.note is None:
+            continue
         conn.execute(update(a).where(
             a.c.post_schedule_id == item.job.schedule_id, a.c.attempt == item.job.attempt,
             a.c.outcome.is_(None)).values(error_code=item.note.error_code,
@@ -367,17 +370,17 @@ def _posts_of(account_id: str):
 def hold_account_posts(conn: Connection | Session, account_id: str, now: datetime,
                        reason: str) -> int:
     """Every pending post of the account waits (inside the caller's transaction)."""
-    return conn.execute(update(PostSchedule).where(
+    return rowcount(conn.execute(update(PostSchedule).where(
         PostSchedule.status == QueueStatus.PENDING, PostSchedule.post_detail_id.in_(_posts_of(account_id)))
-        .values(status=QueueStatus.WAITING, last_error=reason, updated_at=now)).rowcount
+        .values(status=QueueStatus.WAITING, last_error=reason, updated_at=now)))
 
 
 def release_account_posts(conn: Connection | Session, account_id: str, now: datetime) -> int:
     """The account's waiting posts are pending again, each at its own run_at (inside the
     caller's transaction). The worker marks one overdue past SCHEDULER_MISSED_AFTER `missed`."""
-    return conn.execute(update(PostSchedule).where(
+    return rowcount(conn.execute(update(PostSchedule).where(
         PostSchedule.status == QueueStatus.WAITING, PostSchedule.post_detail_id.in_(_posts_of(account_id)))
-        .values(status=QueueStatus.PENDING, last_error=None, updated_at=now)).rowcount
+        .values(status=QueueStatus.PENDING, last_error=None, updated_at=now)))
 
 
 def _release(conn: Connection, job: Claimed, now: datetime, **values) -> bool:
@@ -407,7 +410,7 @@ def requeue_failed(sessions: sessionmaker[Session], schedule_id: int, now: datet
     return in_transaction(sessions, lambda conn: requeue(conn, schedule_id, now) in RETRYABLE)
 
 
-def requeue(conn: Connection, schedule_id: int, now: datetime) -> str | None:
+def requeue(conn: Connection, schedule_id: int | None, now: datetime) -> str | None:
     """requeue_failed inside the caller's transaction: the status the row had (locked while
     read; None if there is no row). It was put back only if that status is in RETRYABLE."""
     row = conn.execute(select(PostSchedule.post_detail_id, PostSchedule.status)
@@ -433,8 +436,7 @@ def count_by_status(sessions: sessionmaker[Session]) -> dict[str, int]:
 
 def start_run(sessions: sessionmaker[Session], worker_id: str, now: datetime) -> int:
     def work(conn: Connection) -> int:
-        return conn.execute(insert(WorkerRun).values(worker_id=worker_id, started_at=now)
-                               ).inserted_primary_key[0]
+        return new_id(conn.execute(insert(WorkerRun).values(worker_id=worker_id, started_at=now)))
 
     return in_transaction(sessions, work)
 

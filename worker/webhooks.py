@@ -28,6 +28,8 @@ def deliver(ctx: JobContext, job: ClaimedJob) -> dict:
     why = webhooks.refused_url(hook.url, bool(ctx.settings.webhook_allow_private))
     if why:
         return _give_up(ctx, job, delivery.id, f"webhook url refused: {why}")
+    http_status: int | None
+    error: str | None
     try:
         secret = crypto.unseal(hook.secret_encrypted, "a webhook secret",
                                keys=crypto.KeyRing.of(ctx.settings))

@@ -4,6 +4,7 @@ one transaction with multi-row INSERTs, or none of them and a 422 naming each ba
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from flask import current_app, request
 from sqlalchemy.orm import Session
@@ -85,7 +86,7 @@ def import_csv(db: Session, company_id: str, data: bytes, now: datetime,
             continue
         try:
             check_strings(row.body)
-            body = _validated(SchedulePostIn, row.body)
+            body = cast(SchedulePostIn, _validated(SchedulePostIn, row.body))
             request = posts.with_instant(db, company_id, new_post(body, now))
             planned += posts.plan_posts(db, company_id, request, now, max_attempts,
                                         known_accounts=accounts)

@@ -56,7 +56,8 @@ def optimal_times(company_id: str, query: OptimalTimesQuery):
 
 
 class MetricsOut(Out):
-    checkpoint: Literal[tuple(metrics.CHECKPOINTS)] = Field(description="After the publish")
+    checkpoint: Literal["1h", "24h", "7d"] = Field(description="After the publish "
+                                                         "(metrics.CHECKPOINTS)")
     collectedAt: datetime
     impressions: int | None = Field(description="null where the platform gives no such count")
     likes: int | None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 from uuid import UUID
 from zoneinfo import available_timezones
 
@@ -180,7 +180,8 @@ class SchedulePostIn(Strict):
 
     @property
     def account_ids(self) -> list[str]:
-        return [str(a) for a in self.socialAccountIds or [self.socialAccountId]]
+        # The validator above leaves exactly one of the two given.
+        return [str(a) for a in self.socialAccountIds or [cast(UUID, self.socialAccountId)]]
 
 
 class EditPostIn(Strict):

@@ -10,11 +10,12 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, session
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
+from pydantic_core import ErrorDetails
 from sqlalchemy.orm import Session
 
 from app import crypto
@@ -209,7 +210,7 @@ def _field_name(loc: tuple) -> str:
     return name or "body"
 
 
-def _explain(error: dict) -> str:
+def _explain(error: ErrorDetails) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown field"
     if error["type"] == "string_pattern_mismatch":
@@ -255,7 +256,7 @@ class DocumentSchema(GenerateJsonSchema):
 def openapi_document(operations: list[Operation], title: str, version: str) -> dict:
     """OpenAPI 3.1 from the operations' pydantic models."""
     bodies = {op.body for op in operations if op.body is not None}
-    modes = {m: "validation" for m in bodies}
+    modes: dict[type[BaseModel], JsonSchemaMode] = {m: "validation" for m in bodies}
     modes |= {op.response: "serialization" for op in operations if op.response is not None}
     modes[ErrorBody] = "serialization"
     keys, top = models_json_schema(sorted(modes.items(), key=lambda item: item[0].__name__),
@@ -281,13 +282,13 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
     def json_of(model: type[BaseModel]) -> dict:
         return {"application/json": {"schema": ref(model)}}
 
-    ok = {"description": "OK"}
+    ok: dict[str, Any] = {"description": "OK"}
     if op.response is not None:
         ok["content"] = json_of(op.response)
     others = {str(status): {**ok, "description": why} for status, why in op.statuses.items()}
     if op.optional_auth:
         others["302"] = {"description": op.optional_auth}
-    spec = {"summary": op.summary, "operationId": f"{op.method.lower()}{_camel(op.path)}",
+    spec: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}{_camel(op.path)}",
             "tags": [op.tag],
             "responses": {str(op.status): ok, **others, **{
                 str(status): {"description": why, "content": json_of(ErrorBody)}
@@ -296,7 +297,7 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
                                            "unavailable, or a bug)", "content": json_of(ErrorBody)}},
             "security": ([{"bearerAuth": []}, {}] if op.optional_auth else [{"bearerAuth": []}])
             if op.auth else []}
-    params = [{"name": p, "in": "path", "required": True,
+    params: list[dict[str, Any]] = [{"name": p, "in": "path", "required": True,
                "schema": {"type": "string", "enum": op.path_values[p]} if p in op.path_values
                else {"type": "string", "format": "uuid"}} for p in op.path_params]
     params += [{"name": name, "in": "header", "required": False, "description": text,

@@ -28,7 +28,9 @@ def registered_app(sessions: sessionmaker[Session], platform: str, instance: str
                                  client_secret_encrypted=crypto.seal(secret, keys),
                                  created_at=now))
     except IntegrityError:
-        return _stored(sessions, platform, instance, keys)
+        stored = _stored(sessions, platform, instance, keys)
+        assert stored is not None  # the row that won the race
+        return stored
     return client_id, secret
 
 

@@ -37,7 +37,7 @@ class BlueskyProvider(OAuthProvider):
             raise InvalidInput("Bluesky is connected with a handle (or email) and an app "
                                "password made at Settings > App passwords", missing)
         xrpc, pds = self.xrpc, self.xrpc.default_pds
-        identifier = request.identifier.strip().removeprefix("@")
+        identifier = (request.identifier or "").strip().removeprefix("@")  # not missing, above
         if "@" not in identifier and not identifier.startswith("did:"):
             self._resolve(xrpc, pds, identifier)
         response = xrpc.call("POST", "com.atproto.server.createSession", None, pds=pds,
@@ -46,7 +46,7 @@ class BlueskyProvider(OAuthProvider):
             raise InvalidInput("Bluesky refused this identifier and app password: check both "
                                "(an app password looks like xxxx-xxxx-xxxx-xxxx); nothing was "
                                "connected", {"appPassword": "refused by Bluesky"})
-        session = self._session(response, request.app_password)
+        session = self._session(response, request.app_password or "")
         return [Grant(Platform.BLUESKY, session["did"], f"@{session.get('handle') or session['did']}",
                       session["accessJwt"], expiry(session["accessJwt"]), session["refreshJwt"],
                       expiry(session["refreshJwt"]),
@@ -56,7 +56,7 @@ class BlueskyProvider(OAuthProvider):
         xrpc = self.xrpc
         response = xrpc.call("POST", "com.atproto.server.refreshSession", tokens.refresh_token,
                              pds=xrpc.pds(tokens.meta), creates=True)
-        session = self._session(response, tokens.refresh_token)
+        session = self._session(response, tokens.refresh_token or "")
         return Refreshed(session["accessJwt"], expiry(session["accessJwt"]),
                          session["refreshJwt"], expiry(session["refreshJwt"]))
 

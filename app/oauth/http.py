@@ -4,6 +4,7 @@ publisher taxonomy, the platform's own words kept and no token echoed."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import requests
 
@@ -46,7 +47,8 @@ def token_error(platform: str, response: requests.Response, body: dict,
 def expires(body: dict, now: datetime, key: str = "expires_in") -> datetime | None:
     """`expires_in` seconds from `now`, if the answer says."""
     try:
-        seconds = int(body.get(key))
+        value: Any = body.get(key)  # None: TypeError, caught below
+        seconds = int(value)
     except (TypeError, ValueError):
         return None
     return now + timedelta(seconds=seconds) if seconds > 0 else None

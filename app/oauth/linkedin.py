@@ -51,7 +51,7 @@ class LinkedInProvider(OAuthProvider):
         now = self.ctx.clock()
         body = token_request(self.http, PLATFORM, f"{self._base}/accessToken", {
             "grant_type": "refresh_token", "refresh_token": tokens.refresh_token,
-            **self._client()}, secret=tokens.refresh_token)
+            **self._client()}, secret=tokens.refresh_token or "")
         return Refreshed(body["access_token"], expires(body, now), body.get("refresh_token"),
                          expires(body, now, "refresh_token_expires_in"))
 

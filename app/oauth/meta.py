@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from functools import cached_property
+from typing import Any
 from urllib.parse import urlencode
 
 from app.errors import InvalidInput
@@ -123,7 +124,7 @@ class MetaProvider(OAuthProvider):
         and when the app's access to the user's data does (ISO 8601), if Graph says."""
         body = self.graph.get("debug_token", graph_account(self._app_token),
                               {"input_token": page_token})
-        data = body.get("data")
+        data: Any = body.get("data")  # None: TypeError, caught below
         try:
             expires = int(data["expires_at"])
         except (TypeError, ValueError, KeyError):

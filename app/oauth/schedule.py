@@ -38,9 +38,11 @@ def schedule_refresh(session: Session, account: SocialAccount, now: datetime) ->
     when = refresh_at(account, now)
     if when is None:
         return None
-    key = f"refresh:{account.id}:{account.token_expires_at.isoformat()}"
+    expires = account.token_expires_at
+    assert expires is not None  # refresh_at gave a time
+    key = f"refresh:{account.id}:{expires.isoformat()}"
     if session.scalar(select(Job.id).where(Job.dedupe_key == key)) is not None:
         return None
     return insert_job(session, REFRESH_KIND, {"accountId": account.id,
-                                              "expiresAt": account.token_expires_at.isoformat()},
+                                              "expiresAt": expires.isoformat()},
                       when, now, dedupe_key=key, company_id=account.company_id)

@@ -52,7 +52,7 @@ class XProvider(OAuthProvider):
         now = self.ctx.clock()
         body = token_request(self.http, PLATFORM, self._token_url, {
             "grant_type": "refresh_token", "refresh_token": tokens.refresh_token,
-            "client_id": self.settings.x_client_id}, auth=self._auth, secret=tokens.refresh_token)
+            "client_id": self.settings.x_client_id}, auth=self._auth, secret=tokens.refresh_token or "")
         return Refreshed(body["access_token"], expires(body, now), body.get("refresh_token"))
 
     def _me(self, token: str) -> dict:

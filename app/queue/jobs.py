@@ -7,12 +7,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Executable, insert, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import new_id
 from app.models import Job
 from app.queue.locked import LockedTable
 from app.queue.tx import in_transaction
@@ -64,8 +65,8 @@ def insert_job(conn: Connection | Session, kind: str, payload: dict, run_at: dat
                now: datetime, dedupe_key: str | None = None, company_id: str | None = None,
                max_attempts: int = 3) -> int:
     """Add a job inside the caller's transaction (so it commits, or not, with what caused it)."""
-    return conn.execute(insert(Job).values(**_job_row(
-        kind, payload, run_at, now, dedupe_key, company_id, max_attempts))).inserted_primary_key[0]
+    return new_id(conn.execute(insert(Job).values(**_job_row(
+        kind, payload, run_at, now, dedupe_key, company_id, max_attempts))))
 
 
 def insert_jobs(conn: Connection | Session, kind: str, jobs: list[tuple[dict, str | None]],
@@ -89,10 +90,11 @@ def insert_jobs_once(conn: Connection | Session, kind: str,
         return
     rows = [_job_row(kind, payload, run_at, now, key, company_id, max_attempts)
             for payload, company_id, run_at, key in sorted(jobs, key=lambda j: j[3])]
-    dialect = (conn.bind if isinstance(conn, Session) else conn).dialect.name
+    dialect = (conn.connection() if isinstance(conn, Session) else conn).dialect.name
+    statement: Executable
     if dialect in ("mysql", "mariadb"):  # a no-op update: unlike INSERT IGNORE, other errors stay errors
-        statement = mysql.insert(Job)
-        statement = statement.on_duplicate_key_update(dedupe_key=statement.inserted.dedupe_key)
+        upsert = mysql.insert(Job)
+        statement = upsert.on_duplicate_key_update(dedupe_key=upsert.inserted.dedupe_key)
     elif dialect == "postgresql":
         statement = postgresql.insert(Job).on_conflict_do_nothing(index_elements=["dedupe_key"])
     else:

@@ -7,6 +7,7 @@ particular to their table (post_schedule's attempt rows, a job's payload).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,7 +38,7 @@ class LockedTable:
                 .order_by(c.run_at, c.id).limit(batch).with_for_update(skip_locked=True))
 
     def claim(self, conn: Connection, now: datetime, batch: int, worker_id: str, token: str,
-              columns) -> list[Row]:
+              columns) -> Sequence[Row]:
         """Lock up to `batch` due rows others do not hold and mark them ours under `token`,
         counting the attempt now (a crash after this point still spends it). The rows read
         are returned as they were before the claim."""
@@ -49,7 +50,7 @@ class LockedTable:
                 attempts=c.attempts + 1, updated_at=now))
         return rows
 
-    def stale(self, conn: Connection, cutoff: datetime, limit: int, columns) -> list[Row]:
+    def stale(self, conn: Connection, cutoff: datetime, limit: int, columns) -> Sequence[Row]:
         """Rows held past the lock timeout, locked as they are read (SKIP LOCKED), so
         overlapping recoveries take disjoint rows and none writes on what it did not hold."""
         c = self.c

@@ -4,12 +4,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto
+from app.db import rowcount
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import ApiKey, Client, Company, SocialAccount
 from app.oauth.schedule import schedule_refresh
@@ -131,6 +133,7 @@ def list_clients(sessions: sessionmaker[Session],
             .order_by(SocialAccount.created_at, SocialAccount.id))
         by_client: dict[str, list[SocialAccount]] = {c.id: [] for c in clients}
         for account in accounts:
+            assert account.client_id is not None  # client_id IS NOT NULL above
             by_client[account.client_id].append(account)
     return [(c, by_client[c.id]) for c in clients]
 
@@ -180,9 +183,9 @@ def needs_reconnect(session: Session, account_id: str, now: datetime,
 
     from app.services.webhooks import account_event
 
-    changed = session.execute(update(SocialAccount).where(
+    changed = rowcount(session.execute(update(SocialAccount).where(
         SocialAccount.id == account_id, SocialAccount.status != AccountStatus.NEEDS_RECONNECT)
-        .values(status=AccountStatus.NEEDS_RECONNECT, status_reason=reason, updated_at=now)).rowcount
+        .values(status=AccountStatus.NEEDS_RECONNECT, status_reason=reason, updated_at=now)))
     account = session.get(SocialAccount, account_id, populate_existing=True)
     if account is not None:
         hold_account_posts(session, account_id, now, waiting_reason(account))
@@ -190,7 +193,17 @@ def needs_reconnect(session: Session, account_id: str, now: datetime,
             account_event(session, "account.needs_reconnect", account_id, now)
 
 
-def waiting_reason(account: SocialAccount) -> str:
+class _Named(Protocol):
+    """What waiting_reason reads: a SocialAccount, or the worker's plain row of one."""
+    @property
+    def platform(self) -> str: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def display_name(self) -> str | None: ...
+
+
+def waiting_reason(account: _Named) -> str:
     return (f"waiting: the {account.platform} account {account.display_name or account.external_id} "
             "must be reconnected (a new access token) before this post can be published")
 

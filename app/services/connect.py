@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import crypto
+from app.db import rowcount
 from app.errors import Conflict, InvalidInput, NotConfigured, NotFound, PlatformError
 from app.models import Client, OAuthState, SocialAccount
 from app.oauth.base import (
@@ -145,9 +146,9 @@ def _spend(ctx: ProviderContext, platform: str, state: str, company_id: str | No
         if flow.expires_at <= now:
             raise Conflict(f"this connection (its state) expired: it must be finished within "
                            f"{int(STATE_TTL.total_seconds() // 60)} minutes; start it again")
-        spent = session.execute(update(OAuthState).where(
+        spent = rowcount(session.execute(update(OAuthState).where(
             OAuthState.state_hash == flow.state_hash, OAuthState.used_at.is_(None))
-            .values(used_at=now)).rowcount
+            .values(used_at=now)))
         if spent != 1:
             raise Conflict("this connection was already finished (a state is used once): "
                            "start again to connect another account")
@@ -199,6 +200,7 @@ def _upsert(ctx: ProviderContext, company_id: str, client_id: str | None,
                                         external_id=grant.external_id, created_at=now,
                                         status=AccountStatus.ACTIVE)
                 session.add(account)
+            assert account is not None  # found, or made just above
             account.display_name = grant.display_name or account.display_name
             account.client_id = client_id or account.client_id
             account.scopes = " ".join(grant.scopes)[:1024] or account.scopes

@@ -72,7 +72,10 @@ def rotate(sessions: sessionmaker[Session], company_id: str, count: int, now: da
             _check_accounts(session, company_id, account_ids)
         ranked = candidates(session, company_id, now, account_ids)
         gap = timedelta(days=min_gap_days)
-        scheduled, skipped, taken, slots = [], [], {}, {}
+        scheduled: list[PostDetail] = []
+        skipped: list[tuple[str, str]] = []
+        taken: dict[str, list[datetime]] = {}
+        slots: dict[str, list[best_times.Slot]] = {}
         for candidate in ranked:
             if len(scheduled) == count:
                 break

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -124,14 +124,15 @@ def gather(sessions: sessionmaker[Session], company_id: str, now: datetime,
             PostSchedule.locked_at < now - timedelta(seconds=lock_timeout)))
         oldest = session.scalar(select(func.min(PostSchedule.run_at)).where(
             PostSchedule.id.in_(mine), PostSchedule.status == QueueStatus.PENDING, PostSchedule.run_at <= now))
-        hour = dict(session.execute(
+        # outcome IS NOT NULL above: the keys are outcomes, never None
+        hour = cast(dict[str, int], dict(session.execute(
             select(PublishAttempt.outcome, func.count()).where(
                 PublishAttempt.post_schedule_id.in_(mine), PublishAttempt.outcome.is_not(None),
                 PublishAttempt.finished_at >= now - timedelta(hours=1))
-            .group_by(PublishAttempt.outcome)).all())
+            .group_by(PublishAttempt.outcome)).all()))
         last_run = session.scalar(select(func.max(WorkerRun.started_at)))
         figures = Figures(now=now, lock_timeout=lock_timeout,
-                          depth={s: depth.get(s, 0) for s in QueueStatus}, stuck=stuck,
+                          depth={s: depth.get(s, 0) for s in QueueStatus}, stuck=stuck or 0,
                           oldest_due_seconds=(now - oldest).total_seconds() if oldest else None,
                           attempts_last_hour=hour, last_run_at=last_run)
         _add_history(session, figures, mine)
@@ -142,9 +143,11 @@ def gather(sessions: sessionmaker[Session], company_id: str, now: datetime,
 def _add_history(session: Session, f: Figures, mine) -> None:
     """Throughput per minute (last hour) and the last day's rates and durations."""
     day_ago = f.now - timedelta(days=1)
-    published = session.execute(select(PublishAttempt.started_at, PublishAttempt.finished_at).where(
-        PublishAttempt.post_schedule_id.in_(mine), PublishAttempt.outcome == Outcome.PUBLISHED,
-        PublishAttempt.finished_at >= day_ago)).all()
+    # finished_at >= day_ago: never NULL here
+    published = cast(list[tuple[datetime, datetime]], session.execute(
+        select(PublishAttempt.started_at, PublishAttempt.finished_at).where(
+            PublishAttempt.post_schedule_id.in_(mine), PublishAttempt.outcome == Outcome.PUBLISHED,
+            PublishAttempt.finished_at >= day_ago)).all())
     f.throughput = [0] * 60
     for _, finished in published:
         minutes_ago = int((f.now - finished).total_seconds() // 60)
@@ -154,11 +157,13 @@ def _add_history(session: Session, f: Figures, mine) -> None:
         PublishAttempt.post_schedule_id.in_(mine), PublishAttempt.outcome.in_(NOT_PUBLISHED),
         PublishAttempt.finished_at >= day_ago))
     if published or failed:
-        f.success_rate_24h = len(published) / (len(published) + failed)
+        f.success_rate_24h = len(published) / (len(published) + (failed or 0))
     if published:
         f.avg_publish_seconds_24h = sum((b - a).total_seconds() for a, b in published) / len(published)
-    late = session.execute(select(PostSchedule.run_at, PostDetail.published_at).join(PostDetail).where(
-        PostSchedule.id.in_(mine), PostDetail.published_at >= day_ago)).all()
+    # published_at >= day_ago: never NULL here
+    late = cast(list[tuple[datetime, datetime]], session.execute(
+        select(PostSchedule.run_at, PostDetail.published_at).join(PostDetail).where(
+            PostSchedule.id.in_(mine), PostDetail.published_at >= day_ago)).all())
     if late:
         f.avg_lateness_seconds_24h = sum(max(0.0, (p - r).total_seconds()) for r, p in late) / len(late)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, replace
+from typing import cast
 from urllib.parse import urlsplit
 
 import regex
@@ -118,7 +119,7 @@ def _char_weight(char: str) -> int:
 def limits_for(platform: str, account_meta: dict | None = None) -> Limits:
     """The platform's limits, with what the account's own server told at connect (a Mastodon
     instance's `max_characters` and `max_media_attachments`, kept in auth_meta)."""
-    limits = LIMITS[platform]
+    limits = LIMITS[cast(Platform, platform)]  # a StrEnum member is found by its string
     meta = account_meta or {}
     length, media = meta.get("max_characters"), meta.get("max_media_attachments")
     if isinstance(length, int) and length > 0:

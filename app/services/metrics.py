@@ -21,6 +21,7 @@ from app.statuses import PostStatus
 
 COLLECT_KIND = "collect_metrics"
 # When each collection runs, after the publish.
+# (app/api/planning.py's MetricsOut names the same three.)
 CHECKPOINTS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 # A collection the platform keeps rate limiting is given up this long after it was due.
 GIVE_UP_AFTER = timedelta(hours=24)

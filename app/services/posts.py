@@ -15,12 +15,13 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, cast
 
 from sqlalchemy import Row, Select, and_, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, contains_eager, joinedload, sessionmaker
 
+from app.db import new_id, rowcount
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     Client, Company, PostDetail, PostSchedule, PublishAttempt, SocialAccount, UTCDateTime,
@@ -131,8 +132,8 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
         conn.execute(insert(PostDetail.__table__), planned.detail)
         post = PostDetail(**planned.detail, account=planned.account)
         if planned.schedule is not None:
-            planned.schedule["id"] = conn.execute(insert(PostSchedule.__table__),
-                                                  planned.schedule).inserted_primary_key[0]
+            planned.schedule["id"] = new_id(conn.execute(insert(PostSchedule.__table__),
+                                                         planned.schedule))
             post.schedule = PostSchedule(**planned.schedule)
         posts.append(post)
     return posts
@@ -159,7 +160,7 @@ def plan_posts(session: Session, company_id: str, request: NewPost, now: datetim
                            fields={"socialAccountIds": "name at least one account"})
     accounts = _accounts(session, company_id, request.account_ids, known_accounts)
     if request.not_before is not None and request.run_at is not None:
-        check_future(request.run_at, request.not_before)
+        check_future(cast(datetime, request.run_at), request.not_before)  # read by with_instant
     for account in accounts:
         _check_for_platform(account, request.content, list(request.media_urls))
     if request.client_id is not None:
@@ -168,7 +169,8 @@ def plan_posts(session: Session, company_id: str, request: NewPost, now: datetim
     draft = request.run_at is None
     planned = []
     for account in accounts:
-        detail = dict(id=new_uuid(), company_id=company_id,
+        post_id = new_uuid()
+        detail = dict(id=post_id, company_id=company_id,
                       client_id=request.client_id or account.client_id,
                       social_account_id=account.id, group_id=group_id, content=request.content,
                       media_urls=list(request.media_urls), timezone=request.timezone,
@@ -176,8 +178,8 @@ def plan_posts(session: Session, company_id: str, request: NewPost, now: datetim
                       idempotency_key=idempotency_key, created_at=now, updated_at=now,
                       evergreen=request.evergreen,
                       evergreen_source_id=request.evergreen_source_id)
-        schedule = None if draft else _schedule_row(detail["id"], request.run_at,
-                                                     max_attempts, now)
+        schedule = None if draft else _schedule_row(  # run_at read by with_instant
+            post_id, cast(datetime, request.run_at), max_attempts, now)
         planned.append(PlannedPost(detail, schedule, account))
     return planned
 
@@ -482,8 +484,8 @@ def schedule_draft(sessions: sessionmaker[Session], company_id: str, post_id: st
         _hold_draft(session, post, "scheduled", status=PostStatus.PENDING, timezone=tz_name,
                     updated_at=now)
         schedule = _schedule_row(post.id, run_at, max_attempts, now)
-        schedule["id"] = session.connection().execute(
-            insert(PostSchedule.__table__), schedule).inserted_primary_key[0]
+        schedule["id"] = new_id(session.connection().execute(
+            insert(PostSchedule.__table__), schedule))
         post.status, post.timezone, post.updated_at = PostStatus.PENDING, tz_name, now
         session.flush()
         session.expunge(post)
@@ -500,7 +502,7 @@ def _hold_draft(session: Session, post: PostDetail, verb: str, **values) -> None
     result = session.execute(update(PostDetail).where(
         PostDetail.id == post.id, PostDetail.status == PostStatus.DRAFT).values(**values)
         .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise Conflict(f"the post is no longer a draft (it was scheduled or cancelled "
                        f"meanwhile): it cannot be {verb} as one")
 
@@ -530,17 +532,17 @@ def _hold_pending(session: Session, post: PostDetail, verb: str, **values) -> No
     """The conditional update: it matches (and locks) the row only while nobody has claimed it."""
     result = session.execute(update(PostSchedule).where(
         PostSchedule.post_detail_id == post.id, PostSchedule.status.in_(EDITABLE)).values(**values))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         status = session.scalar(select(PostSchedule.status)
                                 .where(PostSchedule.post_detail_id == post.id))
         raise Conflict(f"the post is {_describe(status)}: only a pending (or waiting) post "
                        f"can be {verb}")
 
 
-def _describe(schedule_status: str) -> str:
-    return {QueueStatus.PROCESSING: "being published right now",
-            QueueStatus.DONE: "already published"}.get(
-        schedule_status, schedule_status)
+def _describe(schedule_status: str | None) -> str | None:
+    said: dict[str | None, str] = {QueueStatus.PROCESSING: "being published right now",
+                                   QueueStatus.DONE: "already published"}
+    return said.get(schedule_status, schedule_status)
 
 
 def retry_post(sessions: sessionmaker[Session], now: datetime, *, company_id: str | None = None,

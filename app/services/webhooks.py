@@ -125,7 +125,7 @@ def refused_url(url: str, allow_private: bool, resolve: Resolver | None = None) 
 
 
 def _resolve(host: str) -> list[str]:
-    return sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
+    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
 
 
 # -- events, raised inside the transaction that records the change ---------------------------

@@ -10,6 +10,7 @@ import json
 import secrets
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from tests.fakes.server import Answer, FakePlatform, Received
 
@@ -39,7 +40,7 @@ class FakeBluesky(FakePlatform):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # handle -> {"did", "password" (an app password), "email"}
-        self.users = {"acme.bsky.social": {"did": "did:plc:acme7x2k4q", "email": "ops@acme.test",
+        self.users: dict[str, dict[str, Any]] = {"acme.bsky.social": {"did": "did:plc:acme7x2k4q", "email": "ops@acme.test",
                                            "password": "abcd-efgh-ijkl-mnop"},
                       "alice.bsky.social": {"did": "did:plc:alice9m3v", "email": None,
                                             "password": None}}
@@ -130,7 +131,7 @@ class FakeBluesky(FakePlatform):
         start = int(query.get("cursor") or 0)
         size = min(int(query.get("limit", 50)), 100)
         page = mine[start:start + size]
-        body = {"records": [{"uri": r["uri"], "cid": r["cid"], "value": r["value"]}
+        body: dict[str, Any] = {"records": [{"uri": r["uri"], "cid": r["cid"], "value": r["value"]}
                             for r in page]}
         if start + size < len(mine):
             body["cursor"] = str(start + size)

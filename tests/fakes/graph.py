@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 from tests.fakes.facebook_login import FacebookLogin
 from tests.fakes.server import Answer, FakePlatform, Received, cursor, offset_of, page_of
@@ -86,7 +87,7 @@ class FakeGraph(FacebookLogin, FakePlatform):
         data, following = page_of(items, start, size)
         if not data:
             return Answer(200, {"data": []})
-        paging = {"cursors": {"before": cursor(start), "after": cursor(start + len(data))}}
+        paging: dict[str, Any] = {"cursors": {"before": cursor(start), "after": cursor(start + len(data))}}
         if following is not None:
             # Graph's own next link carries the token in its query; the worker never follows it.
             paging["next"] = (f"{self.base_url}{request.path}?limit={size}"

@@ -18,7 +18,7 @@ def default_publishers(settings: Settings) -> dict[str, Publisher]:
     """The publisher for each platform this build can post to, by platform name. They share one
     HttpClient, so each worker thread has one pooled session for all of them."""
     http = HttpClient.from_settings(settings)
-    publishers = [SandboxPublisher(), XPublisher(settings, http),
+    publishers: list[Publisher] = [SandboxPublisher(), XPublisher(settings, http),
                   FacebookPublisher(settings, http), InstagramPublisher(settings, http),
                   LinkedInPublisher(settings, http), BlueskyPublisher(settings, http),
                   MastodonPublisher(settings, http), ThreadsPublisher(settings, http)]

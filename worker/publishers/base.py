@@ -33,7 +33,7 @@ class PostToPublish:
     # An unpublished object an earlier attempt made on the platform (an Instagram container).
     draft_id: str | None = None
     # Remember a new draft at once (in the queue row), so a retry after a crash reuses it.
-    keep_draft: Callable[[str | None], None] = field(default=_forget, repr=False, compare=False)
+    keep_draft: Callable[[str | None], object] = field(default=_forget, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,7 @@ class LookupUnavailable(PublishError):
 
 
 class Publisher(Protocol):
-    platform: str
+    @property
+    def platform(self) -> str: ...  # read-only, so a publisher may declare it as a Platform
 
     def publish(self, post: PostToPublish, account: Account) -> PublishResult: ...

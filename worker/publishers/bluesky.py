@@ -9,6 +9,7 @@ through `account.refresh`) and the request sent again; `createSession` is never 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import regex
 import requests
@@ -54,7 +55,7 @@ class Xrpc:
         body = json_body(response)
         code = body.get("error") if isinstance(body.get("error"), str) else None
         message = describe(PLATFORM, response, str(body.get("message") or ""), code, secret)
-        kwargs = {"http_status": response.status_code, "error_code": code}
+        kwargs: dict[str, Any] = {"http_status": response.status_code, "error_code": code}
         if code in AUTH_ERRORS or code == "ExpiredToken":
             return AuthError(message, **kwargs)
         # ratelimit-reset: Unix seconds when the window (or createRecord's daily points) frees
@@ -135,7 +136,7 @@ class BlueskyPublisher:
             body = json_body(response)
             records = body.get("records") or []
             found = next((str(r["uri"]) for r in records if ours(r.get("value") or {})), None)
-            older = any(_created(r) is not None and _created(r) < since for r in records)
+            older = any((c := _created(r)) is not None and c < since for r in records)
             return found, None if older or not records else body.get("cursor")
 
         return find_in_pages(PLATFORM, page)

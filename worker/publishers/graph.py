@@ -5,6 +5,7 @@ and the mapping of Graph's error `code`s into the taxonomy.
 from __future__ import annotations
 
 import json
+from typing import Any
 from datetime import datetime, timedelta
 
 import requests
@@ -87,7 +88,7 @@ class GraphClient:
         error_code = None if code is None else f"{code}" + (f".{subcode}" if subcode else "")
         detail = error.get("error_user_msg") or error.get("message") or ""
         message = describe(self.platform, response, detail, error_code, account.access_token)
-        kwargs = {"http_status": response.status_code, "error_code": error_code}
+        kwargs: dict[str, Any] = {"http_status": response.status_code, "error_code": error_code}
         if code in AUTH_CODES or (code is None and response.status_code == 401):
             return AuthError(message, **kwargs)
         if code in PERMISSION_CODES:

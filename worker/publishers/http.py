@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from importlib import metadata
@@ -163,7 +164,7 @@ def by_status(response: requests.Response, message: str, code: str | None, *,
               retry_at: datetime | None = None, wait: timedelta | None = None) -> PublishError:
     """The taxonomy by HTTP status alone: what every platform agrees on."""
     status = response.status_code
-    kwargs = {"http_status": status, "error_code": code}
+    kwargs: dict[str, Any] = {"http_status": status, "error_code": code}
     if status == 401:
         return AuthError(message, **kwargs)
     if status == 429:
