@@ -379,9 +379,10 @@ def post() -> None:
 @post.command("schedule")
 @click.option("--account", "account_ids", required=True, multiple=True,
               help="Social account id (repeat for several accounts).")
-@click.option("--at", "at", required=True,
+@click.option("--at", "at",
               help="When: ISO 8601 with an offset (2026-12-01T09:00:00+01:00), a local time "
-                   "with --timezone, or 'now' / '+90s' / '+5m' for a time from now.")
+                   "with --timezone, or 'now' / '+90s' / '+5m' for a time from now. Without "
+                   "it the posts are drafts (`scheduler post queue POST_ID --at ...` later).")
 @click.option("--timezone", "tz_name", help="IANA zone for a local --at (e.g. Europe/Paris).")
 @click.option("--media", "media_urls", multiple=True, help="A media URL (repeatable).")
 @click.option("--media-id", "media_ids", multiple=True,
@@ -392,10 +393,11 @@ def post() -> None:
 @click.argument("text")
 @pass_ctx
 @handle_errors
-def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: str | None,
+def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str | None, tz_name: str | None,
                   media_urls: tuple[str, ...], media_ids: tuple[str, ...], parts: tuple[str, ...],
                   first_comment: str | None, text: str) -> None:
-    """Schedule TEXT on one or more accounts."""
+    """Schedule TEXT on one or more accounts (`post create`: the same), or without --at save
+    it as a draft on each."""
     from app.models import SocialAccount
     from app.services.media import MediaRef
     from app.services.posts import NewPost, schedule_post
@@ -406,9 +408,13 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
         first = session.get(SocialAccount, account_ids[0])
         if first is None:
             raise NotFound(f"no social account {account_ids[0]}")
-    # `now` and `+N` are instants already; any other time is read as the API reads scheduledAt.
-    relative = at.strip().lower() == "now" or at.strip().startswith("+")
-    request = NewPost(list(account_ids), text, parse_when(at, now) if relative else at,
+        if at is None and tz_name is not None:
+            raise InvalidInput("--timezone only says how to read --at: give both")
+    # `now` and `+N` are instants already; any other time is read as the API reads scheduledAt;
+    # no --at: drafts.
+    relative = at is not None and (at.strip().lower() == "now" or at.strip().startswith("+"))
+    request = NewPost(list(account_ids), text,
+                      parse_when(at, now) if at is not None and relative else at,
                       timezone=tz_name, media_urls=tuple(media_urls),
                       media=tuple([MediaRef(media_id=m) for m in media_ids]
                                   + [MediaRef(url=u) for u in media_urls]) if media_ids else (),
@@ -416,10 +422,42 @@ def post_schedule(ctx: Context, account_ids: tuple[str, ...], at: str, tz_name: 
                       first_comment=first_comment)
     posts = schedule_post(sessions, first.company_id, request, now,
                           max_attempts=ctx.settings.max_attempts).posts
-    rows = [{"id": p.id, "schedule_id": p.schedule.id, "account_id": p.social_account_id,
-             "run_at": p.schedule.run_at.isoformat()} for p in posts]
-    ctx.output(rows, "\n".join(f"post {r['id']} (schedule {r['schedule_id']}) due "
-                               f"{r['run_at']}" for r in rows))
+    rows = [_post_row(p) for p in posts]
+    ctx.output(rows, "\n".join(_post_line(r) for r in rows))
+
+
+post.add_command(post_schedule, "create")
+
+
+def _post_row(p) -> dict:
+    return {"id": p.id, "status": p.status, "schedule_id": p.schedule and p.schedule.id,
+            "account_id": p.social_account_id,
+            "run_at": p.schedule and p.schedule.run_at.isoformat()}
+
+
+def _post_line(row: dict) -> str:
+    if row["schedule_id"] is None:
+        return f"post {row['id']} saved as a draft"
+    return f"post {row['id']} (schedule {row['schedule_id']}) due {row['run_at']}"
+
+
+@post.command("queue")
+@click.argument("post_id")
+@click.option("--at", "at", required=True,
+              help="ISO 8601 with an offset, a local time (--timezone, else the company's "
+                   "zone), or 'best': the account's next free best time.")
+@click.option("--timezone", "tz_name", help="IANA zone for a local --at (e.g. Europe/Paris).")
+@pass_ctx
+@handle_errors
+def post_queue(ctx: Context, post_id: str, at: str, tz_name: str | None) -> None:
+    """Queue the draft POST_ID (POST /scheduled-posts/{id}/schedule)."""
+    from app.services.posts import owner_of_post, schedule_draft
+
+    sessions = ctx.sessions()
+    queued = schedule_draft(sessions, owner_of_post(sessions, post_id), post_id, at.strip(),
+                            tz_name, utcnow(), ctx.settings.max_attempts)
+    row = _post_row(queued)
+    ctx.output(row, _post_line(row))
 
 
 def parse_when(value: str, now: datetime) -> datetime:
@@ -438,6 +476,30 @@ def parse_when(value: str, now: datetime) -> datetime:
         raise InvalidInput(f"{value!r}: use +90s, +5m or +2h") from None
     except OverflowError:
         raise InvalidInput(f"{value!r} is too far in the future") from None
+
+
+@post.command("import")
+@click.argument("csv_file", type=click.File("rb"))
+@click.option("--company", "company_id", required=True, help="Company id (the rows' accounts' company).")
+@pass_ctx
+@handle_errors
+def post_import(ctx: Context, csv_file, company_id: str) -> None:
+    """Schedule the posts of CSV_FILE ('-': stdin) as POST /imports does: every row checked as
+    POST /schedule-post checks it, all imported in one transaction or none."""
+    from app.api.body import HttpError, read_limited
+    from app.api.imports import LIMIT_SETTING, import_csv
+    from app.services.accounts import get_company
+
+    sessions = ctx.sessions()
+    get_company(sessions, company_id)  # 404 for an unknown company, before reading the file
+    try:
+        data = read_limited(csv_file, ctx.settings.import_max_bytes, LIMIT_SETTING)
+    except HttpError as exc:  # too large
+        raise InvalidInput(exc.message) from None
+    with sessions.begin() as session:
+        result = import_csv(session, company_id, data, utcnow(), ctx.settings.max_attempts)
+    ctx.output(result.model_dump(), f"imported {result.rows} row(s): {result.posts} post(s) "
+                                    f"scheduled, {result.drafts} draft(s)")
 
 
 @post.command("list")
@@ -467,7 +529,8 @@ def post_list(ctx: Context, company_id: str, status: str | None, client_id: str 
                          run_to=parse_instant(run_to, tz_name) if run_to else None)
     page, next_cursor = list_posts(sessions, company_id, filters, limit, cursor)
     items = [PostOut.of(p).model_dump(mode="json") for p in page]
-    lines = [f"{p['id']}  {p['scheduledAt']}  {p['status']:<9} {p['queueStatus']:<10} "
+    lines = [f"{p['id']}  {p['scheduledAt'] or '(draft)':<20}  {p['status']:<9} "
+             f"{p['queueStatus'] or '-':<10} "
              f"{p['platform']:<9} {p['content'][:40]!r}" for p in items]
     if next_cursor:
         lines.append(f"more: --cursor {next_cursor}")
@@ -485,7 +548,8 @@ def post_cancel(ctx: Context, post_id: str) -> None:
     sessions = ctx.sessions()
     cancelled = cancel_post(sessions, owner_of_post(sessions, post_id), post_id, utcnow())
     ctx.output({"id": cancelled.id, "status": cancelled.status,
-                "queue_status": cancelled.schedule.status}, f"post {cancelled.id} is cancelled")
+                "queue_status": cancelled.schedule and cancelled.schedule.status},
+               f"post {cancelled.id} is cancelled")
 
 
 @cli.command("demo")

@@ -21,7 +21,7 @@ from app.security import same_origin, tokens_match
 from app.services import accounts, best_times, connect, health, metrics, posts
 from app.services import media as media_store
 from app.services.accounts import hash_key
-from app.statuses import EDITABLE, RETRYABLE, QueueStatus
+from app.statuses import EDITABLE, RETRYABLE, PostStatus, QueueStatus
 from app.timeutil import utcnow, zone
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -105,9 +105,31 @@ def calendar():
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     step = timedelta(days=7) if view == "week" else timedelta(days=31)
     return render_template("dashboard/calendar.html", company=company, view=view, days=days,
-                           by_day=by_day, anchor=anchor, month=anchor.month,
+                           by_day=by_day, anchor=anchor, month=anchor.month, editable=EDITABLE,
                            previous=(anchor - step).isoformat(), next=(anchor + step).isoformat(),
                            today=utcnow().astimezone(tz).date())
+
+
+@bp.get("/compose")
+def compose():
+    """Write a post for several accounts (counters and checks from POST /limits/check), or edit
+    one (`?post=ID`): a draft, or a pending post's text, media and time. planner.js saves
+    through the JSON API."""
+    company = _company_or_login()
+    if company is None:
+        return redirect(url_for("dashboard.overview"))
+    post, local = None, ""
+    if "post" in request.args:
+        try:
+            post, _ = posts.get_post(sessions(), company.id, request.args["post"])
+        except NotFound:
+            abort(404)
+        if post.status != PostStatus.DRAFT and post.schedule.status not in EDITABLE:
+            return redirect(url_for("dashboard.post_detail", post_id=post.id))
+        if post.schedule is not None:
+            local = post.schedule.run_at.astimezone(zone(company.timezone)).strftime("%Y-%m-%dT%H:%M")
+    return render_template("dashboard/compose.html", company=company, post=post, local=local,
+                           accounts=accounts.list_accounts(sessions(), company.id))
 
 
 def _range(view: str, anchor: date) -> tuple[date, date]:
@@ -149,8 +171,10 @@ def post_detail(post_id: str):
     return render_template("dashboard/post.html", company=company, post=post, attempts=attempts,
                            tz=zone(company.timezone), rate=metrics.engagement_rate,
                            post_metrics=metrics.post_metrics(sessions(), company.id, post.id),
-                           can_cancel=post.schedule.status in EDITABLE,
-                           can_retry=post.schedule.status in RETRYABLE)
+                           can_cancel=post.status == PostStatus.DRAFT
+                           or post.schedule.status in EDITABLE,
+                           can_retry=post.schedule is not None
+                           and post.schedule.status in RETRYABLE)
 
 
 @bp.get("/best-times")

@@ -10,6 +10,7 @@ run only the SQLite part on a machine without them, deselect explicitly:
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import threading
@@ -317,6 +318,20 @@ def api(request, tenant) -> ApiClient:
     client = ApiClient(db, tenant.api_key)
     yield client
     client.close()
+
+
+class CountingStream(io.BytesIO):
+    """A request body that counts what the server read of it (`read_bytes`), to prove a body
+    over a limit is refused after reading only the limit + 1 byte."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.read_bytes = 0
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
 
 
 @contextmanager

@@ -110,7 +110,6 @@ BAD_BODIES = [
     ({"content": None}, 422, "validation_failed", "content", "content"),
     ({"content": "   "}, 422, "validation_failed", "must not be empty", "content"),
     ({"content": ""}, 422, "validation_failed", "at least 1 character", "content"),
-    ({"scheduledAt": None}, 422, "validation_failed", "scheduledAt: required", "scheduledAt"),
     ({"scheduledAt": "tomorrow"}, 422, "validation_failed", "is not an ISO 8601 date-time",
      "scheduledAt"),
     ({"scheduledAt": (NOW - timedelta(minutes=1)).isoformat()}, 422, "validation_failed",

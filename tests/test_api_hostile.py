@@ -5,7 +5,6 @@ Every body-taking endpoint and every field, on SQLite and MariaDB."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 import socket
@@ -18,7 +17,7 @@ import pytest
 
 from app.api.schemas import INSTANT_PATTERN
 
-from conftest import ApiClient, Tenant
+from conftest import ApiClient, CountingStream, Tenant
 
 WHEN = (datetime.now(timezone.utc) + timedelta(days=30)).isoformat()
 EXTREME_DATES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
@@ -146,20 +145,13 @@ def test_a_chunked_body_over_the_limit_gets_413_after_reading_only_the_limit(sql
     terminated. The stream counts what was read: past the limit nothing more is taken."""
     limit = api.app.config["MAX_CONTENT_LENGTH"]
 
-    class Counting(io.BytesIO):
-        read_bytes = 0
-
-        def read(self, size=-1):
-            data = super().read(size)
-            Counting.read_bytes += len(data)
-            return data
-
-    response = api.client.open("/clients", method="POST", input_stream=Counting(b"[" * 2 * 1024 * 1024),
+    body = CountingStream(b"[" * 2 * 1024 * 1024)
+    response = api.client.open("/clients", method="POST", input_stream=body,
                                headers={**JSON, "Authorization": f"Bearer {tenant.api_key}",
                                         "Transfer-Encoding": "chunked"},
                                environ_overrides={"wsgi.input_terminated": True})
     assert_4xx(response, 413)
-    assert Counting.read_bytes == limit + 1
+    assert body.read_bytes == limit + 1
 
 
 def _free_port() -> int:

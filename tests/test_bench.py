@@ -89,6 +89,10 @@ def test_api_load_smoke_mariadb():
     assert result["ok"]
 
 
+def test_imports_smoke_mariadb():
+    result = run_smoke("imports.py")
+    assert result["ok"], result
+    assert result["rows"] == 200 and result["median_s"] > 0 and result["reference_median_s"] > 0
 def test_jobs_lateness_smoke_mariadb():
     result = run_smoke("jobs_lateness.py")
     for label, runs in result["runs"].items():

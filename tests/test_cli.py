@@ -394,6 +394,27 @@ def test_post_schedule_on_several_accounts_is_one_group(ready):
     assert len(groups) == 1
 
 
+def test_post_create_without_at_is_a_draft_then_queued(ready):
+    run = ready
+    [data] = run.json("post", "create", "--account", run.tenant.account_id, "A draft")
+    assert (data["status"], data["schedule_id"], data["run_at"]) == ("draft", None, None)
+    result = run("post", "create", "--account", run.tenant.account_id, "Another")
+    assert result.exit_code == 0 and "saved as a draft" in result.stdout, result.output
+    assert run.db.scalar("SELECT COUNT(*) FROM post_schedule") == 0
+    listed = run.json("post", "list", "--company", run.tenant.company_id, "--status", "draft")
+    assert len(listed["items"]) == 2
+    assert_error(run("post", "queue", data["id"], "--at", "2020-01-01T00:00:00Z"), 6,
+                 "must be in the future")
+    queued = run.json("post", "queue", data["id"], "--at", "2099-12-01T09:00:00",
+                      "--timezone", "Europe/Paris")
+    assert queued["status"] == "pending"
+    assert datetime.fromisoformat(queued["run_at"]) == datetime(2099, 12, 1, 8, 0, tzinfo=UTC)
+    assert schedule_row(run.db, queued["schedule_id"])["status"] == "pending"
+    assert_error(run("post", "queue", data["id"], "--at", "best"), 7, "not a draft")
+    assert_error(run("post", "create", "--account", run.tenant.account_id, "--timezone", "UTC",
+                     "x"), 6, "give both")
+
+
 @pytest.mark.parametrize("at,tz,fragments", [
     ("tomorrow", None, ("'tomorrow' is not an ISO 8601 date-time",)),
     ("2020-01-01T00:00Z", None, ("must be in the future", "2020-01-01T00:00:00+00:00")),

@@ -26,6 +26,7 @@ EVERY_VARIABLE = [
     ("SCHEDULER_ENV", "environment", "development", "development"),
     ("SCHEDULER_SECRET_KEY", "secret_key", "x" * 44, "x" * 44),
     ("SCHEDULER_MAX_BODY_BYTES", "max_body_bytes", "4096", 4096),
+    ("SCHEDULER_IMPORT_MAX_BYTES", "import_max_bytes", "1000000", 1000000),
     ("SCHEDULER_METRICS_TOKEN", "metrics_token", "scrape-me", "scrape-me"),
     ("SCHEDULER_TRUSTED_PROXIES", "trusted_proxies", "1", 1),
     ("X_API_BASE_URL", "x_api_base_url", "http://127.0.0.1:9001", "http://127.0.0.1:9001"),

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import accounts, connect, errors, health, media, planning, posts, queue_health, webhooks
+from app.api import (
+    accounts, connect, errors, health, imports, limits, media, planning, posts, queue_health,
+    webhooks,
+)
 from app.api.spec import openapi_document
 
-APIS = (posts.api, accounts.api, connect.api, media.api, webhooks.api, planning.api,
+APIS = (posts.api, imports.api, limits.api, accounts.api, connect.api, media.api, webhooks.api,
+        planning.api,
         queue_health.api, health.api)
 
 

@@ -26,23 +26,31 @@ class HttpError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def too_large(limit: int) -> HttpError:
+def too_large(limit: int, setting: str = "SCHEDULER_MAX_BODY_BYTES") -> HttpError:
     return HttpError(413, "payload_too_large",
-                     f"the request body is too large: at most {limit} bytes "
-                     "(SCHEDULER_MAX_BODY_BYTES); send less")
+                     f"the request body is too large: at most {limit} bytes ({setting}); "
+                     "send less")
 
 
-def read_body() -> bytes:
-    """The body's bytes, at most the configured maximum. Without Content-Length (chunked), at
-    most max + 1 bytes are read from the stream: one byte past the limit is proof enough."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
+def read_body(limit: int | None = None, setting: str = "SCHEDULER_MAX_BODY_BYTES") -> bytes:
+    """The body's bytes, at most `limit` (default: the configured maximum). A Content-Length
+    over it is refused before anything is read; without one (chunked), at most limit + 1 bytes
+    are read from the stream: one byte past the limit is proof enough."""
+    if limit is None:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None:
         if request.content_length > limit:
-            raise too_large(limit)
-        return request.get_data()
+            raise too_large(limit, setting)
+        return request.get_data()  # werkzeug bounds it by request.max_content_length too
     if not request.environ.get("wsgi.input_terminated"):
         return b""  # a server that cannot end a chunked stream: werkzeug's safe default
-    stream, chunks, size = request.environ["wsgi.input"], [], 0
+    stream = request.environ["wsgi.input"]
+    return read_limited(stream, limit, setting)
+
+
+def read_limited(stream, limit: int, setting: str) -> bytes:
+    """Read `stream` to its end, refusing it (413) as soon as it passes `limit` bytes."""
+    chunks, size = [], 0
     while size <= limit:
         chunk = stream.read(min(_READ, limit + 1 - size))
         if not chunk:
@@ -50,7 +58,7 @@ def read_body() -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     if size > limit:
-        raise too_large(limit)
+        raise too_large(limit, setting)
     return b"".join(chunks)
 
 

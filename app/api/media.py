@@ -21,6 +21,8 @@ from app.timeutil import utcnow
 
 api = Api("media", "media")
 FIELD = "file"
+UPLOAD = {"multipart/form-data": {"schema": {
+    "type": "object", "required": [FIELD], "properties": {FIELD: {"type": "string", "format": "binary"}}}}}
 _READ = 256 * 1024
 _MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file in the body
 
@@ -52,7 +54,7 @@ def _settings():
 
 
 @api.route("POST", "/media", summary="Upload an image or a video (multipart field `file`)",
-           response=MediaOut, status=201, upload=FIELD)
+           response=MediaOut, status=201, upload=UPLOAD, upload_limit="SCHEDULER_MEDIA_MAX_BYTES")
 def upload_media(company_id: str):
     settings = _settings()
     upload = _Upload(settings.media_max_bytes)

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from app.api.schemas import (
     AttemptOut, EditPostIn, PostListQuery, PostOut, PostPage, PostsCreated, PostWithAttempts,
-    SchedulePostIn, media_refs, plain_urls,
+    ScheduleDraftIn, SchedulePostIn, media_refs, plain_urls,
 )
 from app.api.spec import Api, sessions
 from app.services import posts
@@ -23,17 +23,22 @@ NOT_PENDING = "The post is no longer pending (a worker has it, or it is finished
                                        "response and creates nothing"}, one_session=True)
 def schedule_post(company_id: str, body: SchedulePostIn, db: Session):
     now, settings = utcnow(), current_app.extensions["scheduler"]["settings"]
-    new_post = posts.NewPost(body.account_ids, body.content, body.scheduledAt,
-                             timezone=body.timezone, media_urls=plain_urls(body.mediaUrls) or (),
-                             media=media_refs(body.mediaIds, body.mediaUrls) or (),
-                             client_id=_str(body.clientId), not_before=now,
-                             parts=tuple(body.parts), first_comment=body.firstComment,
-                             evergreen=body.evergreen)
-    done = posts.schedule_post(db, company_id, new_post, now, settings.max_attempts,
+    done = posts.schedule_post(db, company_id, new_post(body, now), now, settings.max_attempts,
                                idempotency_key=request.headers.get("Idempotency-Key"),
                                render=_created)
     (status, payload), replayed = done.answer, done.replayed
     return payload, status, {"Idempotent-Replayed": "true"} if replayed else {}
+
+
+def new_post(body: SchedulePostIn, now) -> posts.NewPost:
+    """What a POST /schedule-post body (or an imported CSV row) asks for, its time as written
+    (None: drafts); posts.with_instant reads it, posts.create_posts checks the rest."""
+    return posts.NewPost(body.account_ids, body.content, body.scheduledAt,
+                         timezone=body.timezone, media_urls=plain_urls(body.mediaUrls) or (),
+                         media=media_refs(body.mediaIds, body.mediaUrls) or (),
+                         client_id=_str(body.clientId), not_before=now,
+                         parts=tuple(body.parts), first_comment=body.firstComment,
+                         evergreen=body.evergreen)
 
 
 def _created(created: list) -> tuple[int, dict]:
@@ -75,7 +80,17 @@ def edit_post(company_id: str, post_id: str, body: EditPostIn):
     return PostOut.of(posts.edit_post(sessions(), company_id, post_id, change, utcnow()))
 
 
-@api.route("DELETE", "/scheduled-posts/<post_id>", summary="Cancel a pending post",
+@api.route("POST", "/scheduled-posts/<post_id>/schedule",
+           summary='Queue a draft at a time or at "best" (its account\'s next free best time)',
+           body=ScheduleDraftIn, response=PostOut, conflicts="The post is not a draft, or its "
+           "account must be reconnected first")
+def schedule_draft(company_id: str, post_id: str, body: ScheduleDraftIn):
+    settings = current_app.extensions["scheduler"]["settings"]
+    return PostOut.of(posts.schedule_draft(sessions(), company_id, post_id, body.scheduledAt,
+                                           body.timezone, utcnow(), settings.max_attempts))
+
+
+@api.route("DELETE", "/scheduled-posts/<post_id>", summary="Cancel a pending post or a draft",
            response=PostOut, conflicts=NOT_PENDING)
 def cancel_post(company_id: str, post_id: str):
     return PostOut.of(posts.cancel_post(sessions(), company_id, post_id, utcnow()))

@@ -65,6 +65,7 @@ _TIME = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
 _OFFSET = r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 INSTANT_PATTERN = f"^{_DATE}{_TIME}{_OFFSET}$"
 LOCAL_OR_INSTANT_PATTERN = f"^{_DATE}{_TIME}{_OFFSET}?$"
+TIME_OR_BEST_PATTERN = f"^(?:best|{_DATE}{_TIME}{_OFFSET}?)$"
 NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not empty, not only spaces, no NUL
 MEDIA_URL_PATTERN = (r"^https?://(?:[^\s\x00/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00/?#@:\[\]]+)"
                      r"(?::[0-9]*)?(?:[/?#][^\s\x00]*)?$")
@@ -106,6 +107,9 @@ PATTERN_MESSAGES = {
     LOCAL_OR_INSTANT_PATTERN: "is not an ISO 8601 date-time between the years 0002 and 9998 "
                               "(e.g. 2026-12-01T09:00:00+01:00, or 2026-12-01T09:00:00 read in "
                               "timezone or the company's zone)",
+    TIME_OR_BEST_PATTERN: 'is neither "best" nor an ISO 8601 date-time between the years 0002 '
+                          "and 9998 (e.g. 2026-12-01T09:00:00+01:00, or 2026-12-01T09:00:00 "
+                          "read in timezone or the company's zone)",
     CURSOR_PATTERN: "not a cursor from this API: pass nextCursor unchanged",
     MEDIA_URL_PATTERN: "must be an http:// or https:// URL with a host and no spaces",
     WEBHOOK_URL_PATTERN: "must be an http:// or https:// URL with a host name or IPv4 address, "
@@ -210,15 +214,19 @@ class Out(BaseModel):
 
 class SchedulePostIn(Strict):
     # Exactly one of the two accounts' fields, a null counting as absent (as the server reads it).
+    # A timezone only with scheduledAt.
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "oneOf": [_given("socialAccountId", "string"), _given("socialAccountIds", "array")]})
+        "oneOf": [_given("socialAccountId", "string"), _given("socialAccountIds", "array")],
+        "anyOf": [{"not": _given("timezone", "string")}, _given("scheduledAt", "string")]})
 
     companyId: UUID | None = Field(None, description="Must be the API key's company if given")
     socialAccountId: UUID | None = Field(None, description="One account (or socialAccountIds)")
     socialAccountIds: list[UUID] | None = Field(None, min_length=1, max_length=50,
                                                 description="Several accounts: one group_id")
     content: str = Field(min_length=1, max_length=65536, description="Checked against each platform's limit")
-    scheduledAt: LocalOrOffsetTime
+    scheduledAt: LocalOrOffsetTime | None = Field(
+        None, description="Absent (or null): the posts are drafts, queued later by "
+                          "POST /scheduled-posts/{id}/schedule")
     timezone: TimeZone | None = None
     clientId: UUID | None = None
     mediaUrls: list[MediaUrlEntry] = Field(default_factory=list, max_length=MAX_MEDIA)
@@ -264,6 +272,16 @@ class EditPostIn(Strict):
     firstComment: str | None = Field(None, max_length=65536,
                                      description=f"{FIRST_COMMENT_DOC}; \"\" removes it")
     evergreen: bool | None = Field(None, description="Alone, it may change in any state")
+
+
+class ScheduleDraftIn(Strict):
+    scheduledAt: str = Field(
+        min_length=1, max_length=64, pattern=TIME_OR_BEST_PATTERN,
+        examples=["best", "2026-12-01T09:00:00+01:00", "2026-12-01T09:00:00"],
+        description='A time as POST /schedule-post takes it (in the future; a local time read in '
+                    '`timezone` or the company\'s zone), or "best": the next free best time of '
+                    "the post's account (GET /optimal-times)")
+    timezone: TimeZone | None = Field(None, description='How to read a local time; not with "best"')
 
 
 # The platforms an account may be added for: those with limits and a publisher in this build.
@@ -391,13 +409,14 @@ class PostOut(Out):
         description="The steps of a thread or first comment already on the platform, each "
                     "kept as it went out: a retry resumes after the last")
     status: PostStatus = Field(description="What became of the post")
-    queueStatus: QueueStatus = Field(description="Where it is in the queue")
-    scheduledAt: datetime = Field(description="UTC")
+    queueStatus: QueueStatus | None = Field(description="Where it is in the queue; null for a "
+                                                        "draft (not in the queue)")
+    scheduledAt: datetime | None = Field(description="UTC; null for a draft")
     timezone: str | None = Field(description="The IANA zone its local time was read in "
                                         "(given, or the company's)")
     scheduledAtLocal: str | None = Field(description="scheduledAt in `timezone`, with its offset")
     attempts: int
-    maxAttempts: int
+    maxAttempts: int | None = Field(description="null for a draft")
     platformPostId: str | None = Field(description="The post's id on the platform (a thread's first part)")
     errorMessage: str | None
     publishedAt: datetime | None
@@ -409,15 +428,17 @@ class PostOut(Out):
     @classmethod
     def fields_of(cls, p: PostDetail) -> dict:
         s = p.schedule
-        local = s.run_at.astimezone(zone(p.timezone)).isoformat() if p.timezone else None
+        local = (s.run_at.astimezone(zone(p.timezone)).isoformat()
+                 if p.timezone and s is not None else None)
         return dict(id=p.id, groupId=p.group_id, clientId=p.client_id,
                     socialAccountId=p.social_account_id, platform=p.account.platform,
                     content=p.content, mediaUrls=list(p.media_urls or []),
                     media=_media_of(p), parts=list(p.parts or []), firstComment=p.first_comment,
                     publishedParts=[PublishedPartOut.of(p, part) for part in p.published_parts],
                     status=p.status,
-                    queueStatus=s.status, scheduledAt=s.run_at, timezone=p.timezone,
-                    scheduledAtLocal=local, attempts=s.attempts, maxAttempts=s.max_attempts,
+                    queueStatus=s and s.status, scheduledAt=s and s.run_at, timezone=p.timezone,
+                    scheduledAtLocal=local, attempts=s.attempts if s else 0,
+                    maxAttempts=s and s.max_attempts,
                     platformPostId=p.platform_post_id, errorMessage=p.error_message,
                     publishedAt=p.published_at, createdAt=p.created_at, updatedAt=p.updated_at,
                     evergreen=bool(p.evergreen), evergreenSourceId=p.evergreen_source_id)
@@ -457,6 +478,12 @@ class PostWithAttempts(PostOut):
 class PostsCreated(Out):
     groupId: str
     posts: list[PostOut]
+
+
+class ImportOut(Out):
+    rows: int = Field(description="Rows of the file imported (every one)")
+    posts: int = Field(description="Posts scheduled: one per account of each row with a time")
+    drafts: int = Field(description="Drafts saved: one per account of each row without a time")
 
 
 class PostPage(Out):

@@ -52,7 +52,9 @@ class Operation:
     # company_id None and may answer with a redirect, described here.
     optional_auth: str | None = None
     errors: dict[int, str] = field(default_factory=dict)  # more error answers, with when
-    upload: str | None = None  # the multipart/form-data file field the view streams itself
+    # A body that is not JSON (a file upload): its OpenAPI `content` map; the view reads it.
+    upload: dict | None = None
+    upload_limit: str | None = None  # the setting bounding the upload's size
 
     @property
     def path(self) -> str:
@@ -77,13 +79,14 @@ class Api:
               headers: dict[str, str] | None = None, conflicts: str | None = None,
               one_session: bool = False, path_values: dict[str, list[str]] | None = None,
               statuses: dict[int, str] | None = None, optional_auth: str | None = None,
-              errors: dict[int, str] | None = None, upload: str | None = None) -> Callable:
+              errors: dict[int, str] | None = None, upload: dict | None = None,
+              upload_limit: str | None = None) -> Callable:
         """`one_session`: the key is checked in a database session that the view then gets as
         `db` and commits in (one connection and one transaction a request, for the hot path);
         it is closed, rolled back unless committed, when the view returns or raises."""
         operation = Operation(method, rule, summary, self.tag, status, response, body, query, auth,
                               headers or {}, conflicts, path_values or {}, statuses or {},
-                              optional_auth, errors or {}, upload)
+                              optional_auth, errors or {}, upload, upload_limit)
         self.operations.append(operation)
 
         def decorate(view: Callable) -> Callable:
@@ -310,9 +313,7 @@ def _operation(op: Operation, ref: Callable[[type[BaseModel]], dict], components
     if op.body is not None:
         spec["requestBody"] = {"required": True, "content": json_of(op.body)}
     if op.upload is not None:
-        spec["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": [op.upload],
-            "properties": {op.upload: {"type": "string", "format": "binary"}}}}}}
+        spec["requestBody"] = {"required": True, "content": op.upload}
     return spec
 
 
@@ -331,10 +332,11 @@ def _errors(op: Operation) -> dict[int, str]:
         errors[413] = "The body is larger than SCHEDULER_MAX_BODY_BYTES"
         errors[415] = "The body is not sent as application/json"
     if op.upload is not None:
-        errors[400] = "The multipart body is malformed"
-        errors[413] = "The file is larger than SCHEDULER_MEDIA_MAX_BYTES (refused as it streams)"
-        errors[415] = "The body is not sent as multipart/form-data"
-    if op.body is not None or op.query is not None or op.headers or op.upload:
+        if "multipart/form-data" in op.upload:
+            errors[400] = "The multipart body is malformed"
+        errors[413] = f"The body is larger than {op.upload_limit} (refused as it streams)"
+        errors[415] = f"The body is not sent as {' or '.join(op.upload)}"
+    if op.body is not None or op.query is not None or op.headers or op.upload is not None:
         errors[422] = "A field is not valid: `fields` names each one and says why"
     return errors | op.errors
 

@@ -215,6 +215,12 @@ def limits_for(platform: str, account_meta: dict | None = None) -> Limits:
     return limits
 
 
+def length_for(platform: str, content: str, account_meta: dict | None = None) -> int:
+    """`content`'s length as `platform` counts it (COUNTERS): the number check_post compares and
+    the composer's counter shows (POST /limits/check), so the two cannot disagree."""
+    return COUNTERS[limits_for(platform, account_meta).counting](content)
+
+
 def check_post(platform: str, content: str, media_urls: list[str],
                account_meta: dict | None = None, media: list[MediaInfo] | None = None,
                parts: Sequence[str] = (), first_comment: str | None = None) -> dict[str, str]:

@@ -4,6 +4,10 @@ transaction), list, read, edit, cancel and retry, always within one company.
 Edit and cancel are conditional updates on `post_schedule.status = 'pending'`: a row the
 worker has claimed is locked or already `processing`, so they can never change a post that
 is being published. Only worker/queue.py writes the lock columns.
+
+A draft (no time given) is a post_details row with status `draft` and no post_schedule row, so
+the worker cannot see it; editing, cancelling and scheduling it (schedule_draft) are each a
+conditional update on `post_details.status = 'draft'`, so at most one of them wins a race.
 """
 from __future__ import annotations
 
@@ -13,14 +17,15 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence, cast
 
-from sqlalchemy import Row, Select, and_, delete, insert, or_, select, update
+from sqlalchemy import Row, Select, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm import Session, contains_eager, joinedload, sessionmaker
 
 from app.db import new_id, rowcount
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     Client, Company, PostDetail, PostMedia, PostSchedule, PublishAttempt, SocialAccount,
+    UTCDateTime,
     new_uuid,
 )
 from app.services import idempotency
@@ -41,8 +46,8 @@ class NewPost:
     account_ids: list[str]
     content: str
     # A UTC instant, or the time as written: read in `timezone`, else (no offset) in the
-    # company's time zone.
-    run_at: datetime | str
+    # company's time zone. None: the posts are drafts.
+    run_at: datetime | str | None
     timezone: str | None = None
     media_urls: tuple[str, ...] = ()
     client_id: str | None = None
@@ -92,7 +97,7 @@ def schedule_post(db: Session | sessionmaker[Session], company_id: str, request:
             return schedule_post(session, company_id, request, now, max_attempts,
                                  idempotency_key=idempotency_key, render=render)
     body_hash = "" if idempotency_key is None else idempotency.request_hash(_as_json(request))
-    request = _with_instant(db, company_id, request)
+    request = with_instant(db, company_id, request)
     created: list[PostDetail] = []
 
     def create(session: Session) -> idempotency.Answer:
@@ -105,9 +110,12 @@ def schedule_post(db: Session | sessionmaker[Session], company_id: str, request:
     return Scheduled(created, answer, replayed)
 
 
-def _with_instant(session: Session, company_id: str, request: NewPost) -> NewPost:
+def with_instant(session: Session, company_id: str, request: NewPost) -> NewPost:
     """The request with its time read as a UTC instant (in the company's zone, if it must be)."""
-    if isinstance(request.run_at, datetime):
+    if request.run_at is None and request.timezone is not None:
+        raise InvalidInput("timezone only says how to read scheduledAt: send both",
+                           fields={"timezone": "send scheduledAt with it"})
+    if request.run_at is None or isinstance(request.run_at, datetime):
         return request
     # The company's zone is read in `session`: a second one would wait for its lock on SQLite.
     tz_name = zone_for(request.run_at, request.timezone, lambda: company_zone(session, company_id))
@@ -123,6 +131,42 @@ def _as_json(request: NewPost) -> dict:
 def create_posts(session: Session, company_id: str, request: NewPost, now: datetime,
                  max_attempts: int = MAX_ATTEMPTS, idempotency_key: str | None = None) -> list[PostDetail]:
     """The posts of `request` inside the caller's transaction; every check comes first."""
+    conn = session.connection()
+    posts = []
+    for planned in plan_posts(session, company_id, request, now, max_attempts, idempotency_key):
+        # Core INSERTs: the ORM's flush of the same two rows was the largest single cost of
+        # POST /schedule-post (bench/README.md). The objects returned describe the rows; they
+        # are not in the session. A draft has no schedule row: the worker cannot see it.
+        conn.execute(insert(PostDetail.__table__), planned.detail)
+        if planned.media:  # plain mediaUrls need no rows: the worker reads them from the post
+            conn.execute(insert(PostMedia.__table__), planned.media)
+        post = PostDetail(**planned.detail, account=planned.account)
+        if planned.schedule is not None:
+            planned.schedule["id"] = new_id(conn.execute(insert(PostSchedule.__table__),
+                                                         planned.schedule))
+            post.schedule = PostSchedule(**planned.schedule)
+        if planned.media:
+            post.media_items = [PostMedia(**row) for row in planned.media]
+        posts.append(post)
+    return posts
+
+
+@dataclass
+class PlannedPost:
+    """The rows one post will be: checked, not yet inserted."""
+
+    detail: dict
+    schedule: dict | None  # None: a draft
+    account: SocialAccount
+    media: list[dict]  # its post_media rows (stored media, or URLs with alt text); [] for none
+
+
+def plan_posts(session: Session, company_id: str, request: NewPost, now: datetime,
+               max_attempts: int = MAX_ATTEMPTS, idempotency_key: str | None = None,
+               known_accounts: dict[str, SocialAccount] | None = None) -> list[PlannedPost]:
+    """Every check of `request` (media, accounts, time, platform limits, client), then the rows
+    of its posts, one per account. `known_accounts`: accounts read before (a bulk import's),
+    filled with those this call reads."""
     refs = list(request.media) or [MediaRef(url=u) for u in request.media_urls]
     _check_media(request.media_urls)
     _check_count(refs)
@@ -130,9 +174,9 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
     if not request.account_ids:
         raise InvalidInput("name at least one social account",
                            fields={"socialAccountIds": "name at least one account"})
-    accounts = _accounts(session, company_id, request.account_ids)
-    if request.not_before is not None:
-        check_future(cast(datetime, request.run_at), request.not_before)  # read by _with_instant
+    accounts = _accounts(session, company_id, request.account_ids, known_accounts)
+    if request.not_before is not None and request.run_at is not None:
+        check_future(cast(datetime, request.run_at), request.not_before)  # read by with_instant
     first_comment = request.first_comment or None
     infos = _media_infos(session, company_id, refs)
     for account in accounts:
@@ -141,35 +185,43 @@ def create_posts(session: Session, company_id: str, request: NewPost, now: datet
     if request.client_id is not None:
         _client(session, company_id, request.client_id)
     group_id = str(uuid.uuid4())
-    conn = session.connection()
-    posts = []
+    draft = request.run_at is None
+    planned = []
     for account in accounts:
-        detail = dict(id=new_uuid(), company_id=company_id,
+        post_id = new_uuid()
+        detail = dict(id=post_id, company_id=company_id,
                       client_id=request.client_id or account.client_id,
                       social_account_id=account.id, group_id=group_id, content=request.content,
                       media_urls=list(request.media_urls), timezone=request.timezone,
                       parts=list(request.parts) or None, first_comment=first_comment,
-                      status=PostStatus.PENDING, idempotency_key=idempotency_key, created_at=now,
-                      updated_at=now, evergreen=request.evergreen,
+                      status=PostStatus.DRAFT if draft else PostStatus.PENDING,
+                      idempotency_key=idempotency_key, created_at=now, updated_at=now,
+                      evergreen=request.evergreen,
                       evergreen_source_id=request.evergreen_source_id)
-        schedule = dict(post_detail_id=detail["id"], run_at=request.run_at,
-                        status=QueueStatus.PENDING, attempts=0, max_attempts=max_attempts,
-                        deferrals=0, created_at=now, updated_at=now)
-        # Core INSERTs: the ORM's flush of the same two rows was the largest single cost of
-        # POST /schedule-post (bench/README.md). The objects returned describe the rows; they
-        # are not in the session.
-        conn.execute(insert(PostDetail.__table__), detail)
-        if request.media:  # plain mediaUrls need no rows: the worker reads them from the post
-            conn.execute(insert(PostMedia.__table__),
-                         media_store.post_media_rows(str(detail["id"]), refs))
-        schedule["id"] = new_id(conn.execute(insert(PostSchedule.__table__), schedule))
-        post = PostDetail(**detail, account=account)
-        post.schedule = PostSchedule(**schedule)
-        if request.media:
-            post.media_items = [PostMedia(**row) for row in
-                                media_store.post_media_rows(str(detail["id"]), refs)]
-        posts.append(post)
-    return posts
+        schedule = None if draft else _schedule_row(  # run_at read by with_instant
+            post_id, cast(datetime, request.run_at), max_attempts, now)
+        media = media_store.post_media_rows(post_id, refs) if request.media else []
+        planned.append(PlannedPost(detail, schedule, account, media))
+    return planned
+
+
+def insert_planned(session: Session, planned: list[PlannedPost], batch: int = 1000) -> None:
+    """Many planned posts in multi-row INSERTs (a bulk import): details, their media, then
+    schedules."""
+    conn = session.connection()
+    details = [p.detail for p in planned]
+    media = [row for p in planned for row in p.media]
+    schedules = [p.schedule for p in planned if p.schedule is not None]
+    for rows, table in ((details, PostDetail.__table__), (media, PostMedia.__table__),
+                        (schedules, PostSchedule.__table__)):
+        for start in range(0, len(rows), batch):
+            conn.execute(insert(table), rows[start:start + batch])
+
+
+def _schedule_row(post_id: str, run_at: datetime, max_attempts: int, now: datetime) -> dict:
+    """The queue's row for a post: pending, due at `run_at`."""
+    return dict(post_detail_id=post_id, run_at=run_at, status=QueueStatus.PENDING, attempts=0,
+                max_attempts=max_attempts, deferrals=0, created_at=now, updated_at=now)
 
 
 def when(scheduled_at: str, tz_name: str | None, now: datetime | None) -> datetime:
@@ -275,12 +327,18 @@ _ACCOUNT_COLUMNS = [SocialAccount.__table__.c[name] for name in (
     "auth_meta")]
 
 
-def _accounts(session: Session, company_id: str, account_ids: list[str]) -> list[SocialAccount]:
-    """The accounts, in the order asked, as transient objects holding only _ACCOUNT_COLUMNS."""
+def _accounts(session: Session, company_id: str, account_ids: list[str],
+              known: dict[str, SocialAccount] | None = None) -> list[SocialAccount]:
+    """The accounts, in the order asked, as transient objects holding only _ACCOUNT_COLUMNS;
+    those in `known` are not read again, and those read are added to it."""
     unique = list(dict.fromkeys(account_ids))
+    found = {} if known is None else known
     table = SocialAccount.__table__
-    found = {row.id: SocialAccount(**row._mapping) for row in session.connection().execute(
-        select(*_ACCOUNT_COLUMNS).where(table.c.id.in_(unique), table.c.company_id == company_id))}
+    missing = [a for a in unique if a not in found]
+    if missing:
+        found.update({row.id: SocialAccount(**row._mapping) for row in session.connection().execute(
+            select(*_ACCOUNT_COLUMNS).where(table.c.id.in_(missing),
+                                            table.c.company_id == company_id))})
     for account_id in unique:
         account = found.get(account_id)
         if account is None:
@@ -313,18 +371,27 @@ def list_posts(sessions: sessionmaker[Session], company_id: str, filters: PostFi
         query = _filtered(_posts(company_id), filters)
         if cursor:
             run_at, post_id = decode_cursor(cursor)
-            query = query.where(or_(PostSchedule.run_at > run_at,
-                                    and_(PostSchedule.run_at == run_at, PostDetail.id > post_id)))
-        rows = list(session.scalars(query.order_by(PostSchedule.run_at, PostDetail.id)
+            query = query.where(or_(_RUN_AT > run_at,
+                                    and_(_RUN_AT == run_at, PostDetail.id > post_id)))
+        rows = list(session.scalars(query.order_by(_RUN_AT, PostDetail.id)
                                     .limit(limit + 1)).unique())
     page = rows[:limit]
     more = len(rows) > limit
-    return page, encode_cursor(page[-1].schedule.run_at, page[-1].id) if more else None
+    return page, encode_cursor(run_at_of(page[-1]), page[-1].id) if more else None
+
+
+# Drafts have no schedule row (no time): they list after every scheduled post, as if at LATEST.
+_RUN_AT = func.coalesce(PostSchedule.run_at, literal(LATEST, UTCDateTime))
+
+
+def run_at_of(post: PostDetail) -> datetime:
+    return LATEST if post.schedule is None else post.schedule.run_at
 
 
 def _posts(company_id: str) -> Select:
-    return (select(PostDetail).join(PostSchedule, PostSchedule.post_detail_id == PostDetail.id)
-            .options(joinedload(PostDetail.schedule), joinedload(PostDetail.account))
+    return (select(PostDetail)
+            .outerjoin(PostSchedule, PostSchedule.post_detail_id == PostDetail.id)
+            .options(contains_eager(PostDetail.schedule), joinedload(PostDetail.account))
             .where(PostDetail.company_id == company_id))
 
 
@@ -364,6 +431,8 @@ def get_post(sessions: sessionmaker[Session], company_id: str,
     """A post and its attempts, oldest first."""
     with sessions() as session:
         post = _post(session, company_id, post_id)
+        if post.schedule is None:
+            return post, []
         attempts = list(session.scalars(
             select(PublishAttempt).where(PublishAttempt.post_schedule_id == post.schedule.id)
             .order_by(PublishAttempt.attempt, PublishAttempt.id)))
@@ -437,16 +506,25 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
             raise Conflict(f"{len(post.published_parts)} steps of this post are already on "
                            f"{post.account.platform}: its text can no longer change (only its "
                            "time); cancel it and schedule a new post instead")
-        schedule_values: dict[str, datetime | None] = {"updated_at": now}
-        if change.media is not None or (content, media) != (post.content, list(post.media_urls)):
-            # What an earlier attempt made on the platform (an Instagram container) holds the
-            # old caption or media: the next attempt makes its own.
-            schedule_values["platform_draft_id"] = None
-        if change.scheduled_at is not None:
-            tz_name = zone_for(change.scheduled_at, change.timezone,
-                               lambda: company_zone(session, company_id))
-            schedule_values["run_at"] = when(change.scheduled_at, tz_name, now)
-        _hold_pending(session, post, "edited", **schedule_values)
+        if post.status == PostStatus.DRAFT:
+            if change.scheduled_at is not None:
+                raise InvalidInput(
+                    "the post is a draft: queue it with POST /scheduled-posts/{id}/schedule",
+                    fields={"scheduledAt": "a draft is scheduled by POST .../schedule"})
+            _hold_draft(session, post, "edited", updated_at=now)
+        else:
+            schedule_values: dict[str, datetime | None] = {"updated_at": now}
+            if change.media is not None or (content, media) != (post.content, list(post.media_urls)):
+                # What an earlier attempt made on the platform (an Instagram container) holds
+                # the old caption or media: the next attempt makes its own.
+                schedule_values["platform_draft_id"] = None
+            if change.scheduled_at is not None:
+                tz_name = zone_for(change.scheduled_at, change.timezone,
+                                   lambda: company_zone(session, company_id))
+                schedule_values["run_at"] = when(change.scheduled_at, tz_name, now)
+            _hold_pending(session, post, "edited", **schedule_values)
+            if change.scheduled_at is not None:
+                post.timezone = tz_name
         post.content, post.media_urls, post.updated_at = content, media, now
         post.parts, post.first_comment = parts or None, first_comment
         if change.media is not None or change.media_urls is not None:
@@ -458,22 +536,82 @@ def edit_post(sessions: sessionmaker[Session], company_id: str, post_id: str, ch
             post.media_items  # loaded now: the caller reads it after the session ends
         if change.evergreen is not None:
             post.evergreen = change.evergreen
-        if change.scheduled_at is not None:
-            post.timezone = tz_name
         session.flush()
-        session.refresh(post.schedule)
+        _refresh_schedule(session, post)
     return post
+
+
+def schedule_draft(sessions: sessionmaker[Session], company_id: str, post_id: str,
+                   scheduled_at: str, tz_name: str | None, now: datetime,
+                   max_attempts: int = MAX_ATTEMPTS) -> PostDetail:
+    """draft -> pending: its schedule row, due at `scheduled_at` (read as POST /schedule-post
+    reads it: a future time, a local one in `tz_name` or the company's zone) or, for "best", at
+    the next free best time of its account (app/services/best_times.py)."""
+    from app.services import best_times  # it reads posts' tables; imported when needed
+
+    with sessions.begin() as session:
+        post = _post(session, company_id, post_id)
+        if post.status != PostStatus.DRAFT:
+            raise Conflict(f"the post is {post.status}, not a draft: change its time with PATCH")
+        _accounts(session, company_id, [post.social_account_id])  # still active?
+        _check_media(post.media_urls)
+        refs = media_store.refs_of(session, post) or [MediaRef(url=u) for u in post.media_urls]
+        _check_for_platform(post.account, post.content, list(post.media_urls),
+                            _media_infos(session, company_id, refs), list(post.parts or ()),
+                            post.first_comment)
+        if scheduled_at == BEST:
+            if tz_name is not None:
+                raise InvalidInput("timezone only says how to read a time, not \"best\"",
+                                   fields={"timezone": "not with \"best\""})
+            run_at = best_times.next_free_best_time(session, post.social_account_id, now, now=now)
+            tz_name = company_zone(session, company_id)
+        else:
+            tz_name = zone_for(scheduled_at, tz_name, lambda: company_zone(session, company_id))
+            run_at = when(scheduled_at, tz_name, now)
+        _hold_draft(session, post, "scheduled", status=PostStatus.PENDING, timezone=tz_name,
+                    updated_at=now)
+        schedule = _schedule_row(post.id, run_at, max_attempts, now)
+        schedule["id"] = new_id(session.connection().execute(
+            insert(PostSchedule.__table__), schedule))
+        post.status, post.timezone, post.updated_at = PostStatus.PENDING, tz_name, now
+        session.flush()
+        session.expunge(post)
+        post.schedule = PostSchedule(**schedule)
+    return post
+
+
+BEST = "best"
+
+
+def _hold_draft(session: Session, post: PostDetail, verb: str, **values) -> None:
+    """The conditional update of a draft: it matches (and locks) the row only while it is one,
+    so a draft scheduled, edited and cancelled at once ends in exactly one of them."""
+    result = session.execute(update(PostDetail).where(
+        PostDetail.id == post.id, PostDetail.status == PostStatus.DRAFT).values(**values)
+        .execution_options(synchronize_session=False))
+    if rowcount(result) != 1:
+        raise Conflict(f"the post is no longer a draft (it was scheduled or cancelled "
+                       f"meanwhile): it cannot be {verb} as one")
+
+
+def _refresh_schedule(session: Session, post: PostDetail) -> None:
+    if post.schedule is not None:
+        session.refresh(post.schedule)
 
 
 def cancel_post(sessions: sessionmaker[Session], company_id: str, post_id: str,
                 now: datetime) -> PostDetail:
-    """pending -> cancelled; the worker will never see it again."""
+    """pending (or draft) -> cancelled; the worker will never see it again."""
     with sessions.begin() as session:
         post = _post(session, company_id, post_id)
-        _hold_pending(session, post, "cancelled", status=QueueStatus.CANCELLED, updated_at=now)
+        if post.status == PostStatus.DRAFT:
+            _hold_draft(session, post, "cancelled", status=PostStatus.CANCELLED, updated_at=now)
+        else:
+            _hold_pending(session, post, "cancelled", status=QueueStatus.CANCELLED,
+                          updated_at=now)
         post.status, post.updated_at = PostStatus.CANCELLED, now
         session.flush()
-        session.refresh(post.schedule)
+        _refresh_schedule(session, post)
     return post
 
 
@@ -518,9 +656,13 @@ def retry_post(sessions: sessionmaker[Session], now: datetime, *, company_id: st
 
 
 def _schedule_of(conn: Connection, company_id: str | None, post_id: str) -> int:
-    found = None if _uuid(post_id) is None else conn.scalar(
-        select(PostSchedule.id).join(PostDetail, PostDetail.id == PostSchedule.post_detail_id)
-        .where(PostDetail.id == post_id, PostDetail.company_id == company_id))
+    found = None if _uuid(post_id) is None else conn.execute(
+        select(PostSchedule.id).select_from(PostDetail)
+        .outerjoin(PostSchedule, PostDetail.id == PostSchedule.post_detail_id)
+        .where(PostDetail.id == post_id, PostDetail.company_id == company_id)).first()
     if found is None:
         raise NotFound(f"no post {post_id} in this company")
-    return found
+    if found.id is None:
+        raise Conflict("the post is a draft, not a failed or missed post: schedule it with "
+                       "POST /scheduled-posts/{id}/schedule")
+    return found.id
