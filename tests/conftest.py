@@ -373,3 +373,22 @@ def browser(tmp_path_factory):
             args=CHROMIUM_ARGS, headless=True, viewport={"width": 1280, "height": 900})
         yield context
         context.close()
+
+
+@pytest.fixture
+def site(mariadb):
+    """The app on 127.0.0.1:<free port>, over the test's MariaDB database (the browser tests')."""
+    from app import create_app
+
+    with serving(create_app({"SETTINGS": mariadb.settings})) as url:
+        yield url
+
+
+def sign_in(page, site: str, key: str) -> None:
+    """Sign in to the dashboard at `site` with an API key, as a user does, and wait for it."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{site}/dashboard")
+    page.fill("#api_key", key)
+    page.click("button[type=submit]")
+    expect(page.get_by_test_id("health")).to_be_visible()

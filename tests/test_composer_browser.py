@@ -16,8 +16,7 @@ from app.services.accounts import add_account
 from app.services.limits import length_for
 from app.services.posts import NewPost, schedule_post
 
-from conftest import SHOTS, make_tenant
-from test_dashboard_browser import sign_in, site  # noqa: F401 - the fixture
+from conftest import SHOTS, make_tenant, sign_in
 
 pytestmark = pytest.mark.mariadb
 NEW_YORK = ZoneInfo("America/New_York")
@@ -39,7 +38,7 @@ def acme(mariadb):
     return tenant, x.id
 
 
-def open_composer(browser, site, key, query=""):  # noqa: F811 - the fixtures imported above
+def open_composer(browser, site, key, query=""):
     page = browser.new_page()
     sign_in(page, site, key)
     page.goto(f"{site}/dashboard/compose{query}")
@@ -55,7 +54,7 @@ def save_at(page, content: str, local: str, said: str = "Scheduled") -> None:
     expect(page.get_by_test_id("composer-message")).to_contain_text(said)
 
 
-def test_counters_count_as_the_server_does(browser, site, acme, mariadb):  # noqa: F811
+def test_counters_count_as_the_server_does(browser, site, acme, mariadb):
     tenant, x = acme
     page = open_composer(browser, site, tenant.api_key)
     page.check(f"input[value='{x}']")
@@ -77,7 +76,7 @@ def test_counters_count_as_the_server_does(browser, site, acme, mariadb):  # noq
     assert mariadb.scalar("SELECT COUNT(*) FROM post_details") == 0
 
 
-def test_save_as_draft_on_two_accounts(browser, site, acme, mariadb):  # noqa: F811
+def test_save_as_draft_on_two_accounts(browser, site, acme, mariadb):
     tenant, x = acme
     page = open_composer(browser, site, tenant.api_key)
     page.check(f"input[value='{x}']")
@@ -91,7 +90,7 @@ def test_save_as_draft_on_two_accounts(browser, site, acme, mariadb):  # noqa: F
     assert mariadb.scalar("SELECT COUNT(*) FROM post_schedule") == 0
 
 
-def test_schedule_at_a_local_time_and_at_best(browser, site, acme, mariadb):  # noqa: F811
+def test_schedule_at_a_local_time_and_at_best(browser, site, acme, mariadb):
     tenant, x = acme
     page = open_composer(browser, site, tenant.api_key)
     page.check(f"input[value='{tenant.account_id}']")
@@ -113,7 +112,7 @@ def test_schedule_at_a_local_time_and_at_best(browser, site, acme, mariadb):  # 
     assert local > datetime.now(NEW_YORK)
 
 
-def test_edit_and_reschedule_a_pending_post_and_schedule_a_draft(browser, site, acme, mariadb):  # noqa: F811
+def test_edit_and_reschedule_a_pending_post_and_schedule_a_draft(browser, site, acme, mariadb):
     tenant, _ = acme
     now = datetime.now(timezone.utc)
     pending = schedule_post(mariadb.sessions, tenant.company_id, NewPost(
@@ -138,7 +137,7 @@ def test_edit_and_reschedule_a_pending_post_and_schedule_a_draft(browser, site, 
                           p=draft.id) == datetime(2031, 2, 4, 15, 0)
 
 
-def test_drag_a_post_to_another_day_and_hour(browser, site, acme, mariadb):  # noqa: F811
+def test_drag_a_post_to_another_day_and_hour(browser, site, acme, mariadb):
     tenant, _ = acme
     now = datetime.now(timezone.utc)
     monday = date(2031, 3, 3)  # a Monday; New York on EST (DST starts on the 9th)
@@ -163,7 +162,7 @@ def test_drag_a_post_to_another_day_and_hour(browser, site, acme, mariadb):  # n
     page.screenshot(path=str(SHOTS / "calendar-dragged.png"), full_page=True)
 
 
-def test_the_composer_api_calls_need_the_csrf_token(browser, site, acme, mariadb):  # noqa: F811
+def test_the_composer_api_calls_need_the_csrf_token(browser, site, acme, mariadb):
     tenant, _ = acme
     page = open_composer(browser, site, tenant.api_key)
     statuses = page.evaluate("""async (account) => {
@@ -178,7 +177,7 @@ def test_the_composer_api_calls_need_the_csrf_token(browser, site, acme, mariadb
     assert mariadb.scalar("SELECT COUNT(*) FROM post_details") == 0
 
 
-def test_a_draft_composed_in_the_browser_goes_out_at_best_and_is_measured(browser, site, acme, mariadb):  # noqa: F811
+def test_a_draft_composed_in_the_browser_goes_out_at_best_and_is_measured(browser, site, acme, mariadb):
     """The issue's end to end: composed as a draft in the browser, scheduled at "best" there,
     published by a worker when due, its metrics collected an hour later (clock moved)."""
     from app.services.metrics import BUCKET

@@ -14,7 +14,8 @@ from sqlalchemy import select, text
 from app import crypto
 from app.models import Job, SocialAccount
 from conftest import ApiClient, make_tenant
-from tests.fakes.oauth import authorize, oauth_settings
+from tests.fakes.consent import authorize
+from tests.fakes.oauth import oauth_settings
 from app.timeutil import utcnow
 
 

@@ -9,14 +9,13 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import update
 
-from app import create_app
 from app.models import Company, PostDetail, PostSchedule, SocialAccount, WorkerRun
 from app.statuses import QueueStatus
 from app.services.posts import NewPost, schedule_post
 from worker.cycle import Worker
 from worker.publishers.base import PermanentError
 
-from conftest import SHOTS, add_due_posts, make_tenant, serving
+from conftest import SHOTS, add_due_posts, make_tenant, sign_in
 from test_queue import Scripted
 
 CALENDAR_UTC = datetime(2030, 1, 15, 3, 30, tzinfo=timezone.utc)  # 22:30 on the 14th in New York
@@ -25,13 +24,6 @@ BUSY_POSTS = 40
 LONG_LABEL = "Winter sale starts Friday: everything in the shop at half price until Sunday night"
 
 pytestmark = pytest.mark.mariadb
-
-
-@pytest.fixture
-def site(mariadb):
-    """The app on 127.0.0.1:<free port>, over the test's MariaDB database."""
-    with serving(create_app({"SETTINGS": mariadb.settings})) as url:
-        yield url
 
 
 @pytest.fixture
@@ -69,13 +61,6 @@ def seeded(mariadb):
             WorkerRun(worker_id="host-live", started_at=now - timedelta(seconds=5))])
     return {"acme": acme, "other": other, "future": future.id, "pending": pending.id, "now": now,
             "long": long_post.id}
-
-
-def sign_in(page, site: str, key: str) -> None:
-    page.goto(f"{site}/dashboard")
-    page.fill("#api_key", key)
-    page.click("button[type=submit]")
-    expect(page.get_by_test_id("health")).to_be_visible()
 
 
 def test_every_figure_equals_the_database(browser, site, seeded, mariadb):

@@ -25,7 +25,8 @@ from app.services.webhooks import create_webhook
 from app.statuses import AccountStatus
 from app.timeutil import utcnow
 from conftest import ApiClient, add_due_posts, make_tenant
-from tests.fakes.oauth import authorize, oauth_settings
+from tests.fakes.consent import authorize
+from tests.fakes.oauth import oauth_settings
 from worker.cycle import Worker
 from worker.publishers.base import AuthError, RateLimitedError, RetryableError
 from worker.publishers.http import HttpClient

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from tests.fakes.consent import authorize  # noqa: F401  (the user at an authorize page)
 from tests.fakes.server import Answer, Received
 
 
